@@ -1,0 +1,277 @@
+import { z } from "zod";
+import type { Decision, DecisionKind, GovernedResult, StreamOutput } from "./governed-result.js";
+
+/**
+ * agentsh v0.16.9 `exec --output json` prints one ExecResponse (pkg/types/exec.go). The schemas
+ * below cover only the fields we read; unknown fields are ignored so a newer agentsh still parses.
+ */
+
+const policyInfoSchema = z.object({
+  decision: z.string().optional(),
+  effective_decision: z.string().optional(),
+  rule: z.string().optional(),
+  message: z.string().optional(),
+});
+
+const eventSchema = z.object({
+  type: z.string().default(""),
+  policy: policyInfoSchema.nullish(),
+  filename: z.string().optional(),
+  argv: z.array(z.string()).nullish(),
+  path: z.string().optional(),
+  domain: z.string().optional(),
+  remote: z.string().optional(),
+  operation: z.string().optional(),
+});
+
+const execErrorSchema = z.object({
+  code: z.string().default(""),
+  message: z.string().default(""),
+  policy_rule: z.string().optional(),
+});
+
+export const execResponseSchema = z.object({
+  command_id: z.string().optional(),
+  result: z.object({
+    exit_code: z.number().int(),
+    stdout: z.string().default(""),
+    stderr: z.string().default(""),
+    stdout_truncated: z.boolean().default(false),
+    stderr_truncated: z.boolean().default(false),
+    stdout_total_bytes: z.number().optional(),
+    stderr_total_bytes: z.number().optional(),
+    duration_ms: z.number().default(0),
+    error: execErrorSchema.nullish(),
+  }),
+  events: z.object({ blocked_operations: z.array(eventSchema).nullish() }).nullish(),
+  guidance: z
+    .object({
+      status: z.string().optional(),
+      blocked: z.boolean().optional(),
+      reason: z.string().optional(),
+      policy_rule: z.string().optional(),
+      blocked_operation: z.string().optional(),
+      blocked_target: z.string().optional(),
+    })
+    .nullish(),
+});
+
+export type ExecResponse = z.infer<typeof execResponseSchema>;
+type BlockedEvent = z.infer<typeof eventSchema>;
+
+/** What the CLI process did, as the executor observed it. */
+export interface CliOutcome {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  /** Our own backstop timer killed the CLI. */
+  timedOut: boolean;
+  /** The caller went away and we killed the CLI. */
+  canceled: boolean;
+  durationMs: number;
+}
+
+/** agentsh exit code for a server-side command timeout. */
+const AGENTSH_TIMEOUT_EXIT = 124;
+
+export function interpretCliOutcome(cli: CliOutcome, outputLimitBytes: number): GovernedResult {
+  if (cli.canceled) {
+    return unavailable(cli, "the request was canceled before the command finished");
+  }
+  if (cli.timedOut) {
+    return { ...unavailable(cli, "the command exceeded its time limit"), outcome: "timed_out" };
+  }
+  const response = parseExecResponse(cli.stdout);
+  if (!response) {
+    return unavailable(cli, describeCliFailure(cli));
+  }
+  return interpretExecResponse(response, outputLimitBytes);
+}
+
+export function parseExecResponse(stdout: string): ExecResponse | null {
+  const start = stdout.indexOf("{");
+  if (start === -1) return null;
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout.slice(start));
+  } catch {
+    return null;
+  }
+  const parsed = execResponseSchema.safeParse(json);
+  return parsed.success ? parsed.data : null;
+}
+
+export function interpretExecResponse(
+  response: ExecResponse,
+  outputLimitBytes: number,
+): GovernedResult {
+  const { result } = response;
+  const denials = collectDenials(response);
+  const blocked = denials.length > 0;
+  const timedOut =
+    !blocked && (/timeout/i.test(result.error?.code ?? "") || isServerTimeout(response));
+  const outcome = blocked
+    ? "blocked"
+    : timedOut
+      ? "timed_out"
+      : result.error && !isChildExit(response)
+        ? "unavailable"
+        : result.exit_code === 0
+          ? "ok"
+          : "failed";
+  return {
+    outcome,
+    exitCode: outcome === "unavailable" ? null : result.exit_code,
+    stdout: boundStream(
+      result.stdout,
+      outputLimitBytes,
+      result.stdout_truncated,
+      result.stdout_total_bytes,
+    ),
+    stderr: boundStream(
+      result.stderr,
+      outputLimitBytes,
+      result.stderr_truncated,
+      result.stderr_total_bytes,
+    ),
+    durationMs: result.duration_ms,
+    decision: denials[0] ?? null,
+    denials,
+    problem:
+      outcome === "timed_out"
+        ? "the command exceeded its time limit and was killed"
+        : outcome === "unavailable"
+          ? `agentsh could not run the command: ${result.error?.code ?? "error"} ${result.error?.message ?? ""}`.trim()
+          : null,
+    commandId: response.command_id ?? null,
+  };
+}
+
+/**
+ * A command counts as blocked only on agentsh's structured word: a pre-check denial, a denied
+ * operation in its event summary, or guidance that says so. Output text is never consulted.
+ */
+function collectDenials(response: ExecResponse): Decision[] {
+  const denials: Decision[] = [];
+  const { result, guidance } = response;
+
+  if (result.error?.code === "E_POLICY_DENIED" || result.error?.policy_rule) {
+    denials.push({
+      rule: result.error.policy_rule ?? guidance?.policy_rule ?? null,
+      kind: "command",
+      operation: guidance?.blocked_operation ?? "exec",
+      target: guidance?.blocked_target ?? null,
+      message: result.error.message || null,
+    });
+  }
+
+  for (const event of response.events?.blocked_operations ?? []) {
+    const decision = event.policy?.effective_decision || event.policy?.decision || "deny";
+    if (!isDenyDecision(decision)) continue;
+    denials.push(decisionFromEvent(event));
+  }
+
+  if (denials.length === 0 && (guidance?.blocked || guidance?.status === "blocked")) {
+    denials.push({
+      rule: guidance.policy_rule ?? null,
+      kind: kindOfOperation(guidance.blocked_operation ?? ""),
+      operation: guidance.blocked_operation ?? null,
+      target: guidance.blocked_target ?? null,
+      message: guidance.reason ?? null,
+    });
+  }
+  return dedupe(denials);
+}
+
+function decisionFromEvent(event: BlockedEvent): Decision {
+  const operation = event.operation || event.type || null;
+  return {
+    rule: event.policy?.rule ?? null,
+    kind: kindOfOperation(`${event.type} ${event.operation ?? ""}`),
+    operation,
+    target:
+      event.path ||
+      event.domain ||
+      event.remote ||
+      event.filename ||
+      (event.argv && event.argv.length > 0 ? event.argv.join(" ") : null) ||
+      null,
+    message: event.policy?.message ?? null,
+  };
+}
+
+function isDenyDecision(decision: string): boolean {
+  return !["allow", "audit", "approve"].includes(decision.toLowerCase());
+}
+
+function kindOfOperation(operation: string): DecisionKind {
+  const op = operation.toLowerCase();
+  if (/(^|[\s_])(file|open|read|write|unlink|rename|mkdir|rmdir|chmod|link|symlink)/.test(op)) {
+    return "file";
+  }
+  if (/(net|connect|dns|http|proxy|socket|bind)/.test(op)) return "network";
+  if (/(exec|command|process|spawn)/.test(op)) return "command";
+  return "other";
+}
+
+function dedupe(decisions: Decision[]): Decision[] {
+  const seen = new Set<string>();
+  return decisions.filter((d) => {
+    const key = `${d.rule}|${d.operation}|${d.target}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function isServerTimeout(response: ExecResponse): boolean {
+  return response.result.exit_code === AGENTSH_TIMEOUT_EXIT && response.result.error != null;
+}
+
+/** agentsh sets `error` for some non-zero child exits too; those are still the child's result. */
+function isChildExit(response: ExecResponse): boolean {
+  const code = response.result.error?.code ?? "";
+  return code === "" || /EXIT|NONZERO/i.test(code);
+}
+
+/** Caps a stream at `limitBytes` (UTF-8, cut on a character boundary). */
+export function boundStream(
+  text: string,
+  limitBytes: number,
+  alreadyTruncated = false,
+  reportedTotal?: number,
+): StreamOutput {
+  const bytes = Buffer.from(text, "utf8");
+  const totalBytes = Math.max(reportedTotal ?? 0, bytes.length);
+  if (bytes.length <= limitBytes) {
+    return { text, truncated: alreadyTruncated, totalBytes };
+  }
+  let end = limitBytes;
+  // Step back over UTF-8 continuation bytes so we never split a character.
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return { text: bytes.subarray(0, end).toString("utf8"), truncated: true, totalBytes };
+}
+
+function unavailable(cli: CliOutcome, problem: string): GovernedResult {
+  const empty: StreamOutput = { text: "", truncated: false, totalBytes: 0 };
+  return {
+    outcome: "unavailable",
+    exitCode: null,
+    stdout: empty,
+    stderr: empty,
+    durationMs: cli.durationMs,
+    decision: null,
+    denials: [],
+    problem,
+    commandId: null,
+  };
+}
+
+function describeCliFailure(cli: CliOutcome): string {
+  const detail = cli.stderr.trim().split("\n").slice(-3).join(" ").slice(0, 500);
+  if (cli.exitCode === null) return "the agentsh CLI could not be started";
+  if (/connection refused|no such host|dial tcp|connect:/i.test(detail)) {
+    return `the agentsh server is not reachable (${detail})`;
+  }
+  return `agentsh exited ${cli.exitCode} without a result${detail ? `: ${detail}` : ""}`;
+}

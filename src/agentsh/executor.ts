@@ -1,0 +1,118 @@
+import path from "node:path";
+import { execa } from "execa";
+import { type CliOutcome, interpretCliOutcome } from "./exec-response.js";
+import type { Executor, GovernedCommand, GovernedResult } from "./governed-result.js";
+import type { SessionPool } from "./session-pool.js";
+
+/**
+ * The one module that runs the agentsh CLI (and the only importer of execa). Every command goes
+ * through `agentsh exec` as an argv array; the caller's text is never interpreted by a shell of
+ * ours, only by the governed `/bin/bash -c` that agentsh starts.
+ */
+
+export interface AgentshCliOptions {
+  /** Absolute path of the `agentsh` binary. */
+  bin: string;
+  serverUrl: string;
+  /** Sent to the agentsh server as X-API-Key (via the CLI's environment, never argv). */
+  apiKey: string | undefined;
+  outputLimitBytes: number;
+  sessions: SessionPool;
+  /** Called when agentsh says the session does not exist (expired, server restarted). */
+  recreateSession: (sessionId: string) => Promise<void>;
+}
+
+/** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
+const CLI_GRACE_MS = 5_000;
+/** agentsh caps each stream at 1 MiB; JSON escaping can grow that several-fold. */
+const CLI_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
+const SESSION_MISSING = /session[^\n]*not found|404 Not Found|no such session/i;
+
+export function createAgentshExecutor(options: AgentshCliOptions): Executor {
+  return {
+    async run(request: GovernedCommand): Promise<GovernedResult> {
+      const lease = await options.sessions.acquire(request.signal);
+      try {
+        let cli = await runCli(options, lease.sessionId, request);
+        if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
+          // Nothing ran: agentsh rejected the unknown session before starting the command.
+          await options.recreateSession(lease.sessionId);
+          cli = await runCli(options, lease.sessionId, request);
+        }
+        return interpretCliOutcome(cli, options.outputLimitBytes);
+      } finally {
+        lease.release();
+      }
+    },
+  };
+}
+
+/** Exactly the argv we hand to the CLI; exported so tests can pin it. */
+export function agentshExecArgv(sessionId: string, command: string, timeoutMs: number): string[] {
+  return [
+    "exec",
+    "--output",
+    "json",
+    "--events",
+    "summary",
+    "--timeout",
+    `${timeoutMs}ms`,
+    sessionId,
+    "--",
+    "/bin/bash",
+    "-c",
+    command,
+  ];
+}
+
+/**
+ * The CLI's whole environment. The service's own environment (API keys, tokens) is not
+ * inherited; AGENTSH_SESSION_ID is never set because it would override the session argument.
+ */
+export function agentshCliEnv(
+  options: Pick<AgentshCliOptions, "bin" | "serverUrl" | "apiKey">,
+  timeoutMs: number,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: [path.dirname(options.bin), "/usr/local/bin", "/usr/bin", "/bin"].join(":"),
+    LANG: "C.UTF-8",
+    AGENTSH_SERVER: options.serverUrl,
+    // No auto-start of a server and no auto-created sessions: sessions are made up front.
+    AGENTSH_NO_AUTO: "1",
+    // Above the command's limit: a client timeout makes the CLI re-send, running it twice.
+    AGENTSH_CLIENT_TIMEOUT: `${timeoutMs + 60_000}ms`,
+  };
+  if (options.apiKey) env.AGENTSH_API_KEY = options.apiKey;
+  return env;
+}
+
+async function runCli(
+  options: AgentshCliOptions,
+  sessionId: string,
+  request: GovernedCommand,
+): Promise<CliOutcome> {
+  const started = performance.now();
+  const result = await execa(
+    options.bin,
+    agentshExecArgv(sessionId, request.command, request.timeoutMs),
+    {
+      env: agentshCliEnv(options, request.timeoutMs),
+      extendEnv: false,
+      stdin: "ignore",
+      reject: false,
+      timeout: request.timeoutMs + CLI_GRACE_MS,
+      forceKillAfterDelay: 2_000,
+      maxBuffer: CLI_MAX_BUFFER_BYTES,
+      stripFinalNewline: false,
+      ...(request.signal ? { cancelSignal: request.signal } : {}),
+    },
+  );
+  return {
+    exitCode: result.exitCode ?? null,
+    stdout: typeof result.stdout === "string" ? result.stdout : "",
+    stderr: typeof result.stderr === "string" ? result.stderr : "",
+    timedOut: result.timedOut,
+    canceled: result.isCanceled,
+    durationMs: Math.round(performance.now() - started),
+  };
+}

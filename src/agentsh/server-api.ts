@@ -1,0 +1,63 @@
+/**
+ * The agentsh server's HTTP API, used for what the CLI cannot do cheaply: health probes and
+ * creating sessions up front (a first-use auto-create races when two commands start together).
+ */
+
+export interface AgentshServerApi {
+  /** Resolves to null when healthy, or a sentence saying what is wrong. */
+  probe(): Promise<string | null>;
+  ensureSession(sessionId: string): Promise<void>;
+}
+
+export interface AgentshServerOptions {
+  serverUrl: string;
+  apiKey: string | undefined;
+  workspace: string;
+  probeTimeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export function createAgentshServerApi(options: AgentshServerOptions): AgentshServerApi {
+  const doFetch = options.fetch ?? fetch;
+  const timeoutMs = options.probeTimeoutMs ?? 2_000;
+  const headers: Record<string, string> = options.apiKey ? { "X-API-Key": options.apiKey } : {};
+
+  return {
+    async probe() {
+      try {
+        const response = await doFetch(`${options.serverUrl}/health`, {
+          headers,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (response.ok) return null;
+        return `agentsh server at ${options.serverUrl} answered HTTP ${response.status}`;
+      } catch (error) {
+        return `agentsh server at ${options.serverUrl} is not reachable (${describe(error)})`;
+      }
+    },
+
+    async ensureSession(sessionId) {
+      const response = await doFetch(`${options.serverUrl}/api/v1/sessions`, {
+        method: "POST",
+        headers: { ...headers, "Content-Type": "application/json" },
+        body: JSON.stringify({ id: sessionId, workspace: options.workspace }),
+        signal: AbortSignal.timeout(timeoutMs * 5),
+      });
+      // 409: it already exists, which is what we want.
+      if (response.ok || response.status === 409) return;
+      const body = (await response.text()).slice(0, 300);
+      throw new Error(
+        `creating agentsh session ${sessionId} failed: HTTP ${response.status} ${body}`,
+      );
+    },
+  };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as Error & { cause?: unknown }).cause;
+    if (cause instanceof Error && cause.message) return cause.message;
+    return error.name === "TimeoutError" ? "no answer in time" : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,8 @@
+/** The one Hono environment type shared by the app, its middleware and its routes. */
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    /** The caller's address as established by `clientAddress` (socket or trusted proxy hop). */
+    clientAddress: string;
+  };
+}

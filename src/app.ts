@@ -1,0 +1,136 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { Store } from "hono-rate-limiter";
+import type { Executor } from "./agentsh/governed-result.js";
+import type { AppEnv } from "./app-env.js";
+import type { Redactor } from "./bundle/redactor.js";
+import { createCommandRunner } from "./command-report.js";
+import type { Config } from "./config.js";
+import { demoRoutes } from "./demo-scenarios.js";
+import { requireApiKey } from "./http/api-key.js";
+import { clientAddress, type SocketAddressOf } from "./http/client-address.js";
+import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
+import { rateLimit } from "./http/rate-limit.js";
+import type { Logger } from "./logger.js";
+import { createDemoRoutes } from "./routes/demo.js";
+import { createExecuteRoutes } from "./routes/execute.js";
+import { createHealthRoutes } from "./routes/health.js";
+import type { ServiceStatus } from "./service-status.js";
+
+export interface AppDeps {
+  config: Pick<Config, "apiKey" | "limits" | "rateLimits" | "trustedProxyHops">;
+  executor: Executor;
+  status: ServiceStatus;
+  redact: Redactor;
+  logger: Logger;
+  /** The TCP peer of a request; supplied by the runtime entry (Node: getConnInfo). */
+  socketAddressOf: SocketAddressOf;
+  /** Shared rate-limit counters (e.g. Redis) for more than one instance; memory by default. */
+  rateLimitStore?: () => Store<AppEnv>;
+}
+
+/** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
+export function createApp(deps: AppDeps) {
+  const { config, logger } = deps;
+  const runner = createCommandRunner(deps.executor, deps.redact, deps.status.executionBlocker);
+  const limit = (name: string, max: number) =>
+    rateLimit({
+      name,
+      windowMs: config.rateLimits.windowMs,
+      limit: max,
+      ...(deps.rateLimitStore ? { store: deps.rateLimitStore() } : {}),
+    });
+
+  const demoLimit = limit("demo", config.rateLimits.demo);
+
+  const app = new Hono<AppEnv>()
+    .use(requestId())
+    .use(secureHeaders({ crossOriginResourcePolicy: "same-origin" }))
+    .use(clientAddress(deps.socketAddressOf, config.trustedProxyHops))
+    .use(async (c, next) => {
+      const started = performance.now();
+      await next();
+      logger.info("request", {
+        requestId: c.get("requestId"),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        client: c.get("clientAddress"),
+        ms: Math.round(performance.now() - started),
+      });
+    })
+    .use(
+      bodyLimit({
+        maxSize: config.limits.maxBodyBytes,
+        onError: () => {
+          throw new ApiError(413, {
+            code: "body_too_large",
+            message: `The request body exceeds ${config.limits.maxBodyBytes} bytes.`,
+            hint: 'Commands are at most 1024 characters; send only {"command": ...}.',
+          });
+        },
+      }),
+    )
+    .get("/", (c) =>
+      c.json({
+        service: "governed-executor",
+        description: "Runs shell commands through agentsh policy enforcement.",
+        endpoints: {
+          "GET /health": "agentsh and enforcement state",
+          "GET /demo": "list of demo scenarios",
+          "GET /demo/:name": "run a demo scenario table",
+          "POST /execute": '{"command": "...", "timeoutMs"?: number}',
+        },
+      }),
+    )
+    .route("/health", createHealthRoutes(deps.status))
+    .use("/demo/*", demoLimit)
+    .route("/demo", createDemoRoutes(demoRoutes, runner, config.limits.defaultTimeoutMs))
+    .use("/execute", limit("execute", config.rateLimits.execute))
+    .route(
+      "/execute",
+      createExecuteRoutes({
+        runner,
+        defaultTimeoutMs: config.limits.defaultTimeoutMs,
+        maxTimeoutMs: config.limits.maxTimeoutMs,
+        guard: requireApiKey(config.apiKey),
+      }),
+    );
+
+  app.notFound((c) => {
+    const allowed = app.routes
+      .filter((route) => route.method !== "ALL" && matchesPath(route.path, c.req.path))
+      .map((route) => route.method);
+    if (allowed.length > 0) {
+      return errorResponse(
+        c,
+        405,
+        {
+          code: "method_not_allowed",
+          message: `${c.req.method} is not supported on ${c.req.path}.`,
+          hint: `Use ${[...new Set(allowed)].join(" or ")}.`,
+        },
+        { Allow: [...new Set(allowed)].join(", ") },
+      );
+    }
+    return errorResponse(c, 404, {
+      code: "not_found",
+      message: `There is no route ${c.req.method} ${c.req.path}.`,
+      hint: "GET / lists the endpoints.",
+    });
+  });
+  app.onError(createErrorHandler(logger));
+  return app;
+}
+
+function matchesPath(pattern: string, path: string): boolean {
+  const regex = new RegExp(
+    `^${pattern
+      .replace(/\/+$/, "")
+      .replace(/:[^/]+/g, "[^/]+")
+      .replace(/\*/g, ".*")}/?$`,
+  );
+  return regex.test(path.replace(/\/+$/, "")) || (pattern === "/" && path === "/");
+}

@@ -1,0 +1,76 @@
+import type { AgentshConfig } from "./config-schema.js";
+
+/**
+ * Redacts secrets from command output with the bundle's `dlp` settings. agentsh applies its DLP
+ * only to traffic through its LLM proxy, so the service applies the same patterns to the output
+ * it returns. Custom patterns are RE2 (Go); the subset used in bundles is also valid in JS.
+ */
+
+export interface RedactionPattern {
+  name: string;
+  display: string;
+  regex: RegExp;
+}
+
+export interface Redaction {
+  text: string;
+  /** Pattern name → number of matches replaced. */
+  counts: Record<string, number>;
+}
+
+export type Redactor = (text: string) => Redaction;
+
+/** Our own regexes for the built-in categories agentsh's `dlp.patterns` switches on. */
+const BUILTIN_PATTERNS: Record<string, { display: string; source: string; flags?: string }> = {
+  api_keys: {
+    display: "api_key",
+    source:
+      "\\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,})\\b",
+  },
+  email: { display: "email", source: "\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}\\b" },
+  phone: { display: "phone", source: "\\b(?:\\+?1[-. ]?)?\\(?\\d{3}\\)?[-. ]\\d{3}[-. ]\\d{4}\\b" },
+  credit_card: { display: "credit_card", source: "\\b(?:\\d[ -]?){13,16}\\b" },
+  ssn: { display: "ssn", source: "\\b\\d{3}-\\d{2}-\\d{4}\\b" },
+};
+
+export function compileRedactionPatterns(dlp: AgentshConfig["dlp"]): {
+  patterns: RedactionPattern[];
+  problems: string[];
+} {
+  const patterns: RedactionPattern[] = [];
+  const problems: string[] = [];
+  // Custom patterns first: they are the most specific (e.g. private keys, JWTs).
+  for (const [index, custom] of (dlp?.custom_patterns ?? []).entries()) {
+    const inlineCaseless = custom.regex.startsWith("(?i)");
+    const source = inlineCaseless ? custom.regex.slice(4) : custom.regex;
+    try {
+      patterns.push({
+        name: custom.name,
+        display: custom.display ?? custom.name,
+        regex: new RegExp(source, inlineCaseless ? "gi" : "g"),
+      });
+    } catch (error) {
+      problems.push(`dlp.custom_patterns[${index}] (${custom.name}): ${(error as Error).message}`);
+    }
+  }
+  for (const [name, enabled] of Object.entries(dlp?.patterns ?? {})) {
+    const builtin = BUILTIN_PATTERNS[name];
+    if (!enabled || !builtin) continue;
+    patterns.push({ name, display: builtin.display, regex: new RegExp(builtin.source, "g") });
+  }
+  return { patterns, problems };
+}
+
+export function createRedactor(patterns: readonly RedactionPattern[]): Redactor {
+  return (text) => {
+    const counts: Record<string, number> = {};
+    let redacted = text;
+    for (const pattern of patterns) {
+      redacted = redacted.replace(pattern.regex, () => {
+        counts[pattern.name] = (counts[pattern.name] ?? 0) + 1;
+        return `[REDACTED:${pattern.display}]`;
+      });
+    }
+    return { text: redacted, counts };
+  };
+}

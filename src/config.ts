@@ -1,0 +1,139 @@
+import { z } from "zod";
+
+/**
+ * Service configuration, parsed once from the environment by the Node entry.
+ * `parseConfig` never exits the process: it throws one `ConfigError` naming every bad key.
+ */
+
+const intFromEnv = (defaultValue: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(defaultValue);
+
+const booleanFromEnv = (defaultValue: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"])
+    .default(defaultValue ? "true" : "false")
+    .transform((value) => value === "true" || value === "1" || value === "yes");
+
+const optionalSecret = (minLength: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value) => (value === undefined || value.trim() === "" ? undefined : value))
+    .refine((value) => value === undefined || value.length >= minLength, {
+      message: `must be at least ${minLength} characters (generate one with: openssl rand -hex 24)`,
+    });
+
+const envSchema = z
+  .object({
+    PORT: intFromEnv(10000, 1, 65535),
+    HOST: z.string().min(1).default("0.0.0.0"),
+    API_KEY: optionalSecret(16),
+    AGENTSH_BIN: z.string().min(1).default("agentsh"),
+    AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
+    /** Credential the service uses towards the agentsh server (auth.type api_key). */
+    AGENTSH_API_KEY: optionalSecret(16),
+    AGENTSH_BUNDLE_DIR: z.string().min(1).default("agentsh"),
+    WORKSPACE: z.string().startsWith("/", "must be an absolute path").default("/workspace"),
+    SESSION_PREFIX: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,30}$/, "lowercase letters, digits and '-' only")
+      .default("gexec"),
+    /** Commands in flight at once; each slot owns one pre-created agentsh session. */
+    MAX_CONCURRENT_COMMANDS: intFromEnv(4, 1, 64),
+    /** Requests allowed to wait for a free slot before the service answers 503. */
+    MAX_QUEUED_COMMANDS: intFromEnv(16, 0, 1000),
+    COMMAND_TIMEOUT_MS: intFromEnv(30_000, 100, 300_000),
+    MAX_COMMAND_TIMEOUT_MS: intFromEnv(300_000, 100, 300_000),
+    /** Per-stream cap on the output returned to callers. */
+    OUTPUT_LIMIT_BYTES: intFromEnv(64 * 1024, 1024, 1024 * 1024),
+    MAX_BODY_BYTES: intFromEnv(16 * 1024, 1024, 1024 * 1024),
+    RATE_LIMIT_WINDOW_MS: intFromEnv(60_000, 1000, 3_600_000),
+    RATE_LIMIT_DEMO: intFromEnv(30, 1, 100_000),
+    RATE_LIMIT_EXECUTE: intFromEnv(10, 1, 100_000),
+    /**
+     * Reverse-proxy hops in front of the service that append to X-Forwarded-For.
+     * 0 = use the socket address (direct exposure); Render's edge adds exactly one.
+     */
+    TRUSTED_PROXY_HOPS: intFromEnv(0, 0, 10),
+    /** Serve even when the boot self-test found enforcement degraded. Never on by default. */
+    ALLOW_DEGRADED: booleanFromEnv(false),
+    LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  })
+  .refine((env) => env.COMMAND_TIMEOUT_MS <= env.MAX_COMMAND_TIMEOUT_MS, {
+    path: ["COMMAND_TIMEOUT_MS"],
+    message: "must not exceed MAX_COMMAND_TIMEOUT_MS",
+  });
+
+type ParsedEnv = z.infer<typeof envSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  apiKey: string | undefined;
+  agentsh: {
+    bin: string;
+    serverUrl: string;
+    apiKey: string | undefined;
+    bundleDir: string;
+    workspace: string;
+    sessionPrefix: string;
+  };
+  limits: {
+    maxConcurrent: number;
+    maxQueued: number;
+    defaultTimeoutMs: number;
+    maxTimeoutMs: number;
+    outputLimitBytes: number;
+    maxBodyBytes: number;
+  };
+  rateLimits: { windowMs: number; demo: number; execute: number };
+  trustedProxyHops: number;
+  allowDegraded: boolean;
+  logLevel: ParsedEnv["LOG_LEVEL"];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join(".") || "(env)"}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    apiKey: e.API_KEY,
+    agentsh: {
+      bin: e.AGENTSH_BIN,
+      serverUrl: e.AGENTSH_SERVER_URL.replace(/\/+$/, ""),
+      apiKey: e.AGENTSH_API_KEY,
+      bundleDir: e.AGENTSH_BUNDLE_DIR,
+      workspace: e.WORKSPACE,
+      sessionPrefix: e.SESSION_PREFIX,
+    },
+    limits: {
+      maxConcurrent: e.MAX_CONCURRENT_COMMANDS,
+      maxQueued: e.MAX_QUEUED_COMMANDS,
+      defaultTimeoutMs: e.COMMAND_TIMEOUT_MS,
+      maxTimeoutMs: e.MAX_COMMAND_TIMEOUT_MS,
+      outputLimitBytes: e.OUTPUT_LIMIT_BYTES,
+      maxBodyBytes: e.MAX_BODY_BYTES,
+    },
+    rateLimits: {
+      windowMs: e.RATE_LIMIT_WINDOW_MS,
+      demo: e.RATE_LIMIT_DEMO,
+      execute: e.RATE_LIMIT_EXECUTE,
+    },
+    trustedProxyHops: e.TRUSTED_PROXY_HOPS,
+    allowDegraded: e.ALLOW_DEGRADED,
+    logLevel: e.LOG_LEVEL,
+  };
+}

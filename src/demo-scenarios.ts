@@ -1,0 +1,175 @@
+/**
+ * The demo routes as data: each `GET /demo/<name>` runs its commands in order through agentsh
+ * and reports each result next to the outcome we expect from the policy bundle in `agentsh/`.
+ * The end-to-end suite checks these same expectations against a real agentsh.
+ */
+
+export type Expectation = "allowed" | "blocked";
+/** The policy layer expected to stop a blocked command. */
+export type Layer = "command" | "file" | "network";
+
+export interface DemoScenario {
+  command: string;
+  expect: Expectation;
+  /** For blocked scenarios: which kind of rule should stop it. */
+  layer?: Layer;
+}
+
+export interface DemoRoute {
+  name: string;
+  description: string;
+  /** Extra explanation returned with the results (the seed's `/demo/dlp` shape). */
+  note?: string;
+  scenarios: DemoScenario[];
+}
+
+const allow = (command: string): DemoScenario => ({ command, expect: "allowed" });
+const block = (layer: Layer, command: string): DemoScenario => ({
+  command,
+  expect: "blocked",
+  layer,
+});
+const curl = (url: string, headers = "") =>
+  `curl -s --max-time 3 ${headers ? `${headers} ` : ""}${url}`;
+
+export const demoRoutes: readonly DemoRoute[] = [
+  {
+    name: "status",
+    description: "Kernel, enforcement state of the governed process, and agentsh self-protection.",
+    note: "Seccomp: 2 means a seccomp filter is attached to the governed process. Governed commands may not run the agentsh CLI, so they cannot drive the agentsh server.",
+    scenarios: [
+      allow("uname -r"),
+      allow("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"),
+      block("command", "agentsh --version"),
+    ],
+  },
+  {
+    name: "allowed",
+    description: "Everyday commands that the policy allows.",
+    scenarios: [allow("whoami"), allow("pwd"), allow("ls /workspace"), allow('echo "hello world"')],
+  },
+  {
+    name: "blocked",
+    description: "Network tools and cloud metadata, denied by policy.",
+    scenarios: [
+      block("command", "nc -h"),
+      block("command", "nmap --version"),
+      block("network", curl("http://169.254.169.254/latest/meta-data/")),
+    ],
+  },
+  {
+    name: "commands",
+    description: "Command rules: privilege, remote-access, network and process-control tools.",
+    scenarios: [
+      block("command", "sudo whoami"),
+      block("command", "su -c whoami"),
+      block("command", "ssh -V"),
+      block("command", "scp --help"),
+      block("command", "nc -h"),
+      block("command", "nmap --version"),
+      block("command", "mount /dev/sda1 /mnt"),
+      block("command", "pkill -9 bash"),
+      allow('echo "this is allowed"'),
+    ],
+  },
+  {
+    name: "privilege-escalation",
+    description: "Attempts to gain root powers or read credentials.",
+    scenarios: [
+      block("command", "sudo whoami"),
+      block("command", "su - root -c whoami"),
+      block("file", "cat /etc/shadow"),
+      block("file", "echo test >> /etc/sudoers"),
+      block("command", "chroot / /bin/bash -c whoami"),
+      block("command", "nsenter -t 1 -m -u -i -n -p -- /bin/bash"),
+    ],
+  },
+  {
+    name: "filesystem",
+    description: "Workspace is writable; system paths are read-only; symlinks cannot escape.",
+    scenarios: [
+      allow("echo testdata > /workspace/demo-test.txt"),
+      allow("cat /workspace/demo-test.txt"),
+      allow("cat /etc/hostname"),
+      block("file", "echo test > /etc/test.txt"),
+      block("file", "echo test > /usr/bin/test"),
+      block("file", "mkdir /etc/testdir"),
+      block("file", "cp /etc/hostname /etc/hostname.bak"),
+      block(
+        "file",
+        "rm -f /workspace/shadow-link && ln -s /etc/shadow /workspace/shadow-link && cat /workspace/shadow-link",
+      ),
+    ],
+  },
+  {
+    name: "cloud-metadata",
+    description: "Instance metadata endpoints of six clouds (credential theft).",
+    scenarios: [
+      block("network", curl("http://169.254.169.254/latest/meta-data/")),
+      block(
+        "network",
+        curl("http://metadata.google.internal/computeMetadata/v1/", '-H "Metadata-Flavor: Google"'),
+      ),
+      block(
+        "network",
+        curl(
+          '"http://169.254.169.254/metadata/instance?api-version=2021-02-01"',
+          '-H "Metadata: true"',
+        ),
+      ),
+      block("network", curl("http://169.254.169.254/metadata/v1/")),
+      block("network", curl("http://100.100.100.200/latest/meta-data/")),
+      block("network", curl("http://169.254.169.254/opc/v2/instance/")),
+    ],
+  },
+  {
+    name: "ssrf",
+    description: "Private ranges, link-local and the agentsh server itself; public HTTPS allowed.",
+    scenarios: [
+      block("network", curl("http://10.0.0.1/")),
+      block("network", curl("http://10.255.255.254/")),
+      block("network", curl("http://172.16.0.1/")),
+      block("network", curl("http://172.31.255.254/")),
+      block("network", curl("http://192.168.0.1/")),
+      block("network", curl("http://192.168.255.254/")),
+      block("network", curl("http://169.254.0.1/")),
+      block("network", curl("http://127.0.0.1:18080/health")),
+      allow(`${curl("https://registry.npmjs.org/express")} | head -c 100`),
+    ],
+  },
+  {
+    name: "dlp",
+    description: "Secrets in command output are redacted before the response leaves the service.",
+    note: "The service redacts command output with the DLP patterns of the policy bundle. agentsh's own DLP applies only to traffic through its LLM proxy, not to command output.",
+    scenarios: [
+      allow('echo "OpenAI key: sk-1234567890abcdef1234567890abcdef1234567890abcdefgh"'),
+      allow('echo "AWS key: AKIAIOSFODNN7EXAMPLE"'),
+      allow('echo "GitHub token: ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"'),
+      allow('echo "Email: user@example.com Phone: 555-123-4567"'),
+    ],
+  },
+  {
+    name: "devtools",
+    description: "Developer tools an agent needs.",
+    scenarios: [
+      allow("python3 --version"),
+      allow("node --version"),
+      allow("git --version"),
+      allow("curl --version | head -1"),
+      allow("pip3 --version"),
+      allow('echo "hello world" | grep hello'),
+    ],
+  },
+  {
+    name: "network",
+    description:
+      "Domain and address filtering: malicious domains, private IPs, metadata; registries allowed.",
+    scenarios: [
+      block("network", curl("http://evil.com")),
+      block("network", curl("http://10.0.0.1")),
+      block("network", curl("http://169.254.169.254")),
+      block("network", curl("http://127.0.0.1:18080/health")),
+      allow(`${curl("https://registry.npmjs.org/express")} | head -c 100`),
+    ],
+  },
+];

@@ -1,0 +1,50 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env.js";
+import type { CommandRunner } from "../command-report.js";
+import type { DemoRoute } from "../demo-scenarios.js";
+import { ApiError } from "../http/errors.js";
+
+/** `GET /demo/:name`: runs a scenario table from `demo-scenarios.ts`, in order. */
+export function createDemoRoutes(
+  routes: readonly DemoRoute[],
+  runner: CommandRunner,
+  timeoutMs: number,
+) {
+  const byName = new Map(routes.map((route) => [route.name, route]));
+  return new Hono<AppEnv>()
+    .get("/", (c) =>
+      c.json({
+        demos: routes.map((route) => ({
+          path: `/demo/${route.name}`,
+          description: route.description,
+          commands: route.scenarios.length,
+        })),
+      }),
+    )
+    .get("/:name", async (c) => {
+      const route = byName.get(c.req.param("name"));
+      if (!route) {
+        throw new ApiError(404, {
+          code: "not_found",
+          message: `There is no demo named '${c.req.param("name")}'.`,
+          hint: `Available: ${[...byName.keys()].join(", ")}.`,
+        });
+      }
+      const signal = c.req.raw.signal;
+      const results = [];
+      for (const scenario of route.scenarios) {
+        const result = await runner.run(scenario.command, timeoutMs, signal);
+        results.push({
+          command: scenario.command,
+          expected: scenario.expect,
+          asExpected: (scenario.expect === "blocked") === result.blocked,
+          result,
+        });
+      }
+      // The seed returns a bare array, except for routes that carry an explanation.
+      if (route.note) {
+        return c.json({ description: route.description, note: route.note, results });
+      }
+      return c.json(results);
+    });
+}

@@ -1,0 +1,73 @@
+import { zValidator } from "@hono/zod-validator";
+import { Hono, type MiddlewareHandler } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.js";
+import type { CommandRunner } from "../command-report.js";
+import { ApiError } from "../http/errors.js";
+
+export const MAX_COMMAND_LENGTH = 1024;
+
+export function executeBodySchema(maxTimeoutMs: number) {
+  return z.strictObject({
+    command: z
+      .string({ error: "command must be a string" })
+      .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH} characters`)
+      .refine((command) => command.trim().length > 0, "command must not be empty")
+      .refine((command) => !command.includes("\0"), "command must not contain NUL bytes"),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(maxTimeoutMs, `timeoutMs must be at most ${maxTimeoutMs}`)
+      .optional(),
+  });
+}
+
+/** `POST /execute {command, timeoutMs?}`: runs one command through agentsh. */
+export function createExecuteRoutes(options: {
+  runner: CommandRunner;
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  guard: MiddlewareHandler<AppEnv>;
+}) {
+  const schema = executeBodySchema(options.maxTimeoutMs);
+  return new Hono<AppEnv>().post(
+    "/",
+    options.guard,
+    requireJsonBody,
+    zValidator("json", schema, (result) => {
+      if (!result.success) {
+        throw new ApiError(400, {
+          code: "validation_failed",
+          message: result.error.issues.map((issue) => issue.message).join("; "),
+          hint: 'Send {"command": "<shell command>"} with an optional "timeoutMs".',
+          details: result.error.issues.map((issue) => ({
+            path: issue.path.join("."),
+            message: issue.message,
+          })),
+        });
+      }
+    }),
+    async (c) => {
+      const { command, timeoutMs } = c.req.valid("json");
+      const result = await options.runner.run(
+        command,
+        timeoutMs ?? options.defaultTimeoutMs,
+        c.req.raw.signal,
+      );
+      return c.json({ command, result });
+    },
+  );
+}
+
+const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type)) {
+    throw new ApiError(415, {
+      code: "unsupported_media_type",
+      message: `Expected a JSON body, got Content-Type '${type || "(none)"}'.`,
+      hint: "Send the header Content-Type: application/json.",
+    });
+  }
+  await next();
+};

@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { demoRoutes } from "../../src/demo-scenarios.js";
+import { blockedResult, FakeExecutor } from "../support/fake-executor.js";
+import { buildTestApp } from "../support/test-app.js";
+
+const SEED_DEMOS = [
+  "status",
+  "allowed",
+  "blocked",
+  "commands",
+  "privilege-escalation",
+  "filesystem",
+  "cloud-metadata",
+  "ssrf",
+  "dlp",
+  "devtools",
+  "network",
+];
+
+/** A fake agentsh that blocks exactly what the scenario table expects to be blocked. */
+function policyLikeExecutor() {
+  const blocked = new Set(
+    demoRoutes.flatMap((route) =>
+      route.scenarios.filter((s) => s.expect === "blocked").map((s) => s.command),
+    ),
+  );
+  return new FakeExecutor().respond((request) =>
+    blocked.has(request.command) ? blockedResult() : undefined,
+  );
+}
+
+describe("GET /demo/:name", () => {
+  it("has every demo route of the seed", () => {
+    expect(demoRoutes.map((route) => route.name).sort()).toEqual([...SEED_DEMOS].sort());
+  });
+
+  it.each(demoRoutes.map((route) => [route.name, route] as const))(
+    "/demo/%s runs its scenario table in order",
+    async (name, route) => {
+      const executor = policyLikeExecutor();
+      const { app } = buildTestApp({ executor });
+      const res = await app.request(`/demo/${name}`);
+      expect(res.status).toBe(200);
+      const body = await res.json();
+      const results = route.note ? body.results : body;
+      if (route.note)
+        expect(body).toMatchObject({ description: route.description, note: route.note });
+      expect(executor.commands.map((c) => c.command)).toEqual(
+        route.scenarios.map((s) => s.command),
+      );
+      expect(results).toHaveLength(route.scenarios.length);
+      for (const [i, scenario] of route.scenarios.entries()) {
+        expect(results[i]).toMatchObject({
+          command: scenario.command,
+          expected: scenario.expect,
+          asExpected: true,
+          result: { blocked: scenario.expect === "blocked" },
+        });
+      }
+    },
+  );
+
+  it("flags a result that contradicts the expectation", async () => {
+    const { app } = buildTestApp(); // fake allows everything
+    const body = await (await app.request("/demo/commands")).json();
+    const sudo = body.find((entry: { command: string }) => entry.command === "sudo whoami");
+    expect(sudo).toMatchObject({
+      expected: "blocked",
+      asExpected: false,
+      result: { blocked: false },
+    });
+  });
+
+  it("lists the demos at /demo", async () => {
+    const { app, executor } = buildTestApp();
+    const body = await (await app.request("/demo")).json();
+    expect(body.demos.map((d: { path: string }) => d.path)).toContain("/demo/ssrf");
+    expect(executor.commands).toHaveLength(0);
+  });
+
+  it("answers 404 JSON naming the available demos for an unknown one", async () => {
+    const { app, executor } = buildTestApp();
+    const res = await app.request("/demo/nope");
+    expect(res.status).toBe(404);
+    const body = await res.json();
+    expect(body.error.code).toBe("not_found");
+    expect(body.error.hint).toContain("privilege-escalation");
+    expect(executor.commands).toHaveLength(0);
+  });
+
+  it("redacts secrets in the DLP demo's output", async () => {
+    const { createRedactor, compileRedactionPatterns } = await import(
+      "../../src/bundle/redactor.js"
+    );
+    const { patterns } = compileRedactionPatterns({ patterns: { api_keys: true, email: true } });
+    const executor = new FakeExecutor().respond((request) => ({
+      ...blockedResult(),
+      outcome: "ok",
+      exitCode: 0,
+      decision: null,
+      denials: [],
+      stdout: {
+        text: `${request.command.replace(/^echo "|"$/g, "")}\n`,
+        truncated: false,
+        totalBytes: 10,
+      },
+      stderr: { text: "", truncated: false, totalBytes: 0 },
+    }));
+    const { app } = buildTestApp({ executor, redact: createRedactor(patterns) });
+    const body = await (await app.request("/demo/dlp")).json();
+    const text = JSON.stringify(
+      body.results.map((r: { result: { stdout: string } }) => r.result.stdout),
+    );
+    expect(text).not.toContain("AKIAIOSFODNN7EXAMPLE");
+    expect(text).not.toContain("sk-1234567890abcdef");
+    expect(text).not.toContain("user@example.com");
+    expect(text).toContain("[REDACTED:api_key]");
+    expect(body.results[1].result.redactions).toEqual({ api_keys: 1 });
+  });
+});

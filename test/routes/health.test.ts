@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { buildTestApp } from "../support/test-app.js";
+
+describe("GET /health", () => {
+  it("is 200 when agentsh answers and enforcement is verified", async () => {
+    const { app } = buildTestApp();
+    const res = await app.request("/health");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      status: "ok",
+      agentsh: { server: "reachable" },
+      enforcement: { mode: "enforced" },
+      bundle: { digest: "sha256:test" },
+      commands: { slots: 4, inFlight: 0, queued: 0 },
+    });
+  });
+
+  it("is 503 with the reason when the agentsh server does not answer", async () => {
+    const { app } = buildTestApp({
+      agentshProblem:
+        "agentsh server at http://127.0.0.1:18080 is not reachable (connect ECONNREFUSED)",
+    });
+    const res = await app.request("/health");
+    expect(res.status).toBe(503);
+    const body = await res.json();
+    expect(body).toMatchObject({ status: "unavailable", agentsh: { server: "unreachable" } });
+    expect(body.reason).toContain("ECONNREFUSED");
+  });
+
+  it("is 503 when enforcement is degraded, naming the failed check", async () => {
+    const { app } = buildTestApp({
+      enforcement: {
+        mode: "degraded",
+        checks: { "landlock enabled in bundle": false },
+        problems: ["failed: landlock enabled in bundle"],
+      },
+    });
+    const res = await app.request("/health");
+    expect(res.status).toBe(503);
+    expect((await res.json()).reason).toContain("landlock enabled in bundle");
+  });
+
+  it("is never rate limited", async () => {
+    const { app } = buildTestApp({ env: { RATE_LIMIT_DEMO: "1", RATE_LIMIT_EXECUTE: "1" } });
+    for (let i = 0; i < 50; i++) expect((await app.request("/health")).status).toBe(200);
+  });
+});
+
+describe("common behaviour", () => {
+  it("answers unknown routes with the JSON envelope", async () => {
+    const { app } = buildTestApp();
+    const res = await app.request("/nope");
+    expect(res.status).toBe(404);
+    expect((await res.json()).error).toMatchObject({
+      code: "not_found",
+      hint: "GET / lists the endpoints.",
+    });
+  });
+
+  it("sends hardened headers and no framework banner", async () => {
+    const { app } = buildTestApp();
+    const res = await app.request("/health");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("x-frame-options")).toBe("SAMEORIGIN");
+    expect(res.headers.get("x-powered-by")).toBeNull();
+    expect(res.headers.get("x-request-id")).toEqual(expect.any(String));
+  });
+
+  it("hides internal errors behind a generic 500 without a stack", async () => {
+    const { FakeExecutor } = await import("../support/fake-executor.js");
+    const executor = new FakeExecutor().respond(() => {
+      throw new Error("secret internal detail at /srv/app/src/x.ts:12");
+    });
+    const { app, logLines } = buildTestApp({ executor });
+    const res = await app.request("/execute", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: '{"command":"ls"}',
+    });
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(text).not.toContain("secret internal detail");
+    expect(JSON.parse(text).error.code).toBe("internal_error");
+    expect(logLines.join("\n")).toContain("secret internal detail");
+  });
+});
