@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { resolveClientAddress } from "../../src/http/client-address.js";
-import { buildTestApp, postJson } from "../support/test-app.js";
+import { buildTestApp, postJson, readJson } from "../support/test-app.js";
 
 const KEY = `${"k".repeat(12)}-correct-key`;
 
@@ -22,7 +22,7 @@ describe("API key on /execute", () => {
     );
     expect(res.status).toBe(401);
     expect(res.headers.get("www-authenticate")).toContain("X-API-Key");
-    expect((await res.json()).error.code).toBe(code);
+    expect((await readJson(res)).error.code).toBe(code);
     expect(executor.commands).toHaveLength(0);
     expect(logLines.join("\n")).not.toContain(KEY);
   });
@@ -60,7 +60,7 @@ describe("rate limits", () => {
     expect(res.headers.get("ratelimit-limit")).toBe("3");
     expect(res.headers.get("ratelimit-remaining")).toBe("0");
     expect(res.headers.get("retry-after")).toEqual(expect.any(String));
-    expect((await res.json()).error.code).toBe("rate_limited");
+    expect((await readJson(res)).error.code).toBe("rate_limited");
   });
 
   it("limits /demo/* per client, counting the demo group together", async () => {

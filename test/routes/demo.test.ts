@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { demoRoutes } from "../../src/demo-scenarios.js";
 import { blockedResult, FakeExecutor } from "../support/fake-executor.js";
-import { buildTestApp } from "../support/test-app.js";
+import { buildTestApp, readJson } from "../support/test-app.js";
 
 const SEED_DEMOS = [
   "status",
@@ -41,7 +41,7 @@ describe("GET /demo/:name", () => {
       const { app } = buildTestApp({ executor });
       const res = await app.request(`/demo/${name}`);
       expect(res.status).toBe(200);
-      const body = await res.json();
+      const body = await readJson(res);
       const results = route.note ? body.results : body;
       if (route.note)
         expect(body).toMatchObject({ description: route.description, note: route.note });
@@ -62,7 +62,7 @@ describe("GET /demo/:name", () => {
 
   it("flags a result that contradicts the expectation", async () => {
     const { app } = buildTestApp(); // fake allows everything
-    const body = await (await app.request("/demo/commands")).json();
+    const body = await readJson(await app.request("/demo/commands"));
     const sudo = body.find((entry: { command: string }) => entry.command === "sudo whoami");
     expect(sudo).toMatchObject({
       expected: "blocked",
@@ -73,7 +73,7 @@ describe("GET /demo/:name", () => {
 
   it("lists the demos at /demo", async () => {
     const { app, executor } = buildTestApp();
-    const body = await (await app.request("/demo")).json();
+    const body = await readJson(await app.request("/demo"));
     expect(body.demos.map((d: { path: string }) => d.path)).toContain("/demo/ssrf");
     expect(executor.commands).toHaveLength(0);
   });
@@ -82,7 +82,7 @@ describe("GET /demo/:name", () => {
     const { app, executor } = buildTestApp();
     const res = await app.request("/demo/nope");
     expect(res.status).toBe(404);
-    const body = await res.json();
+    const body = await readJson(res);
     expect(body.error.code).toBe("not_found");
     expect(body.error.hint).toContain("privilege-escalation");
     expect(executor.commands).toHaveLength(0);
@@ -107,7 +107,7 @@ describe("GET /demo/:name", () => {
       stderr: { text: "", truncated: false, totalBytes: 0 },
     }));
     const { app } = buildTestApp({ executor, redact: createRedactor(patterns) });
-    const body = await (await app.request("/demo/dlp")).json();
+    const body = await readJson(await app.request("/demo/dlp"));
     const text = JSON.stringify(
       body.results.map((r: { result: { stdout: string } }) => r.result.stdout),
     );

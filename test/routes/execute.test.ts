@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { blockedResult, FakeExecutor, okResult } from "../support/fake-executor.js";
-import { buildTestApp, postJson } from "../support/test-app.js";
+import { buildTestApp, postJson, readJson } from "../support/test-app.js";
 
 describe("POST /execute", () => {
   it("runs the command through the executor and returns the seed's shape plus the decision", async () => {
     const { app, executor } = buildTestApp();
     const res = await app.request("/execute", postJson({ command: "echo hi" }));
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = await readJson(res);
     expect(body).toMatchObject({
       command: "echo hi",
       result: {
@@ -27,7 +27,7 @@ describe("POST /execute", () => {
   it("reports which rule blocked a command", async () => {
     const executor = new FakeExecutor().respond(() => blockedResult());
     const { app } = buildTestApp({ executor });
-    const body = await (await app.request("/execute", postJson({ command: "sudo id" }))).json();
+    const body = await readJson(await app.request("/execute", postJson({ command: "sudo id" })));
     expect(body.result).toMatchObject({
       success: false,
       blocked: true,
@@ -70,7 +70,7 @@ describe("POST /execute", () => {
       }),
     );
     const { app } = buildTestApp({ executor });
-    const body = await (await app.request("/execute", postJson({ command: "yes" }))).json();
+    const body = await readJson(await app.request("/execute", postJson({ command: "yes" })));
     expect(body.result).toMatchObject({
       success: false,
       blocked: false,
@@ -91,7 +91,7 @@ describe("POST /execute", () => {
     const { app } = buildTestApp({ executor });
     const res = await app.request("/execute", postJson({ command: "ls" }));
     expect(res.status).toBe(503);
-    expect((await res.json()).error).toMatchObject({ code: "agentsh_unavailable" });
+    expect((await readJson(res)).error).toMatchObject({ code: "agentsh_unavailable" });
   });
 
   it("refuses to run anything when enforcement is not verified", async () => {
@@ -103,7 +103,7 @@ describe("POST /execute", () => {
     const { app, executor } = buildTestApp({ enforcement });
     const res = await app.request("/execute", postJson({ command: "ls" }));
     expect(res.status).toBe(503);
-    expect((await res.json()).error.code).toBe("enforcement_degraded");
+    expect((await readJson(res)).error.code).toBe("enforcement_degraded");
     expect(executor.commands).toHaveLength(0);
   });
 
@@ -157,7 +157,7 @@ describe("POST /execute validation: clear JSON errors and nothing runs", () => {
     const res = await app.request("/execute", init);
     expect(res.status).toBe(status);
     expect(res.headers.get("content-type")).toMatch(/application\/json/);
-    const body = await res.json();
+    const body = await readJson(res);
     expect(body.error.code).toBe(code);
     expect(typeof body.error.message).toBe("string");
     expect(body.requestId).toEqual(expect.any(String));
@@ -178,7 +178,7 @@ describe("POST /execute validation: clear JSON errors and nothing runs", () => {
     const res = await app.request("/execute", { method: "GET" });
     expect(res.status).toBe(405);
     expect(res.headers.get("allow")).toBe("POST");
-    expect((await res.json()).error.code).toBe("method_not_allowed");
+    expect((await readJson(res)).error.code).toBe("method_not_allowed");
     expect(executor.commands).toHaveLength(0);
   });
 });

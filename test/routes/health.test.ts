@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { buildTestApp } from "../support/test-app.js";
+import { buildTestApp, readJson } from "../support/test-app.js";
 
 describe("GET /health", () => {
   it("is 200 when agentsh answers and enforcement is verified", async () => {
     const { app } = buildTestApp();
     const res = await app.request("/health");
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({
+    expect(await readJson(res)).toMatchObject({
       status: "ok",
       agentsh: { server: "reachable" },
       enforcement: { mode: "enforced" },
@@ -22,7 +22,7 @@ describe("GET /health", () => {
     });
     const res = await app.request("/health");
     expect(res.status).toBe(503);
-    const body = await res.json();
+    const body = await readJson(res);
     expect(body).toMatchObject({ status: "unavailable", agentsh: { server: "unreachable" } });
     expect(body.reason).toContain("ECONNREFUSED");
   });
@@ -37,7 +37,7 @@ describe("GET /health", () => {
     });
     const res = await app.request("/health");
     expect(res.status).toBe(503);
-    expect((await res.json()).reason).toContain("landlock enabled in bundle");
+    expect((await readJson(res)).reason).toContain("landlock enabled in bundle");
   });
 
   it("is never rate limited", async () => {
@@ -51,7 +51,7 @@ describe("common behaviour", () => {
     const { app } = buildTestApp();
     const res = await app.request("/nope");
     expect(res.status).toBe(404);
-    expect((await res.json()).error).toMatchObject({
+    expect((await readJson(res)).error).toMatchObject({
       code: "not_found",
       hint: "GET / lists the endpoints.",
     });

@@ -66,3 +66,7 @@ export function postJson(body: unknown, headers: Record<string, string> = {}): R
     body: typeof body === "string" ? body : JSON.stringify(body),
   };
 }
+
+/** Response bodies are asserted field by field, so they are read untyped. */
+// biome-ignore lint/suspicious/noExplicitAny: see above
+export const readJson = (res: Response): Promise<any> => res.json();

@@ -1,0 +1,122 @@
+import { existsSync, writeFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { agentshExecArgv, createAgentshExecutor } from "../../src/agentsh/executor.js";
+import { SessionPool } from "../../src/agentsh/session-pool.js";
+
+const FAKE_CLI = path.resolve("test/support/fake-agentsh");
+
+function executorWith(options: { recreate?: (id: string) => Promise<void>; apiKey?: string } = {}) {
+  return createAgentshExecutor({
+    bin: FAKE_CLI,
+    serverUrl: "http://127.0.0.1:18080",
+    apiKey: options.apiKey,
+    outputLimitBytes: 64 * 1024,
+    sessions: new SessionPool("unit", 2, 2),
+    recreateSession: options.recreate ?? (async () => {}),
+  });
+}
+
+/** The fake CLI reports what it received as the command's stdout. */
+async function received(command: string, apiKey?: string) {
+  const result = await executorWith(apiKey ? { apiKey } : {}).run({ command, timeoutMs: 5_000 });
+  expect(result.outcome).toBe("ok");
+  return JSON.parse(result.stdout.text) as { argv: string[]; env: Record<string, string> };
+}
+
+describe("agentsh executor (against a stand-in CLI)", () => {
+  it("passes the command as one argv element after --, never through a shell of ours", async () => {
+    const nasty = `echo "$(id)" ; rm -rf / && 'quoted' \`tick\` $HOME`;
+    const { argv } = await received(nasty);
+    expect(argv).toEqual(agentshExecArgv("unit-2", nasty, 5_000).slice(0));
+    expect(argv.slice(-4)).toEqual(["--", "/bin/bash", "-c", nasty]);
+    expect(argv).toContain("--timeout");
+    expect(argv[argv.indexOf("--timeout") + 1]).toBe("5000ms");
+  });
+
+  it("gives the CLI an explicit minimal environment: none of the service's secrets", async () => {
+    process.env.API_KEY = "service-secret-api-key";
+    process.env.AGENTSH_SESSION_ID = "hijack";
+    process.env.SOME_TOKEN = "tok-123";
+    try {
+      const { env } = await received("true", "agentsh-credential-0123456789");
+      const ours = Object.keys(env).filter((key) => !["PWD", "SHLVL", "_"].includes(key)); // bash adds these
+      expect(ours.sort()).toEqual(
+        [
+          "AGENTSH_API_KEY",
+          "AGENTSH_CLIENT_TIMEOUT",
+          "AGENTSH_NO_AUTO",
+          "AGENTSH_SERVER",
+          "LANG",
+          "PATH",
+        ].sort(),
+      );
+      expect(env.AGENTSH_NO_AUTO).toBe("1");
+      expect(env.AGENTSH_CLIENT_TIMEOUT).toBe("65000ms");
+      expect(JSON.stringify(env)).not.toContain("service-secret-api-key");
+      expect(JSON.stringify(env)).not.toContain("tok-123");
+    } finally {
+      delete process.env.API_KEY;
+      delete process.env.AGENTSH_SESSION_ID;
+      delete process.env.SOME_TOKEN;
+    }
+  });
+
+  it("kills the CLI when the caller aborts, and reports no result", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 200);
+    const result = await executorWith().run({
+      command: "hang",
+      timeoutMs: 30_000,
+      signal: controller.signal,
+    });
+    expect(result.outcome).toBe("unavailable");
+    expect(result.problem).toMatch(/canceled/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("kills a CLI that outlives the command's limit plus grace", async () => {
+    const started = Date.now();
+    const result = await executorWith().run({ command: "hang", timeoutMs: 100 });
+    expect(result.outcome).toBe("timed_out");
+    expect(Date.now() - started).toBeLessThan(9_000);
+  }, 15_000);
+
+  it("re-creates a missing session once and then runs the command", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "gexec-"));
+    const marker = path.join(dir, "created");
+    const recreated: string[] = [];
+    const executor = executorWith({
+      recreate: async (id) => {
+        recreated.push(id);
+        writeFileSync(marker, "");
+      },
+    });
+    const result = await executor.run({ command: `session-missing:${marker}`, timeoutMs: 5_000 });
+    expect(recreated).toEqual(["unit-2"]);
+    expect(existsSync(marker)).toBe(true);
+    expect(result.outcome).toBe("ok");
+  });
+
+  it("reports an unreachable server as unavailable with the reason", async () => {
+    const result = await executorWith().run({ command: "unreachable", timeoutMs: 5_000 });
+    expect(result).toMatchObject({ outcome: "unavailable", exitCode: null });
+    expect(result.problem).toMatch(/not reachable.*connection refused/);
+  });
+
+  it("reports a missing CLI binary as unavailable", async () => {
+    const executor = createAgentshExecutor({
+      bin: "/nonexistent/agentsh",
+      serverUrl: "http://127.0.0.1:18080",
+      apiKey: undefined,
+      outputLimitBytes: 1024,
+      sessions: new SessionPool("unit", 1, 0),
+      recreateSession: async () => {},
+    });
+    const result = await executor.run({ command: "true", timeoutMs: 1_000 });
+    expect(result.outcome).toBe("unavailable");
+  });
+});

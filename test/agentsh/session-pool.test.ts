@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import {
+  PoolSaturatedError,
+  SessionPool,
+  WaitCanceledError,
+} from "../../src/agentsh/session-pool.js";
+
+describe("SessionPool", () => {
+  it("hands each concurrent caller its own session", async () => {
+    const pool = new SessionPool("s", 3, 0);
+    const leases = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
+    expect(new Set(leases.map((l) => l.sessionId)).size).toBe(3);
+    expect(pool.stats).toEqual({ slots: 3, inFlight: 3, queued: 0 });
+  });
+
+  it("queues up to the bound, then refuses at once", async () => {
+    const pool = new SessionPool("s", 1, 1);
+    const first = await pool.acquire();
+    const waiting = pool.acquire();
+    await expect(pool.acquire()).rejects.toBeInstanceOf(PoolSaturatedError);
+    first.release();
+    const second = await waiting;
+    expect(second.sessionId).toBe(first.sessionId);
+    second.release();
+    expect(pool.stats).toEqual({ slots: 1, inFlight: 0, queued: 0 });
+  });
+
+  it("drops a waiter whose caller went away", async () => {
+    const pool = new SessionPool("s", 1, 5);
+    const held = await pool.acquire();
+    const controller = new AbortController();
+    const waiting = pool.acquire(controller.signal);
+    controller.abort();
+    await expect(waiting).rejects.toBeInstanceOf(WaitCanceledError);
+    expect(pool.stats.queued).toBe(0);
+    held.release();
+    expect(pool.stats.inFlight).toBe(0);
+  });
+
+  it("ignores a double release", async () => {
+    const pool = new SessionPool("s", 2, 0);
+    const lease = await pool.acquire();
+    lease.release();
+    lease.release();
+    expect(pool.stats).toEqual({ slots: 2, inFlight: 0, queued: 0 });
+  });
+});
