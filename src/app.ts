@@ -34,7 +34,7 @@ export interface AppDeps {
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
 export function createApp(deps: AppDeps) {
   const { config, logger } = deps;
-  const runner = createCommandRunner(deps.executor, deps.redact, deps.status.executionBlocker);
+  const runner = createCommandRunner(deps.executor, deps.redact, deps.status);
   const limit = (name: string, max: number) =>
     rateLimit({
       name,

@@ -2,6 +2,7 @@ import type { Decision, Executor, GovernedResult, Outcome } from "./agentsh/gove
 import { PoolSaturatedError, WaitCanceledError } from "./agentsh/session-pool.js";
 import type { Redactor } from "./bundle/redactor.js";
 import { ApiError } from "./http/errors.js";
+import type { ServiceStatus } from "./service-status.js";
 
 /**
  * The JSON every route returns for one command: the seed's `{success, stdout, stderr, exitCode,
@@ -32,11 +33,11 @@ export interface CommandRunner {
 export function createCommandRunner(
   executor: Executor,
   redact: Redactor,
-  executionBlocker: () => string | null,
+  status: Pick<ServiceStatus, "executionBlocker" | "enforcementLost">,
 ): CommandRunner {
   return {
     async run(command, timeoutMs, signal) {
-      const blocker = executionBlocker();
+      const blocker = status.executionBlocker();
       if (blocker) {
         throw new ApiError(503, {
           code: "enforcement_degraded",
@@ -60,6 +61,19 @@ export function createCommandRunner(
           },
           { "Retry-After": "5" },
         );
+      }
+      if (result.sandboxed === false) {
+        // agentsh runs a command without seccomp/Landlock when its wrapper fails (fail-open);
+        // we fail closed: the output is withheld and the service stops accepting commands.
+        status.enforcementLost("a command ran without the agentsh sandbox (no Landlock line)");
+        if (status.executionBlocker() !== null) {
+          throw new ApiError(500, {
+            code: "enforcement_failed",
+            message:
+              "agentsh ran the command without its seccomp/Landlock sandbox; its output is withheld and the service now refuses commands.",
+            hint: "Check the agentsh server log and that agentsh-unixwrap is installed, then restart the service.",
+          });
+        }
       }
       return toCommandResult(result, redact);
     },

@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     outputLimitBytes: config.limits.outputLimitBytes,
     sessions: pool,
     recreateSession: (id) => server.ensureSession(id),
+    recordedDenials: server.recordedDenials,
   });
   const status = createServiceStatus({
     server,

@@ -28,6 +28,8 @@ export interface ServiceStatus {
   check(): Promise<HealthReport>;
   /** Why commands must not run right now, or null when they may. */
   executionBlocker(): string | null;
+  /** A command ran without the sandbox: degrade until restart (the boot check is void). */
+  enforcementLost(problem: string): void;
 }
 
 export function createServiceStatus(options: {
@@ -41,13 +43,21 @@ export function createServiceStatus(options: {
 }): ServiceStatus {
   const now = options.now ?? Date.now;
   const started = now();
+  let enforcement = options.enforcement;
   const executionBlocker = () =>
-    options.enforcement.mode === "enforced" || options.allowDegraded
+    enforcement.mode === "enforced" || options.allowDegraded
       ? null
-      : `enforcement is ${options.enforcement.mode}: ${options.enforcement.problems.join("; ") || "not verified"}`;
+      : `enforcement is ${enforcement.mode}: ${enforcement.problems.join("; ") || "not verified"}`;
 
   return {
     executionBlocker,
+    enforcementLost(problem) {
+      enforcement = {
+        mode: "degraded",
+        checks: { ...enforcement.checks, "sandbox applied to every command": false },
+        problems: [...new Set([...enforcement.problems, problem])],
+      };
+    },
     async check() {
       const serverProblem = await options.server.probe();
       const reason = serverProblem ?? executionBlocker();
@@ -55,7 +65,7 @@ export function createServiceStatus(options: {
         status: reason ? "unavailable" : "ok",
         ...(reason ? { reason } : {}),
         agentsh: { server: serverProblem ? "unreachable" : "reachable", url: options.serverUrl },
-        enforcement: { ...options.enforcement, allowDegraded: options.allowDegraded },
+        enforcement: { ...enforcement, allowDegraded: options.allowDegraded },
         bundle: options.bundle,
         commands: options.pool.stats,
         uptimeSeconds: Math.round((now() - started) / 1000),

@@ -13,7 +13,7 @@ const policyInfoSchema = z.object({
   message: z.string().optional(),
 });
 
-const eventSchema = z.object({
+export const eventSchema = z.object({
   type: z.string().default(""),
   policy: policyInfoSchema.nullish(),
   filename: z.string().optional(),
@@ -57,7 +57,7 @@ export const execResponseSchema = z.object({
 });
 
 export type ExecResponse = z.infer<typeof execResponseSchema>;
-type BlockedEvent = z.infer<typeof eventSchema>;
+export type AgentshEvent = z.infer<typeof eventSchema>;
 
 /** What the CLI process did, as the executor observed it. */
 export interface CliOutcome {
@@ -108,8 +108,8 @@ export function interpretExecResponse(
   const { result } = response;
   const denials = collectDenials(response);
   const blocked = denials.length > 0;
-  const timedOut =
-    !blocked && (/timeout/i.test(result.error?.code ?? "") || isServerTimeout(response));
+  const precheckDenied = result.error?.code === "E_POLICY_DENIED";
+  const timedOut = !blocked && isServerTimeout(response);
   const outcome = blocked
     ? "blocked"
     : timedOut
@@ -119,20 +119,18 @@ export function interpretExecResponse(
         : result.exit_code === 0
           ? "ok"
           : "failed";
+  const stderr = splitWrapperPreamble(result.stderr);
   return {
     outcome,
     exitCode: outcome === "unavailable" ? null : result.exit_code,
-    stdout: boundStream(
-      result.stdout,
-      outputLimitBytes,
-      result.stdout_truncated,
-      result.stdout_total_bytes,
-    ),
+    stdout: boundStream(result.stdout, outputLimitBytes, result.stdout_total_bytes),
     stderr: boundStream(
-      result.stderr,
+      stderr.rest,
       outputLimitBytes,
-      result.stderr_truncated,
-      result.stderr_total_bytes,
+      result.stderr_total_bytes === undefined
+        ? undefined
+        : result.stderr_total_bytes -
+            (Buffer.byteLength(result.stderr) - Buffer.byteLength(stderr.rest)),
     ),
     durationMs: result.duration_ms,
     decision: denials[0] ?? null,
@@ -144,6 +142,45 @@ export function interpretExecResponse(
           ? `agentsh could not run the command: ${result.error?.code ?? "error"} ${result.error?.message ?? ""}`.trim()
           : null,
     commandId: response.command_id ?? null,
+    sandboxed: precheckDenied ? null : stderr.sandboxed,
+  };
+}
+
+/**
+ * agentsh-unixwrap writes its own lines to the command's stderr before the command starts:
+ * `landlock: restrictions applied (abi=N, workspace=W)` proves the sandbox was applied; the
+ * others are noise. They are removed from what callers see.
+ */
+const WRAPPER_LINE =
+  /^(landlock: .*|PR_SET_PTRACER\(.*|ptracer: .*|warning: skipped unknown syscalls.*|seccomp wrapper.*)$/;
+const SANDBOX_APPLIED = /^landlock: restrictions applied \(abi=\d+, workspace=[^)]*\)$/;
+
+export function splitWrapperPreamble(stderr: string): { sandboxed: boolean; rest: string } {
+  let sandboxed = false;
+  let rest = stderr;
+  for (;;) {
+    const newline = rest.indexOf("\n");
+    const line = newline === -1 ? rest : rest.slice(0, newline);
+    if (line === "" || !WRAPPER_LINE.test(line)) break;
+    if (SANDBOX_APPLIED.test(line)) sandboxed = true;
+    rest = newline === -1 ? "" : rest.slice(newline + 1);
+  }
+  return { sandboxed, rest };
+}
+
+/**
+ * Adds denials agentsh recorded only in its event store (nested execve, file and unix-socket
+ * checks never reach the ExecResponse). Any denial makes the command `blocked`.
+ */
+export function withRecordedDenials(result: GovernedResult, recorded: Decision[]): GovernedResult {
+  if (recorded.length === 0) return result;
+  const denials = dedupe([...result.denials, ...recorded]);
+  return {
+    ...result,
+    outcome: "blocked",
+    decision: result.decision ?? denials[0] ?? null,
+    denials,
+    problem: null,
   };
 }
 
@@ -183,7 +220,7 @@ function collectDenials(response: ExecResponse): Decision[] {
   return dedupe(denials);
 }
 
-function decisionFromEvent(event: BlockedEvent): Decision {
+export function decisionFromEvent(event: AgentshEvent): Decision {
   const operation = event.operation || event.type || null;
   return {
     rule: event.policy?.rule ?? null,
@@ -234,17 +271,20 @@ function isChildExit(response: ExecResponse): boolean {
   return code === "" || /EXIT|NONZERO/i.test(code);
 }
 
-/** Caps a stream at `limitBytes` (UTF-8, cut on a character boundary). */
+/**
+ * Caps a stream at `limitBytes` (UTF-8, cut on a character boundary). It counts as truncated
+ * when we cut it or when agentsh reports a larger total than it returned (agentsh's own
+ * `*_truncated` flags are also set on every timeout, so they are not used).
+ */
 export function boundStream(
   text: string,
   limitBytes: number,
-  alreadyTruncated = false,
   reportedTotal?: number,
 ): StreamOutput {
   const bytes = Buffer.from(text, "utf8");
   const totalBytes = Math.max(reportedTotal ?? 0, bytes.length);
   if (bytes.length <= limitBytes) {
-    return { text, truncated: alreadyTruncated, totalBytes };
+    return { text, truncated: totalBytes > bytes.length, totalBytes };
   }
   let end = limitBytes;
   // Step back over UTF-8 continuation bytes so we never split a character.
@@ -264,6 +304,7 @@ function unavailable(cli: CliOutcome, problem: string): GovernedResult {
     denials: [],
     problem,
     commandId: null,
+    sandboxed: null,
   };
 }
 

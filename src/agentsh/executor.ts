@@ -1,7 +1,8 @@
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
-import { type CliOutcome, interpretCliOutcome } from "./exec-response.js";
-import type { Executor, GovernedCommand, GovernedResult } from "./governed-result.js";
+import { type CliOutcome, interpretCliOutcome, withRecordedDenials } from "./exec-response.js";
+import type { DenialLookup, Executor, GovernedCommand, GovernedResult } from "./governed-result.js";
 import type { SessionPool } from "./session-pool.js";
 
 /**
@@ -20,6 +21,10 @@ export interface AgentshCliOptions {
   sessions: SessionPool;
   /** Called when agentsh says the session does not exist (expired, server restarted). */
   recreateSession: (sessionId: string) => Promise<void>;
+  /** Reads denials agentsh keeps only in its event store (nested commands, files, sockets). */
+  recordedDenials: DenialLookup;
+  /** How long agentsh may take to flush events to its store (it batches every 50 ms). */
+  eventSettleMs?: number;
 }
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
@@ -33,13 +38,20 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
     async run(request: GovernedCommand): Promise<GovernedResult> {
       const lease = await options.sessions.acquire(request.signal);
       try {
+        // The session is ours alone until release, so every denial it records from here on
+        // belongs to this command.
+        const since = new Date(Date.now() - 5);
         let cli = await runCli(options, lease.sessionId, request);
         if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
           // Nothing ran: agentsh rejected the unknown session before starting the command.
           await options.recreateSession(lease.sessionId);
           cli = await runCli(options, lease.sessionId, request);
         }
-        return interpretCliOutcome(cli, options.outputLimitBytes);
+        const result = interpretCliOutcome(cli, options.outputLimitBytes);
+        if (result.sandboxed === null) return result; // no process was started
+        await sleep(options.eventSettleMs ?? 150);
+        const recorded = await options.recordedDenials(lease.sessionId, since, new Date());
+        return withRecordedDenials(result, recorded);
       } finally {
         lease.release();
       }

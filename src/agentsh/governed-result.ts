@@ -47,6 +47,11 @@ export interface GovernedResult {
   /** Why agentsh could not run it or why it stopped; null for ok/failed/blocked. */
   problem: string | null;
   commandId: string | null;
+  /**
+   * Whether agentsh-unixwrap reported its Landlock + seccomp sandbox for this command (the
+   * wrapper's first stderr line). null when no process was started (e.g. a pre-check denial).
+   */
+  sandboxed: boolean | null;
 }
 
 export interface GovernedCommand {
@@ -59,3 +64,6 @@ export interface GovernedCommand {
 export interface Executor {
   run(request: GovernedCommand): Promise<GovernedResult>;
 }
+
+/** Looks up denials agentsh recorded in its event store (nested execve, file, unix socket). */
+export type DenialLookup = (sessionId: string, since: Date, until: Date) => Promise<Decision[]>;

@@ -1,3 +1,7 @@
+import { z } from "zod";
+import { decisionFromEvent, eventSchema } from "./exec-response.js";
+import type { DenialLookup } from "./governed-result.js";
+
 /**
  * The agentsh server's HTTP API, used for what the CLI cannot do cheaply: health probes and
  * creating sessions up front (a first-use auto-create races when two commands start together).
@@ -7,6 +11,8 @@ export interface AgentshServerApi {
   /** Resolves to null when healthy, or a sentence saying what is wrong. */
   probe(): Promise<string | null>;
   ensureSession(sessionId: string): Promise<void>;
+  /** Denials recorded for a session in a time window (agentsh's event store). */
+  recordedDenials: DenialLookup;
 }
 
 export interface AgentshServerOptions {
@@ -49,6 +55,31 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
       throw new Error(
         `creating agentsh session ${sessionId} failed: HTTP ${response.status} ${body}`,
       );
+    },
+
+    async recordedDenials(sessionId, since, until) {
+      const query = new URLSearchParams({
+        session_id: sessionId,
+        decision: "deny",
+        since: since.toISOString(),
+        until: until.toISOString(),
+        order: "asc",
+        limit: "50",
+      });
+      const response = await doFetch(`${options.serverUrl}/api/v1/events/search?${query}`, {
+        headers,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      if (!response.ok) {
+        throw new Error(`agentsh event search failed: HTTP ${response.status}`);
+      }
+      // agentsh answers `null` when nothing matched.
+      const events =
+        z
+          .array(eventSchema)
+          .nullable()
+          .parse(await response.json()) ?? [];
+      return events.map(decisionFromEvent);
     },
   };
 }

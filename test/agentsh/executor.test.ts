@@ -4,11 +4,18 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { agentshExecArgv, createAgentshExecutor } from "../../src/agentsh/executor.js";
+import type { DenialLookup } from "../../src/agentsh/governed-result.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
 
 const FAKE_CLI = path.resolve("test/support/fake-agentsh");
 
-function executorWith(options: { recreate?: (id: string) => Promise<void>; apiKey?: string } = {}) {
+function executorWith(
+  options: {
+    recreate?: (id: string) => Promise<void>;
+    apiKey?: string;
+    recorded?: DenialLookup;
+  } = {},
+) {
   return createAgentshExecutor({
     bin: FAKE_CLI,
     serverUrl: "http://127.0.0.1:18080",
@@ -16,6 +23,8 @@ function executorWith(options: { recreate?: (id: string) => Promise<void>; apiKe
     outputLimitBytes: 64 * 1024,
     sessions: new SessionPool("unit", 2, 2),
     recreateSession: options.recreate ?? (async () => {}),
+    recordedDenials: options.recorded ?? (async () => []),
+    eventSettleMs: 0,
   });
 }
 
@@ -42,7 +51,9 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     process.env.SOME_TOKEN = "tok-123";
     try {
       const { env } = await received("true", "agentsh-credential-0123456789");
-      const ours = Object.keys(env).filter((key) => !["PWD", "SHLVL", "_"].includes(key)); // bash adds these
+      const ours = Object.keys(env).filter(
+        (key) => !["PWD", "SHLVL", "_", "PREAMBLE"].includes(key),
+      ); // set by bash and the stand-in
       expect(ours.sort()).toEqual(
         [
           "AGENTSH_API_KEY",
@@ -115,8 +126,45 @@ describe("agentsh executor (against a stand-in CLI)", () => {
       outputLimitBytes: 1024,
       sessions: new SessionPool("unit", 1, 0),
       recreateSession: async () => {},
+      recordedDenials: async () => [],
     });
     const result = await executor.run({ command: "true", timeoutMs: 1_000 });
     expect(result.outcome).toBe("unavailable");
+  });
+
+  it("strips the sandbox wrapper's preamble from stderr and records that the sandbox was applied", async () => {
+    const result = await executorWith().run({ command: "echo", timeoutMs: 5_000 });
+    expect(result.stderr.text).toBe("own stderr\n");
+    expect(result.sandboxed).toBe(true);
+    const unsandboxed = await executorWith().run({ command: "unsandboxed", timeoutMs: 5_000 });
+    expect(unsandboxed.sandboxed).toBe(false);
+  });
+
+  it("reads denials agentsh recorded for the session during the command and reports them as blocked", async () => {
+    const windows: Array<{ sessionId: string; since: Date; until: Date }> = [];
+    const before = Date.now();
+    const result = await executorWith({
+      recorded: async (sessionId, since, until) => {
+        windows.push({ sessionId, since, until });
+        return [
+          {
+            rule: "deny-sensitive-files",
+            kind: "file",
+            operation: "open",
+            target: "/etc/shadow",
+            message: null,
+          },
+        ];
+      },
+    }).run({ command: "cat /etc/shadow", timeoutMs: 5_000 });
+    expect(result).toMatchObject({
+      outcome: "blocked",
+      exitCode: 0,
+      decision: { rule: "deny-sensitive-files", target: "/etc/shadow" },
+    });
+    expect(windows).toHaveLength(1);
+    expect(windows[0]?.sessionId).toBe("unit-2");
+    expect(windows[0]?.since.getTime()).toBeLessThanOrEqual(before);
+    expect(windows[0]?.until.getTime()).toBeGreaterThan(before);
   });
 });

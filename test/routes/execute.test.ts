@@ -182,3 +182,27 @@ describe("POST /execute validation: clear JSON errors and nothing runs", () => {
     expect(executor.commands).toHaveLength(0);
   });
 });
+
+describe("fail closed when agentsh skips its sandbox", () => {
+  it("withholds the output, answers 500 and refuses later commands until restart", async () => {
+    const executor = new FakeExecutor().respond((request) =>
+      request.command === "leak" ? okResult("secret output", { sandboxed: false }) : undefined,
+    );
+    const { app } = buildTestApp({ executor });
+    const res = await app.request("/execute", postJson({ command: "leak" }));
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(text).not.toContain("secret output");
+    expect(JSON.parse(text).error.code).toBe("enforcement_failed");
+
+    const next = await app.request("/execute", postJson({ command: "echo hi" }));
+    expect(next.status).toBe(503);
+    expect((await readJson(next)).error.code).toBe("enforcement_degraded");
+    expect(executor.commands.map((c) => c.command)).toEqual(["leak"]);
+    const health = await app.request("/health");
+    expect(health.status).toBe(503);
+    expect((await readJson(health)).enforcement.checks["sandbox applied to every command"]).toBe(
+      false,
+    );
+  });
+});

@@ -37,6 +37,7 @@ export function okResult(stdout = "", overrides: Partial<GovernedResult> = {}): 
     denials: [],
     problem: null,
     commandId: "cmd-test",
+    sandboxed: true,
     ...overrides,
   };
 }

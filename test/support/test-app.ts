@@ -41,6 +41,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
     server: {
       probe: async () => options.agentshProblem ?? null,
       ensureSession: async () => {},
+      recordedDenials: async () => [],
     },
     serverUrl: config.agentsh.serverUrl,
     enforcement: options.enforcement ?? ENFORCED,

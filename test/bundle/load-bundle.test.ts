@@ -1,0 +1,177 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { BundleError, expandEnv, loadPolicyBundle } from "../../src/bundle/load-bundle.js";
+
+const BUNDLE = path.resolve("agentsh");
+const varsFor = (dir: string) => ({
+  AGENTSH_BUNDLE_DIR: dir,
+  AGENTSH_STATE_DIR: "/var/lib/governed-executor",
+  AGENTSH_BIN_DIR: "/usr/local/bin",
+});
+
+const copies: string[] = [];
+afterEach(async () => {
+  await Promise.all(copies.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A scratch copy of the real bundle with one file edited. */
+async function bundleWith(file: string, edit: (text: string) => string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "bundle-"));
+  copies.push(dir);
+  await cp(BUNDLE, dir, { recursive: true });
+  const target = path.join(dir, file);
+  await writeFile(target, edit(await readFile(target, "utf8")));
+  return dir;
+}
+
+async function problemsOf(dir: string): Promise<string[]> {
+  try {
+    await loadPolicyBundle(dir, varsFor(dir));
+  } catch (error) {
+    expect(error).toBeInstanceOf(BundleError);
+    return (error as BundleError).problems;
+  }
+  throw new Error("expected the bundle to be rejected");
+}
+
+describe("the policy bundle in agentsh/", () => {
+  it("loads cleanly, with every enforcement layer switched on and no ignored keys", async () => {
+    const bundle = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
+    expect(bundle.warnings).toEqual([]);
+    expect(bundle.enforcement).toEqual({
+      landlock: true,
+      seccompHelper: true,
+      execveInterception: true,
+      fileMonitor: true,
+      ptrace: false,
+    });
+    expect(bundle.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(bundle.files).toEqual(
+      expect.arrayContaining([
+        "config.yaml",
+        "policies/default.yaml",
+        "bash_startup.sh",
+        "VERSION",
+      ]),
+    );
+    expect(bundle.config.server?.http?.addr).toBe("127.0.0.1:18080");
+  });
+
+  it("denies what the seed promises, by named rules", async () => {
+    const { policy } = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
+    const denied = (rules: Array<{ decision: string; commands?: string[] }> | undefined) =>
+      (rules ?? []).filter((r) => r.decision === "deny").flatMap((r) => r.commands ?? []);
+    const deniedCommands = denied(policy.command_rules);
+    for (const command of [
+      "sudo",
+      "su",
+      "ssh",
+      "scp",
+      "nc",
+      "nmap",
+      "mount",
+      "kill",
+      "pkill",
+      "shutdown",
+    ]) {
+      expect(deniedCommands).toContain(command);
+    }
+    const cidrs = (policy.network_rules ?? [])
+      .filter((r) => r.decision === "deny")
+      .flatMap((r) => r.cidrs ?? []);
+    for (const cidr of ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]) {
+      expect(cidrs).toContain(cidr);
+    }
+    const limits = policy.resource_limits;
+    expect(limits).toMatchObject({ max_memory_mb: 2048, pids_max: 100, command_timeout: "5m" });
+  });
+
+  it("changes its digest when any file changes", async () => {
+    const original = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
+    const dir = await bundleWith("bash_startup.sh", (text) => `${text}\n# edited\n`);
+    expect((await loadPolicyBundle(dir, varsFor(dir))).digest).not.toBe(original.digest);
+  });
+});
+
+describe("a broken bundle stops boot with file, path and problem", () => {
+  it("rejects an unknown policy key, as agentsh does", async () => {
+    const dir = await bundleWith("policies/default.yaml", (t) => `${t}\nsurprise_key: true\n`);
+    expect(await problemsOf(dir)).toEqual([
+      expect.stringMatching(/^policies\/default\.yaml: .*surprise_key/),
+    ]);
+  });
+
+  it("rejects an unknown key inside a command rule (agentsh would silently accept it)", async () => {
+    const dir = await bundleWith("policies/default.yaml", (t) =>
+      t.replace(
+        "decision: deny\n    message: Privilege escalation",
+        "decision: deny\n    mesage: typo\n    message: Privilege escalation",
+      ),
+    );
+    expect((await problemsOf(dir)).join("\n")).toMatch(
+      /policies\/default\.yaml: command_rules\.0: .*mesage/,
+    );
+  });
+
+  it("rejects a misspelled decision", async () => {
+    const dir = await bundleWith("policies/default.yaml", (t) =>
+      t.replace("decision: deny", "decision: denied"),
+    );
+    expect((await problemsOf(dir)).join("\n")).toMatch(/command_rules\.0\.decision/);
+  });
+
+  it("rejects invalid YAML", async () => {
+    const dir = await bundleWith("config.yaml", (t) => `${t}\n  bad: [unclosed\n`);
+    expect((await problemsOf(dir))[0]).toMatch(/^config\.yaml: /);
+  });
+
+  it("rejects a missing policy file", async () => {
+    const dir = await bundleWith("config.yaml", (t) =>
+      t.replace("default: default", "default: nowhere"),
+    );
+    expect(await problemsOf(dir)).toEqual([
+      expect.stringMatching(/^policies\/nowhere\.yaml: cannot be read/),
+    ]);
+  });
+
+  it("rejects a DLP pattern that does not compile", async () => {
+    const dir = await bundleWith("config.yaml", (t) =>
+      t.replace("regex: 'sk-ant-", "regex: '(sk-ant-"),
+    );
+    expect((await problemsOf(dir)).join("\n")).toMatch(
+      /config\.yaml: dlp\.custom_patterns\[1\] \(anthropic_api_key\)/,
+    );
+  });
+
+  it("rejects a BASH_ENV that points at a file missing from the bundle", async () => {
+    const dir = await bundleWith("config.yaml", (t) =>
+      t.replace("bash_startup.sh\n", "missing.sh\n"),
+    );
+    expect((await problemsOf(dir)).join("\n")).toMatch(
+      /sandbox\.env_inject\.BASH_ENV .*missing\.sh/,
+    );
+  });
+
+  it("warns about keys agentsh ignores, such as a landlock block under sandbox", async () => {
+    const dir = await bundleWith("config.yaml", (t) =>
+      t.replace("sandbox:\n", "sandbox:\n  landlock:\n    enabled: true\n  allow_degraded: true\n"),
+    );
+    const bundle = await loadPolicyBundle(dir, varsFor(dir));
+    expect(bundle.warnings).toEqual([
+      expect.stringContaining("'sandbox.landlock' has no effect"),
+      expect.stringContaining("'sandbox.allow_degraded' has no effect"),
+    ]);
+  });
+});
+
+describe("expandEnv (agentsh expands config.yaml like Go's os.ExpandEnv)", () => {
+  it("expands $VAR and ${VAR}; unset names become empty and are reported", () => {
+    const unset: string[] = [];
+    expect(expandEnv("a=${A} b=$B c=${C}", { A: "1", B: "2" }, (n) => unset.push(n))).toBe(
+      "a=1 b=2 c=",
+    );
+    expect(unset).toEqual(["C"]);
+  });
+});
