@@ -87,7 +87,10 @@ export function createApp(deps: AppDeps) {
     )
     .route("/health", createHealthRoutes(deps.status))
     .use("/demo/*", demoLimit)
-    .route("/demo", createDemoRoutes(demoRoutes, runner, config.limits.defaultTimeoutMs))
+    .route(
+      "/demo",
+      createDemoRoutes(demoRoutes, runner, config.limits.defaultTimeoutMs, deps.status),
+    )
     .use("/execute", limit("execute", config.rateLimits.execute))
     .route(
       "/execute",

@@ -20,6 +20,8 @@ export interface DemoRoute {
   description: string;
   /** Extra explanation returned with the results (the seed's `/demo/dlp` shape). */
   note?: string;
+  /** Include the service's own health report (agentsh, enforcement checks, bundle). */
+  includeServiceStatus?: boolean;
   scenarios: DemoScenario[];
 }
 
@@ -36,6 +38,7 @@ export const demoRoutes: readonly DemoRoute[] = [
   {
     name: "status",
     description: "Kernel, enforcement state of the governed process, and agentsh self-protection.",
+    includeServiceStatus: true,
     note: "Seccomp: 2 means a seccomp filter is attached to the governed process. Governed commands may not run the agentsh CLI, so they cannot drive the agentsh server.",
     scenarios: [
       allow("uname -r"),

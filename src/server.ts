@@ -1,16 +1,21 @@
-import { access, constants, readFile } from "node:fs/promises";
+import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { createAgentshExecutor } from "./agentsh/executor.js";
-import { createAgentshServerApi } from "./agentsh/server-api.js";
+import { runSelfTest } from "./agentsh/self-test.js";
+import { type AgentshServerApi, createAgentshServerApi } from "./agentsh/server-api.js";
 import { SessionPool } from "./agentsh/session-pool.js";
 import { createApp } from "./app.js";
 import { loadPolicyBundle, type PolicyBundle } from "./bundle/load-bundle.js";
 import { createRedactor } from "./bundle/redactor.js";
 import { type Config, parseConfig } from "./config.js";
 import { createJsonLogger, type Logger } from "./logger.js";
-import { createServiceStatus, type EnforcementReport } from "./service-status.js";
+import {
+  createServiceStatus,
+  type EnforcementReport,
+  type ServiceStatus,
+} from "./service-status.js";
 
 /**
  * Node entry: the only place that reads the process environment, listens, and handles signals.
@@ -22,7 +27,7 @@ async function main(): Promise<void> {
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
   const agentshBin = await locateExecutable(config.agentsh.bin);
-  const enforcement = await assessEnforcement(bundle, agentshBin, process.env.ENFORCEMENT_REPORT);
+  const staticChecks = await bundleChecks(bundle, agentshBin);
   const pool = new SessionPool(
     config.agentsh.sessionPrefix,
     config.limits.maxConcurrent,
@@ -45,11 +50,47 @@ async function main(): Promise<void> {
   const status = createServiceStatus({
     server,
     serverUrl: config.agentsh.serverUrl,
-    enforcement,
+    enforcement: {
+      mode: "unverified",
+      checks: staticChecks,
+      problems: ["agentsh not reached yet"],
+    },
     allowDegraded: config.allowDegraded,
     bundle: { digest: bundle.digest, policy: bundle.policy.name },
     pool,
   });
+
+  /** Sessions + canaries; run at boot and again whenever agentsh comes back. */
+  const verify = async (): Promise<EnforcementReport> => {
+    await Promise.all(pool.sessionIds.map((id) => server.ensureSession(id)));
+    const selfTest = await runSelfTest(executor);
+    const checks = { ...staticChecks, ...selfTest.checks };
+    const problems = Object.entries(checks)
+      .filter(([, passed]) => !passed)
+      .map(([name]) => `failed: ${name}`);
+    const report: EnforcementReport = {
+      mode: problems.length > 0 ? "degraded" : "enforced",
+      checks,
+      problems: problems.length > 0 ? [...problems, ...selfTest.problems] : [],
+    };
+    status.setEnforcement(report);
+    return report;
+  };
+
+  if ((await server.probe()) === null) {
+    const report = await verify();
+    if (report.mode !== "enforced" && !config.allowDegraded) {
+      throw new Error(
+        `Refusing to start: agentsh enforcement is not active.\n${report.problems.map((p) => `  - ${p}`).join("\n")}\nFix the cause above, or set ALLOW_DEGRADED=true to serve anyway (not recommended).`,
+      );
+    }
+  } else {
+    logger.warn("agentsh server not reachable at boot; commands are refused until it is", {
+      url: config.agentsh.serverUrl,
+    });
+  }
+  const watcher = watchAgentsh(server, verify, logger);
+
   const app = createApp({
     config,
     executor,
@@ -58,14 +99,13 @@ async function main(): Promise<void> {
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,
   });
-
-  await prepareSessions(pool.sessionIds, server.ensureSession, logger);
   const httpServer = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
-    logStartup(logger, config, bundle, enforcement, agentshBin, info.port),
+    logStartup(logger, config, bundle, status, agentshBin, info.port),
   );
 
   const shutdown = (signal: string) => {
     logger.info("shutting down", { signal });
+    clearInterval(watcher);
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
     httpServer.close(() => process.exit(0));
@@ -74,51 +114,61 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => shutdown("SIGINT"));
 }
 
-async function prepareSessions(
-  ids: readonly string[],
-  ensure: (id: string) => Promise<void>,
+/**
+ * Polls agentsh. When it comes back after being unreachable (restarted by the boot script's
+ * supervisor, which loses its in-memory sessions), sessions are re-created and the canaries run
+ * again before commands are accepted.
+ */
+function watchAgentsh(
+  server: AgentshServerApi,
+  verify: () => Promise<EnforcementReport>,
   logger: Logger,
-): Promise<void> {
-  const results = await Promise.allSettled(ids.map((id) => ensure(id)));
-  const failed = results.filter((r) => r.status === "rejected");
-  if (failed.length > 0) {
-    logger.warn("agentsh sessions not created yet; they are created on first use", {
-      failed: failed.length,
-      reason: String((failed[0] as PromiseRejectedResult).reason),
-    });
-  }
+): NodeJS.Timeout {
+  let wasReachable: boolean | null = null;
+  let verifying = false;
+  const timer = setInterval(async () => {
+    if (verifying) return;
+    const problem = await server.probe();
+    const reachable = problem === null;
+    if (reachable === wasReachable) return;
+    if (!reachable) {
+      logger.error("agentsh server lost", { problem });
+      wasReachable = false;
+      return;
+    }
+    verifying = true;
+    try {
+      const report = await verify();
+      logger.info("agentsh reachable; enforcement re-verified", {
+        mode: report.mode,
+        problems: report.problems,
+      });
+      wasReachable = true;
+    } catch (error) {
+      logger.error("agentsh reachable but verification failed; will retry", {
+        error: String(error),
+      });
+    } finally {
+      verifying = false;
+    }
+  }, 1_000);
+  timer.unref();
+  return timer;
 }
 
-/** Static checks of what the bundle turns on, plus the boot self-test when it ran. */
-async function assessEnforcement(
+/** What the bundle and the installation promise, before anything is run. */
+async function bundleChecks(
   bundle: PolicyBundle,
   agentshBin: string | undefined,
-  selfTestFile: string | undefined,
-): Promise<EnforcementReport> {
-  const helper = await locateExecutable("agentsh-unixwrap");
-  const checks: Record<string, boolean> = {
+): Promise<Record<string, boolean>> {
+  return {
     "agentsh CLI installed": agentshBin !== undefined,
-    "seccomp helper agentsh-unixwrap installed": helper !== undefined,
+    "seccomp helper agentsh-unixwrap installed":
+      (await locateExecutable("agentsh-unixwrap")) !== undefined,
     "landlock enabled in bundle": bundle.enforcement.landlock,
     "seccomp helper enabled in bundle": bundle.enforcement.seccompHelper,
     "nested execve interception enabled": bundle.enforcement.execveInterception,
     "seccomp file monitor enabled": bundle.enforcement.fileMonitor,
-  };
-  let verified = false;
-  if (selfTestFile) {
-    const report = JSON.parse(await readFile(selfTestFile, "utf8")) as {
-      checks?: Record<string, boolean>;
-    };
-    Object.assign(checks, report.checks ?? {});
-    verified = true;
-  }
-  const problems = Object.entries(checks)
-    .filter(([, passed]) => !passed)
-    .map(([name]) => `failed: ${name}`);
-  return {
-    mode: problems.length > 0 ? "degraded" : verified ? "enforced" : "unverified",
-    checks,
-    problems,
   };
 }
 
@@ -142,7 +192,7 @@ function logStartup(
   logger: Logger,
   config: Config,
   bundle: PolicyBundle,
-  enforcement: EnforcementReport,
+  status: ServiceStatus,
   agentshBin: string | undefined,
   port: number,
 ): void {
@@ -156,14 +206,19 @@ function logStartup(
     commandSlots: config.limits.maxConcurrent,
     trustedProxyHops: config.trustedProxyHops,
   });
-  if (enforcement.mode !== "enforced") {
+  void status.check().then((report) => {
+    const { enforcement } = report;
+    if (enforcement.mode === "enforced") {
+      logger.info("enforcement verified by canary commands", { checks: enforcement.checks });
+      return;
+    }
     logger.warn(
       config.allowDegraded
         ? "ENFORCEMENT NOT VERIFIED — ALLOW_DEGRADED=true, commands run anyway"
         : "enforcement not verified — commands are refused until it is (see GET /health)",
       { mode: enforcement.mode, problems: enforcement.problems },
     );
-  }
+  });
   if (!config.apiKey) {
     logger.warn("API_KEY is not set: POST /execute is open to anyone who can reach this port");
   }

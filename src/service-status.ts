@@ -30,6 +30,8 @@ export interface ServiceStatus {
   executionBlocker(): string | null;
   /** A command ran without the sandbox: degrade until restart (the boot check is void). */
   enforcementLost(problem: string): void;
+  /** The result of a (re-)run of the self-test. */
+  setEnforcement(report: EnforcementReport): void;
 }
 
 export function createServiceStatus(options: {
@@ -51,6 +53,9 @@ export function createServiceStatus(options: {
 
   return {
     executionBlocker,
+    setEnforcement(report) {
+      enforcement = report;
+    },
     enforcementLost(problem) {
       enforcement = {
         mode: "degraded",

@@ -3,12 +3,14 @@ import type { AppEnv } from "../app-env.js";
 import type { CommandRunner } from "../command-report.js";
 import type { DemoRoute } from "../demo-scenarios.js";
 import { ApiError } from "../http/errors.js";
+import type { ServiceStatus } from "../service-status.js";
 
 /** `GET /demo/:name`: runs a scenario table from `demo-scenarios.ts`, in order. */
 export function createDemoRoutes(
   routes: readonly DemoRoute[],
   runner: CommandRunner,
   timeoutMs: number,
+  status: ServiceStatus,
 ) {
   const byName = new Map(routes.map((route) => [route.name, route]));
   return new Hono<AppEnv>()
@@ -43,7 +45,8 @@ export function createDemoRoutes(
       }
       // The seed returns a bare array, except for routes that carry an explanation.
       if (route.note) {
-        return c.json({ description: route.description, note: route.note, results });
+        const service = route.includeServiceStatus ? { service: await status.check() } : {};
+        return c.json({ description: route.description, note: route.note, ...service, results });
       }
       return c.json(results);
     });
