@@ -21,7 +21,8 @@ export const CANARIES: readonly Canary[] = [
     // mount is on every Debian-based system (util-linux), so the exec really is attempted.
     name: "nested command denied by rule (seccomp execve interception)",
     command: "mount --version",
-    passes: (r) => r.outcome === "blocked" && r.decision?.kind === "command" && r.decision.rule !== null,
+    passes: (r) =>
+      r.outcome === "blocked" && r.decision?.kind === "command" && r.decision.rule !== null,
   },
   {
     name: "file read denied by rule (seccomp file monitor)",
