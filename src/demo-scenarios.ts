@@ -4,9 +4,14 @@
  * The end-to-end suite checks these same expectations against a real agentsh.
  */
 
-export type Expectation = "allowed" | "blocked";
+/**
+ * - `allowed`: agentsh lets it run (it may still fail on its own, e.g. a network error).
+ * - `blocked`: agentsh denies it and names the rule.
+ * - `denied`: the kernel refuses it (Landlock); agentsh records no rule, so the command just fails.
+ */
+export type Expectation = "allowed" | "blocked" | "denied";
 /** The policy layer expected to stop a blocked command. */
-export type Layer = "command" | "file" | "network";
+export type Layer = "command" | "file" | "network" | "landlock";
 
 export interface DemoScenario {
   command: string;
@@ -31,6 +36,7 @@ const block = (layer: Layer, command: string): DemoScenario => ({
   expect: "blocked",
   layer,
 });
+const deny = (command: string): DemoScenario => ({ command, expect: "denied", layer: "landlock" });
 const curl = (url: string, headers = "") =>
   `curl -s --max-time 3 ${headers ? `${headers} ` : ""}${url}`;
 
@@ -98,8 +104,7 @@ export const demoRoutes: readonly DemoRoute[] = [
       block("file", "echo test > /usr/bin/test"),
       block("file", "mkdir /etc/testdir"),
       block("file", "cp /etc/hostname /etc/hostname.bak"),
-      block(
-        "file",
+      deny(
         "rm -f /workspace/shadow-link && ln -s /etc/shadow /workspace/shadow-link && cat /workspace/shadow-link",
       ),
     ],

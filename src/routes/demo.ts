@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env.js";
-import type { CommandRunner } from "../command-report.js";
-import type { DemoRoute } from "../demo-scenarios.js";
+import type { CommandResult, CommandRunner } from "../command-report.js";
+import type { DemoRoute, Expectation } from "../demo-scenarios.js";
 import { ApiError } from "../http/errors.js";
 import type { ServiceStatus } from "../service-status.js";
 
@@ -39,7 +39,7 @@ export function createDemoRoutes(
         results.push({
           command: scenario.command,
           expected: scenario.expect,
-          asExpected: (scenario.expect === "blocked") === result.blocked,
+          asExpected: meetsExpectation(scenario.expect, result),
           result,
         });
       }
@@ -50,4 +50,15 @@ export function createDemoRoutes(
       }
       return c.json(results);
     });
+}
+
+function meetsExpectation(expect: Expectation, result: CommandResult): boolean {
+  switch (expect) {
+    case "allowed":
+      return !result.blocked;
+    case "blocked":
+      return result.blocked;
+    case "denied":
+      return !result.success;
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { demoRoutes } from "../../src/demo-scenarios.js";
-import { blockedResult, FakeExecutor } from "../support/fake-executor.js";
+import { blockedResult, FakeExecutor, okResult } from "../support/fake-executor.js";
 import { buildTestApp, readJson } from "../support/test-app.js";
 
 const SEED_DEMOS = [
@@ -17,16 +17,17 @@ const SEED_DEMOS = [
   "network",
 ];
 
-/** A fake agentsh that blocks exactly what the scenario table expects to be blocked. */
+/** A fake agentsh that answers each scenario the way the table expects the policy to. */
 function policyLikeExecutor() {
-  const blocked = new Set(
-    demoRoutes.flatMap((route) =>
-      route.scenarios.filter((s) => s.expect === "blocked").map((s) => s.command),
-    ),
+  const expectations = new Map(
+    demoRoutes.flatMap((route) => route.scenarios.map((s) => [s.command, s.expect] as const)),
   );
-  return new FakeExecutor().respond((request) =>
-    blocked.has(request.command) ? blockedResult() : undefined,
-  );
+  return new FakeExecutor().respond((request) => {
+    const expect = expectations.get(request.command);
+    if (expect === "blocked") return blockedResult();
+    if (expect === "denied") return okResult("", { outcome: "failed", exitCode: 1 });
+    return undefined;
+  });
 }
 
 describe("GET /demo/:name", () => {
@@ -54,7 +55,10 @@ describe("GET /demo/:name", () => {
           command: scenario.command,
           expected: scenario.expect,
           asExpected: true,
-          result: { blocked: scenario.expect === "blocked" },
+          result: {
+            blocked: scenario.expect === "blocked",
+            success: scenario.expect === "allowed",
+          },
         });
       }
     },
