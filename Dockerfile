@@ -1,11 +1,35 @@
 # Governed executor: the Hono service + agentsh (pinned in agentsh/VERSION) in one image.
-# Base images are build arguments so they can be replaced by local stand-ins:
-#   docker build --build-arg GO_IMAGE=... --build-arg NODE_IMAGE=... .
-ARG GO_IMAGE=golang:1.25-bookworm
-ARG NODE_IMAGE=node:20-bookworm-slim
+#
+#   docker build .                                    # agentsh built from the Go module proxy
+#   docker build --build-arg AGENTSH_SOURCE=prebuilt .   # agentsh from .agentsh-prebuilt/
+#   scripts/build-image                               # podman, with local stand-in base images
+#
+# Build arguments (all optional):
+#   AGENTSH_SOURCE      module (default): the agentsh-module stage runs scripts/install-agentsh,
+#                       which builds agentsh + agentsh-unixwrap from the Go module proxy.
+#                       prebuilt: the agentsh-prebuilt stage copies them from the build-context
+#                       directory .agentsh-prebuilt/ (gitignored; never commit binaries), e.g.
+#                       taken from agentsh's official .deb:
+#                         dpkg-deb -x agentsh_<VERSION>_amd64.deb x
+#                         cp x/usr/bin/agentsh x/usr/bin/agentsh-unixwrap \
+#                            x/usr/lib/agentsh/libagentsh-ptracer.so .agentsh-prebuilt/
+#                       Their version must equal agentsh/VERSION (checked below).
+#   NODE_IMAGE, GO_IMAGE  base images, public and pinned by default; replaceable by local
+#                       stand-ins (scripts/build-image makes them where no registry is reachable).
+#   AGENTSH_SHELL_SHIM  false (default) | true: see the runtime stage.
+#
+# Only the selected agentsh-* stage is built (BuildKit, and buildah/podman >= 1.24 skip unused
+# stages; the classic docker builder without BuildKit would build both and is not supported).
+# Base images are fully qualified so podman needs no short-name configuration. Versions are
+# pinned here (images), in agentsh/VERSION (agentsh) and in package-lock.json (npm). Debian
+# packages follow the pinned Debian release (bookworm) and its security updates: exact .deb
+# versions are not pinned because the archive drops superseded ones and old pins stop building.
+ARG NODE_IMAGE=docker.io/library/node:20.20.2-bookworm-slim
+ARG GO_IMAGE=docker.io/library/golang:1.25.14-bookworm
+ARG AGENTSH_SOURCE=module
 
-# --- agentsh and its seccomp/Landlock helper, built by the same script as local and CI -------
-FROM ${GO_IMAGE} AS agentsh
+# --- agentsh, source "module": built by the same script as local runs and CI ------------------
+FROM ${GO_IMAGE} AS agentsh-module
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -13,6 +37,24 @@ WORKDIR /src
 COPY agentsh/VERSION agentsh/VERSION
 COPY scripts/install-agentsh scripts/install-agentsh
 RUN AGENTSH_PREFIX=/opt/agentsh scripts/install-agentsh
+
+# --- agentsh, source "prebuilt": binaries from .agentsh-prebuilt/ in the build context ----------
+FROM ${NODE_IMAGE} AS agentsh-prebuilt
+COPY .agentsh-prebuilt/ /tmp/agentsh-prebuilt/
+# agentsh and agentsh-unixwrap are required; libagentsh-ptracer.so (LD_PRELOADed by
+# agentsh-unixwrap, from its own directory, so the server may read its children's memory under
+# Yama ptrace_scope=1) and agentsh-shell-shim are taken when present.
+RUN set -eu; src=/tmp/agentsh-prebuilt; dst=/opt/agentsh/bin; mkdir -p "$dst"; \
+    for f in agentsh agentsh-unixwrap; do \
+      [ -f "$src/$f" ] || { echo "AGENTSH_SOURCE=prebuilt: .agentsh-prebuilt/$f is missing" >&2; exit 1; }; \
+      install -m 0755 "$src/$f" "$dst/$f"; \
+    done; \
+    if [ -f "$src/agentsh-shell-shim" ]; then install -m 0755 "$src/agentsh-shell-shim" "$dst/"; fi; \
+    if [ -f "$src/libagentsh-ptracer.so" ]; then install -m 0644 "$src/libagentsh-ptracer.so" "$dst/"; fi; \
+    rm -rf "$src"
+
+# --- the selected source ------------------------------------------------------------------------
+FROM agentsh-${AGENTSH_SOURCE} AS agentsh
 
 # --- the app, compiled with tsc ----------------------------------------------------------------
 FROM ${NODE_IMAGE} AS app
@@ -25,11 +67,42 @@ RUN npm run build && npm prune --omit=dev
 
 # --- runtime: only what the service and the agents' dev tools need ----------------------------
 FROM ${NODE_IMAGE} AS runtime
+# tini: PID 1. bash curl git python3 python3-pip ca-certificates procps: the agents' tools and
+# the demos. libseccomp2: agentsh and agentsh-unixwrap link it.
+# sudo openssh-client netcat-openbsd nmap are installed ON PURPOSE: the demos show that
+# sudo/ssh/nc/nmap are blocked by agentsh's policy, which means nothing if the binaries are absent
+# (a "command not found" would look like a block). The policy, not their absence, stops them.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       tini bash ca-certificates curl git python3 python3-pip libseccomp2 procps \
+      sudo openssh-client netcat-openbsd nmap \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=agentsh /opt/agentsh/bin/ /usr/local/bin/
+COPY agentsh/VERSION /tmp/agentsh-VERSION
+# Fail the build, not the deploy, if the binaries are not the pinned version or miss a library.
+RUN set -eu; want="$(tr -d '[:space:]' </tmp/agentsh-VERSION)"; rm /tmp/agentsh-VERSION; \
+    got="$(agentsh --version 2>&1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1)"; \
+    [ "$got" = "$want" ] || { echo "agentsh reports '$got', agentsh/VERSION pins '$want'" >&2; exit 1; }; \
+    if ldd /usr/local/bin/agentsh /usr/local/bin/agentsh-unixwrap | grep 'not found'; then exit 1; fi
+# What the container may enable that a development host must not:
+# - agentsh's shell shim (`agentsh shim install-shell`) replaces /bin/sh and /bin/bash with
+#   agentsh-shell-shim so that INTERACTIVE shells (`docker exec -it ... bash`) run through agentsh
+#   too; non-interactive shells (this image's scripts, the governed `bash -c`) pass through to
+#   the real shell. It rewrites the root filesystem, so it is only ever done here, inside the
+#   image, and never on a host. Opt-in with --build-arg AGENTSH_SHELL_SHIM=true; it needs
+#   agentsh-shell-shim (AGENTSH_SOURCE=prebuilt, from the .deb).
+# - sandbox.cgroups (per-command resource limits) needs a pure cgroup v2 host: enable it in
+#   agentsh/config.yaml only where the container runtime gives one (agentsh refuses to start on a
+#   hybrid v1+v2 layout). sandbox.ptrace needs CAP_SYS_PTRACE, which Render-class hosts lack.
+ARG AGENTSH_SHELL_SHIM=false
+RUN set -eu; case "$AGENTSH_SHELL_SHIM" in \
+      false) ;; \
+      true) [ -x /usr/local/bin/agentsh-shell-shim ] \
+              || { echo "AGENTSH_SHELL_SHIM=true needs agentsh-shell-shim in the agentsh stage" >&2; exit 1; }; \
+            agentsh shim install-shell --root / --shim /usr/local/bin/agentsh-shell-shim --bash \
+              --i-understand-this-modifies-the-host ;; \
+      *) echo "AGENTSH_SHELL_SHIM must be true or false, not '$AGENTSH_SHELL_SHIM'" >&2; exit 1 ;; \
+    esac
 WORKDIR /app
 COPY --from=app /app/node_modules node_modules
 COPY --from=app /app/dist dist

@@ -45,12 +45,8 @@ export const demoRoutes: readonly DemoRoute[] = [
     name: "status",
     description: "Kernel, enforcement state of the governed process, and agentsh self-protection.",
     includeServiceStatus: true,
-    note: "Seccomp: 2 means a seccomp filter is attached to the governed process. Governed commands may not run the agentsh CLI, so they cannot drive the agentsh server.",
-    scenarios: [
-      allow("uname -r"),
-      allow("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"),
-      block("command", "agentsh --version"),
-    ],
+    note: "`service` is the health report, including the canary commands that proved enforcement at boot. Governed commands may not run the agentsh CLI, so they cannot drive the agentsh server.",
+    scenarios: [allow("uname -r"), allow("id -un"), block("command", "agentsh --version")],
   },
   {
     name: "allowed",

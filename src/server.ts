@@ -89,7 +89,7 @@ async function main(): Promise<void> {
       url: config.agentsh.serverUrl,
     });
   }
-  const watcher = watchAgentsh(server, verify, logger);
+  const watcher = watchAgentsh(server, verify, status, logger);
 
   const app = createApp({
     config,
@@ -122,6 +122,7 @@ async function main(): Promise<void> {
 function watchAgentsh(
   server: AgentshServerApi,
   verify: () => Promise<EnforcementReport>,
+  status: ServiceStatus,
   logger: Logger,
 ): NodeJS.Timeout {
   let wasReachable: boolean | null = null;
@@ -133,6 +134,12 @@ function watchAgentsh(
     if (reachable === wasReachable) return;
     if (!reachable) {
       logger.error("agentsh server lost", { problem });
+      // Its sessions are gone and its sandbox unproven until the canaries pass again.
+      status.setEnforcement({
+        mode: "unverified",
+        checks: {},
+        problems: ["agentsh server restarted; re-verifying enforcement"],
+      });
       wasReachable = false;
       return;
     }

@@ -1,0 +1,128 @@
+import { readFileSync } from "node:fs";
+import { expect } from "vitest";
+import type { CommandResult } from "../../src/command-report.js";
+
+/**
+ * The end-to-end suite talks to a running governed stack over HTTP only.
+ * - Local: `scripts/test --e2e` starts agentsh + the app inside an isolated network namespace
+ *   (`scripts/with-stack`) and passes BASE_URL and CANARY_LOG.
+ * - Deployment: `TEST_URL=https://… npx vitest run --project e2e`; the canary checks need the
+ *   local namespace and are skipped there, saying so in their names.
+ */
+const testUrl = process.env.TEST_URL;
+// with-stack exports SERVICE_URL (vitest replaces BASE_URL with Vite's own "/").
+export const BASE_URL = testUrl ?? process.env.SERVICE_URL ?? "";
+export const CANARY_LOG = testUrl ? undefined : process.env.CANARY_LOG;
+export const REMOTE = testUrl !== undefined;
+const API_KEY = process.env.E2E_API_KEY;
+
+if (!BASE_URL) {
+  throw new Error(
+    "The e2e suite needs a governed stack: run `scripts/test --e2e`, or set TEST_URL to a deployment.",
+  );
+}
+if (!REMOTE && !CANARY_LOG) {
+  throw new Error("CANARY_LOG is not set: run the local e2e suite through scripts/with-stack.");
+}
+
+/** For test names: canary checks cannot run against a remote deployment. */
+export const NEEDS_CANARY = REMOTE ? " [skipped: needs the local test network]" : "";
+
+export async function http(path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${BASE_URL}${path}`, { ...init, signal: AbortSignal.timeout(60_000) });
+}
+
+export interface ExecuteResponse {
+  command: string;
+  result: CommandResult;
+}
+
+export async function execute(command: string, timeoutMs?: number): Promise<CommandResult> {
+  const res = await http("/execute", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...(API_KEY ? { "X-API-Key": API_KEY } : {}) },
+    body: JSON.stringify(timeoutMs ? { command, timeoutMs } : { command }),
+  });
+  const body = (await res.json()) as ExecuteResponse;
+  expect(res.status, JSON.stringify(body)).toBe(200);
+  return body.result;
+}
+
+export interface DemoEntry {
+  command: string;
+  expected: "allowed" | "blocked" | "denied";
+  asExpected: boolean;
+  result: CommandResult;
+}
+
+export async function demo(name: string): Promise<DemoEntry[]> {
+  const res = await http(`/demo/${name}`);
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as DemoEntry[] | { results: DemoEntry[] };
+  return Array.isArray(body) ? body : body.results;
+}
+
+export function entry(entries: DemoEntry[], command: string): DemoEntry {
+  const found = entries.find((e) => e.command === command);
+  if (!found) throw new Error(`demo has no command ${command}`);
+  return found;
+}
+
+/** Blocked means agentsh's decision with the named rule — never "the command failed". */
+export function expectBlocked(
+  result: CommandResult,
+  rule: string,
+  kind?: "command" | "file" | "network",
+) {
+  expect(result.outcome, JSON.stringify(result)).toBe("blocked");
+  expect(result.blocked).toBe(true);
+  expect(result.success).toBe(false);
+  expect(result.decision?.rule, JSON.stringify(result.decision)).toBe(rule);
+  if (kind) expect(result.decision?.kind).toBe(kind);
+  expect(result.message).toContain(rule);
+}
+
+export function expectAllowed(result: CommandResult, stdout?: string | RegExp) {
+  expect(result.outcome, JSON.stringify(result)).toBe("ok");
+  expect(result.blocked).toBe(false);
+  expect(result.decision).toBeNull();
+  if (stdout !== undefined) {
+    if (typeof stdout === "string") expect(result.stdout).toBe(stdout);
+    else expect(result.stdout).toMatch(stdout);
+  }
+}
+
+interface CanaryEntry {
+  ts: string;
+  event: "accept" | "request" | "tls-error";
+  localAddress: string;
+  localPort: number;
+  sni?: string;
+  host?: string;
+}
+
+/** TCP connections the canary accepted on `address` since `since` (ms epoch). */
+export function canaryConnections(address: string, since: number): CanaryEntry[] {
+  if (!CANARY_LOG) throw new Error("no canary log (remote target)");
+  return readFileSync(CANARY_LOG, "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as CanaryEntry)
+    .filter((e) => e.event === "accept" && e.localAddress === address && Date.parse(e.ts) >= since);
+}
+
+/**
+ * Runs `command` and returns its result with the connections each address received meanwhile.
+ * The canary listens on every stand-in address, so zero connections to a reachable listener
+ * proves the policy stopped the traffic (not a missing route).
+ */
+export async function executeWatching(command: string, addresses: string[]) {
+  const since = Date.now() - 5;
+  const result = await execute(command);
+  // The canary logs synchronously on accept; a short pause covers a connect still in flight.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const connections = Object.fromEntries(
+    addresses.map((a) => [a, canaryConnections(a, since).length]),
+  );
+  return { result, connections };
+}

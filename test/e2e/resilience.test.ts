@@ -1,0 +1,58 @@
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { execute, expectAllowed, http, REMOTE } from "./harness.js";
+
+/** PID of the agentsh server listening on 18080 inside this test's own namespace. */
+function agentshServerPid(): number {
+  const out = execFileSync("ss", ["-Hltnp", "sport = :18080"], { encoding: "utf8" });
+  const pid = out.match(/pid=(\d+)/)?.[1];
+  if (!pid) throw new Error(`no listener on :18080: ${out}`);
+  return Number(pid);
+}
+
+async function waitFor(
+  what: string,
+  deadlineMs: number,
+  check: () => Promise<boolean>,
+): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < deadlineMs) {
+    if (await check()) return Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${what}: not within ${deadlineMs} ms`);
+}
+
+const local = REMOTE ? it.skip : it;
+
+describe("agentsh dies and comes back", () => {
+  local(
+    "/health turns 503 within seconds, then the supervisor restarts agentsh, sessions and canaries are re-done, and commands run again [local only]",
+    async () => {
+      expectAllowed(await execute("echo before"), "before\n");
+      const pid = agentshServerPid();
+      process.kill(pid, "SIGKILL");
+      const downMs = await waitFor(
+        "/health 503",
+        5_000,
+        async () => (await http("/health")).status === 503,
+      );
+      const during = await http("/execute", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ command: "echo during" }),
+      });
+      // Either refused cleanly (agentsh down) or already recovered; never a 500.
+      expect([200, 503]).toContain(during.status);
+      const upMs = await waitFor(
+        "/health 200 again",
+        30_000,
+        async () => (await http("/health")).status === 200,
+      );
+      expect(agentshServerPid()).not.toBe(pid);
+      expectAllowed(await execute("echo after"), "after\n");
+      console.log(`[measured] /health 503 after ${downMs} ms; recovered ${upMs} ms later`);
+    },
+    60_000,
+  );
+});

@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import { demo, entry, execute, expectAllowed, expectBlocked, http } from "./harness.js";
+
+describe("installation and status", () => {
+  it("/health is 200 with every enforcement check passed by canary commands", async () => {
+    const res = await http("/health");
+    const body = (await res.json()) as {
+      status: string;
+      agentsh: { server: string };
+      enforcement: { mode: string; checks: Record<string, boolean>; problems: string[] };
+      bundle: { digest: string; policy: string };
+    };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body.status).toBe("ok");
+    expect(body.agentsh.server).toBe("reachable");
+    expect(body.enforcement.mode).toBe("enforced");
+    expect(body.enforcement.problems).toEqual([]);
+    expect(Object.keys(body.enforcement.checks)).toEqual(
+      expect.arrayContaining([
+        "sandbox wrapper applied (agentsh-unixwrap: seccomp + Landlock)",
+        "nested command denied by rule (seccomp execve interception)",
+        "file read denied by rule (seccomp file monitor)",
+        "binary outside the exec allow-list cannot run (Landlock)",
+      ]),
+    );
+    expect(Object.values(body.enforcement.checks).every(Boolean)).toBe(true);
+    expect(body.bundle.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(body.bundle.policy).toBe("governed-executor");
+  });
+
+  it("/demo/status reports the kernel, the enforcement checks, and that agentsh is off limits", async () => {
+    const res = await http("/demo/status");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      service: { enforcement: { mode: string } };
+      results: Parameters<typeof entry>[0];
+    };
+    expect(body.service.enforcement.mode).toBe("enforced");
+    expectAllowed(entry(body.results, "uname -r").result, /^\d+\.\d+/);
+    expectAllowed(entry(body.results, "id -un").result, "root\n");
+    expect(entry(body.results, "agentsh --version").result.decision?.rule).toBe(
+      "default-deny-execve",
+    );
+  });
+
+  it("governed commands cannot run the agentsh CLI (so they cannot drive the agentsh server)", async () => {
+    expectBlocked(await execute("agentsh --version"), "default-deny-execve", "command");
+  });
+
+  it("governed commands cannot read the agentsh API key file", async () => {
+    const result = await execute("cat /var/lib/*/api-keys.yaml");
+    expect(result.success).toBe(false);
+    expect(result.stdout).not.toMatch(/key:/);
+  });
+
+  it("the agentsh API refuses a governed command that bypasses the proxy (no key)", async () => {
+    const result = await execute(
+      `curl -s --noproxy '*' -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:18080/api/v1/sessions -H 'Content-Type: application/json' -d '{"id":"escape","workspace":"/"}'`,
+    );
+    // Raw loopback traffic is not policed without ptrace; the API key is what holds.
+    expect(result.stdout).toBe("401");
+  });
+
+  it("governed commands cannot read other processes' environment (where secrets live)", async () => {
+    const result = await execute("cat /proc/1/environ /proc/$PPID/environ");
+    expect(result.success).toBe(false);
+    expect(result.stdout).toBe("");
+    // The file monitor names the rule for /proc/<pid>/environ.
+    expect(result.denials?.map((d) => d.rule) ?? [result.decision?.rule]).toContain(
+      "deny-process-secrets",
+    );
+  });
+
+  it("the governed environment carries none of the service's secrets", async () => {
+    const result = await execute("env");
+    expectAllowed(result);
+    expect(result.stdout).not.toMatch(/^(API_KEY|AGENTSH_API_KEY)=/m);
+    expect(result.stdout).toMatch(/^HTTPS?_PROXY=http:\/\/127\.0\.0\.1:\d+$/m);
+  });
+});
+
+describe("allowed commands", () => {
+  it.each([
+    ["whoami", "root\n"],
+    ["pwd", "/workspace\n"],
+    ['echo "hello world"', "hello world\n"],
+  ])("%s", async (command, stdout) => {
+    expectAllowed(await execute(command), stdout);
+  });
+
+  it("ls /workspace", async () => {
+    expectAllowed(await execute("ls /workspace"));
+  });
+
+  it("/demo/allowed: every command ran as expected", async () => {
+    const entries = await demo("allowed");
+    expect(entries.map((e) => [e.command, e.asExpected])).toEqual(
+      entries.map((e) => [e.command, true]),
+    );
+  });
+});
