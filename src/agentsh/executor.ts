@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { type CliOutcome, interpretCliOutcome, withRecordedDenials } from "./exec-response.js";
 import type { DenialLookup, Executor, GovernedCommand, GovernedResult } from "./governed-result.js";
+import { killMarkedProcesses, RUN_MARKER } from "./process-reaper.js";
 import type { SessionPool } from "./session-pool.js";
 
 /**
@@ -29,6 +31,8 @@ export interface AgentshCliOptions {
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
 const CLI_GRACE_MS = 5_000;
+/** After its limit, agentsh has killed the command's child; we then end whatever is left. */
+const REAP_AFTER_TIMEOUT_MS = 300;
 /** agentsh caps each stream at 1 MiB; JSON escaping can grow that several-fold. */
 const CLI_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 const SESSION_MISSING = /session[^\n]*not found|404 Not Found|no such session/i;
@@ -59,21 +63,32 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
   };
 }
 
-/** Exactly the argv we hand to the CLI; exported so tests can pin it. */
-export function agentshExecArgv(sessionId: string, command: string, timeoutMs: number): string[] {
+/**
+ * Exactly the argv we hand to the CLI; exported so tests can pin it. The request goes as JSON
+ * (the only way to give the command an environment): `/bin/bash -c <command>` with the run
+ * marker the reaper looks for, and agentsh's own time limit.
+ */
+export function agentshExecArgv(
+  sessionId: string,
+  command: string,
+  timeoutMs: number,
+  runId: string,
+): string[] {
+  const request = {
+    command: "/bin/bash",
+    args: ["-c", command],
+    timeout: `${timeoutMs}ms`,
+    env: { [RUN_MARKER]: runId },
+  };
   return [
     "exec",
     "--output",
     "json",
     "--events",
     "summary",
-    "--timeout",
-    `${timeoutMs}ms`,
+    "--json",
+    JSON.stringify(request),
     sessionId,
-    "--",
-    "/bin/bash",
-    "-c",
-    command,
   ];
 }
 
@@ -104,9 +119,15 @@ async function runCli(
   request: GovernedCommand,
 ): Promise<CliOutcome> {
   const started = performance.now();
+  const runId = randomUUID();
+  const reap = () => void killMarkedProcesses(runId);
+  // Descendants that hold the output pipe keep agentsh's exec open past its timeout; ending
+  // them lets agentsh answer with its timeout result. A caller who leaves ends them at once.
+  const deadline = setTimeout(reap, request.timeoutMs + REAP_AFTER_TIMEOUT_MS);
+  request.signal?.addEventListener("abort", reap, { once: true });
   const result = await execa(
     options.bin,
-    agentshExecArgv(sessionId, request.command, request.timeoutMs),
+    agentshExecArgv(sessionId, request.command, request.timeoutMs, runId),
     {
       env: agentshCliEnv(options, request.timeoutMs),
       extendEnv: false,
@@ -118,7 +139,12 @@ async function runCli(
       stripFinalNewline: false,
       ...(request.signal ? { cancelSignal: request.signal } : {}),
     },
-  );
+  ).finally(() => {
+    clearTimeout(deadline);
+    request.signal?.removeEventListener("abort", reap);
+  });
+  // Nothing a command started outlives its request (background jobs included).
+  await killMarkedProcesses(runId);
   return {
     exitCode: result.exitCode ?? null,
     stdout: typeof result.stdout === "string" ? result.stdout : "",

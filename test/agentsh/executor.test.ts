@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -28,21 +28,39 @@ function executorWith(
   });
 }
 
+/** Running (a killed process may linger as a zombie until its new parent reaps it). */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 /** The fake CLI reports what it received as the command's stdout. */
 async function received(command: string, apiKey?: string) {
   const result = await executorWith(apiKey ? { apiKey } : {}).run({ command, timeoutMs: 5_000 });
   expect(result.outcome).toBe("ok");
-  return JSON.parse(result.stdout.text) as { argv: string[]; env: Record<string, string> };
+  return JSON.parse(result.stdout.text) as {
+    argv: string[];
+    env: Record<string, string>;
+    request: Record<string, unknown>;
+  };
 }
 
 describe("agentsh executor (against a stand-in CLI)", () => {
-  it("passes the command as one argv element after --, never through a shell of ours", async () => {
+  it("passes the command as one argv element inside the JSON request, never through a shell of ours", async () => {
     const nasty = `echo "$(id)" ; rm -rf / && 'quoted' \`tick\` $HOME`;
-    const { argv } = await received(nasty);
-    expect(argv).toEqual(agentshExecArgv("unit-2", nasty, 5_000).slice(0));
-    expect(argv.slice(-4)).toEqual(["--", "/bin/bash", "-c", nasty]);
-    expect(argv).toContain("--timeout");
-    expect(argv[argv.indexOf("--timeout") + 1]).toBe("5000ms");
+    const { argv, request } = await received(nasty);
+    expect(argv.slice(0, 6)).toEqual(["exec", "--output", "json", "--events", "summary", "--json"]);
+    expect(argv.at(-1)).toBe("unit-2");
+    expect(request).toEqual({
+      command: "/bin/bash",
+      args: ["-c", nasty],
+      timeout: "5000ms",
+      env: { GEXEC_RUN: expect.stringMatching(/^[0-9a-f-]{36}$/) },
+    });
   });
 
   it("gives the CLI an explicit minimal environment: none of the service's secrets", async () => {
@@ -89,12 +107,23 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it("kills a CLI that outlives the command's limit plus grace", async () => {
+  it("at the time limit, ends the command's processes so agentsh can report the timeout", async () => {
     const started = Date.now();
     const result = await executorWith().run({ command: "hang", timeoutMs: 100 });
     expect(result.outcome).toBe("timed_out");
-    expect(Date.now() - started).toBeLessThan(9_000);
-  }, 15_000);
+    expect(result.exitCode).toBe(124);
+    // The reaper fired at limit + 300 ms, long before the CLI backstop (limit + 5 s).
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("ends background processes a command left behind", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "gexec-"));
+    const pidFile = path.join(dir, "pid");
+    const result = await executorWith().run({ command: `background:${pidFile}`, timeoutMs: 5_000 });
+    expect(result.outcome).toBe("ok");
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    expect(isAlive(pid)).toBe(false);
+  });
 
   it("re-creates a missing session once and then runs the command", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "gexec-"));

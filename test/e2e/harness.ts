@@ -29,7 +29,9 @@ if (!REMOTE && !CANARY_LOG) {
 export const NEEDS_CANARY = REMOTE ? " [skipped: needs the local test network]" : "";
 
 export async function http(path: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${BASE_URL}${path}`, { ...init, signal: AbortSignal.timeout(60_000) });
+  const deadline = AbortSignal.timeout(60_000);
+  const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
+  return fetch(`${BASE_URL}${path}`, { ...init, signal });
 }
 
 export interface ExecuteResponse {

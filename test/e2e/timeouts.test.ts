@@ -1,0 +1,79 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { execute, expectAllowed, http, REMOTE } from "./harness.js";
+
+/** Processes on this machine whose command line contains `token` (local runs share /proc). */
+function processesWith(token: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (cmdline.includes(token) && !cmdline.includes("vitest")) pids.push(Number(name));
+    } catch {}
+  }
+  return pids;
+}
+
+async function eventually(check: () => boolean, deadlineMs: number): Promise<boolean> {
+  const started = Date.now();
+  while (Date.now() - started < deadlineMs) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return check();
+}
+
+const local = REMOTE ? it.skip : it;
+/** Unique sleep durations make each test's processes findable in /proc. */
+const token = () =>
+  `${Math.floor(Math.random() * 1000) + 100}.${Math.floor(Math.random() * 900) + 100}`;
+
+describe("timeouts, cancellation, no double execution", () => {
+  local("a timed-out command is killed with its whole process tree [local only]", async () => {
+    const t = token();
+    const started = Date.now();
+    const result = await execute(
+      `sleep ${t} & (sleep ${t}; echo never) & sleep ${t}; echo never`,
+      1_000,
+    );
+    const tookMs = Date.now() - started;
+    expect(result.outcome).toBe("timed_out");
+    expect(result.stdout).not.toContain("never");
+    expect(tookMs).toBeLessThan(4_000);
+    expect(await eventually(() => processesWith(`sleep ${t}`).length === 0, 2_000)).toBe(true);
+    console.log(`[measured] 1 s timeout answered after ${tookMs} ms; processes left: 0`);
+  });
+
+  local("background jobs do not outlive their request [local only]", async () => {
+    const t = token();
+    expectAllowed(await execute(`nohup sleep ${t} >/dev/null 2>&1 & echo started`), "started\n");
+    expect(await eventually(() => processesWith(`sleep ${t}`).length === 0, 2_000)).toBe(true);
+  });
+
+  local("a client that disconnects cancels its command [local only]", async () => {
+    const t = token();
+    const controller = new AbortController();
+    const request = http("/execute", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ command: `sleep ${t}`, timeoutMs: 60_000 }),
+      signal: controller.signal,
+    }).catch(() => "aborted");
+    expect(await eventually(() => processesWith(`sleep ${t}`).length > 0, 5_000)).toBe(true);
+    controller.abort();
+    expect(await request).toBe("aborted");
+    expect(await eventually(() => processesWith(`sleep ${t}`).length === 0, 3_000)).toBe(true);
+  });
+
+  local(
+    "a command slower than the agentsh CLI's default 30 s client timeout runs exactly once [local only]",
+    async () => {
+      const file = `/workspace/once-${token()}`;
+      const result = await execute(`echo run >> ${file}; sleep 33; wc -l < ${file}`, 45_000);
+      expectAllowed(result, "1\n");
+      expect(readFileSync(file, "utf8")).toBe("run\n");
+    },
+    60_000,
+  );
+});
