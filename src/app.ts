@@ -102,25 +102,32 @@ export function createApp(deps: AppDeps) {
       }),
     );
 
+  // Built once, on first use: which methods each registered path answers (for 405 + Allow).
+  let routeTable: Array<{ pattern: RegExp; method: string }> | undefined;
+  const allowedMethods = (path: string) => {
+    routeTable ??= app.routes
+      .filter((route) => route.method !== "ALL")
+      .map((route) => ({ pattern: routePattern(route.path), method: route.method }));
+    return [...new Set(routeTable.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+  };
+
   app.notFound((c) => {
-    const allowed = app.routes
-      .filter((route) => route.method !== "ALL" && matchesPath(route.path, c.req.path))
-      .map((route) => route.method);
+    const allowed = allowedMethods(c.req.path);
     if (allowed.length > 0) {
       return errorResponse(
         c,
         405,
         {
           code: "method_not_allowed",
-          message: `${c.req.method} is not supported on ${c.req.path}.`,
-          hint: `Use ${[...new Set(allowed)].join(" or ")}.`,
+          message: `${c.req.method} is not supported here.`,
+          hint: `Use ${allowed.join(" or ")}.`,
         },
-        { Allow: [...new Set(allowed)].join(", ") },
+        { Allow: allowed.join(", ") },
       );
     }
     return errorResponse(c, 404, {
       code: "not_found",
-      message: `There is no route ${c.req.method} ${c.req.path}.`,
+      message: `There is no route ${c.req.method} ${c.req.path.slice(0, 100)}.`,
       hint: "GET / lists the endpoints.",
     });
   });
@@ -128,12 +135,18 @@ export function createApp(deps: AppDeps) {
   return app;
 }
 
-function matchesPath(pattern: string, path: string): boolean {
-  const regex = new RegExp(
-    `^${pattern
-      .replace(/\/+$/, "")
-      .replace(/:[^/]+/g, "[^/]+")
-      .replace(/\*/g, ".*")}/?$`,
-  );
-  return regex.test(path.replace(/\/+$/, "")) || (pattern === "/" && path === "/");
+/** A registered route path as an anchored regex (exact: no trailing-slash folding). */
+function routePattern(path: string): RegExp {
+  const normalized = path.length > 1 ? path.replace(/\/$/, "") : path;
+  const source = normalized
+    .split("/")
+    .map((segment) =>
+      segment.startsWith(":")
+        ? "[^/]+"
+        : segment === "*"
+          ? ".*"
+          : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+    )
+    .join("/");
+  return new RegExp(`^${source}$`);
 }

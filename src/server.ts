@@ -99,8 +99,16 @@ async function main(): Promise<void> {
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,
   });
-  const httpServer = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
-    logStartup(logger, config, bundle, status, agentshBin, info.port),
+  const httpServer = serve(
+    {
+      fetch: app.fetch,
+      port: config.port,
+      hostname: config.host,
+      // Slow clients may not hold sockets open: headers within 10 s, the whole body within 30 s
+      // (bodies are at most 16 KiB). Responses may take as long as the command.
+      serverOptions: { headersTimeout: 10_000, requestTimeout: 30_000 },
+    },
+    (info) => logStartup(logger, config, bundle, status, agentshBin, info.port),
   );
 
   const shutdown = (signal: string) => {

@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
 import type { CommandRunner } from "../command-report.js";
 import { ApiError } from "../http/errors.js";
+import { strictJsonBody } from "../http/json-body.js";
 
 export const MAX_COMMAND_LENGTH = 1024;
 
@@ -13,7 +14,11 @@ export function executeBodySchema(maxTimeoutMs: number) {
       .string({ error: "command must be a string" })
       .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH} characters`)
       .refine((command) => command.trim().length > 0, "command must not be empty")
-      .refine((command) => !command.includes("\0"), "command must not contain NUL bytes"),
+      .refine((command) => !command.includes("\0"), "command must not contain NUL bytes")
+      .refine(
+        (command) => !/\p{Cs}/u.test(command),
+        "command must be valid Unicode (it contains a lone surrogate)",
+      ),
     timeoutMs: z
       .number()
       .int()
@@ -34,7 +39,7 @@ export function createExecuteRoutes(options: {
   return new Hono<AppEnv>().post(
     "/",
     options.guard,
-    requireJsonBody,
+    strictJsonBody,
     zValidator("json", schema, (result) => {
       if (!result.success) {
         throw new ApiError(400, {
@@ -59,15 +64,3 @@ export function createExecuteRoutes(options: {
     },
   );
 }
-
-const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type)) {
-    throw new ApiError(415, {
-      code: "unsupported_media_type",
-      message: `Expected a JSON body, got Content-Type '${type || "(none)"}'.`,
-      hint: "Send the header Content-Type: application/json.",
-    });
-  }
-  await next();
-};

@@ -3,7 +3,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { agentshExecArgv, createAgentshExecutor } from "../../src/agentsh/executor.js";
+import { createAgentshExecutor } from "../../src/agentsh/executor.js";
 import type { DenialLookup } from "../../src/agentsh/governed-result.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
 

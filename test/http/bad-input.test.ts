@@ -207,7 +207,7 @@ runBattery("invalid JSON → 400 invalid_request", [
         "application/json; charset=utf-16",
       ),
     status: 400,
-    code: "invalid_request",
+    code: "invalid_encoding",
   },
   {
     name: "a UTF-8 BOM followed by nothing",
@@ -222,31 +222,31 @@ runBattery("invalid UTF-8 in the body → 400 (decided: a clear 400, never a U+F
     name: "0xFF 0xFE inside the command",
     init: () => post(bytes('{"command":"l', [0xff, 0xfe], 's"}')),
     status: 400,
-    code: ["invalid_request", "validation_failed"],
+    code: ["invalid_encoding"],
   },
   {
     name: "a UTF-8-encoded lone surrogate (ED A0 80) inside the command",
     init: () => post(bytes('{"command":"l', [0xed, 0xa0, 0x80], 's"}')),
     status: 400,
-    code: ["invalid_request", "validation_failed"],
+    code: ["invalid_encoding"],
   },
   {
     name: "an overlong encoding of '/' (C0 AF) inside the command",
     init: () => post(bytes('{"command":"cat ', [0xc0, 0xaf], 'etc/passwd"}')),
     status: 400,
-    code: ["invalid_request", "validation_failed"],
+    code: ["invalid_encoding"],
   },
   {
     name: "a truncated multibyte sequence (E2 82) inside the command",
     init: () => post(bytes('{"command":"echo ', [0xe2, 0x82], '"}')),
     status: 400,
-    code: ["invalid_request", "validation_failed"],
+    code: ["invalid_encoding"],
   },
   {
     name: "a lone continuation byte outside any string",
     init: () => post(bytes('{"command":"ls"}', [0x80])),
     status: 400,
-    code: "invalid_request",
+    code: "invalid_encoding",
   },
 ]);
 
@@ -559,7 +559,7 @@ describe("duplicate keys (decided: ambiguous → 400; a proxy or log may read th
   ])("%s → 400 and nothing runs", async (_name, body) => {
     const { app, executor } = buildTestApp();
     const res = await app.request("/execute", post(body));
-    await expectEnvelope(res, 400, ["invalid_request", "validation_failed"]);
+    await expectEnvelope(res, 400, ["duplicate_key"]);
     expectNothingRan(executor);
   });
 });

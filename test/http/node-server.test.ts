@@ -319,7 +319,7 @@ describe("real socket: bodies that do not match their framing", () => {
     ]);
     const result = await exchange([head, body]);
     expect(result.statuses).toEqual([400]);
-    expectEnvelopeIn(result.text, "invalid_request");
+    expectEnvelopeIn(result.text, "invalid_encoding");
     expect(executor.commands).toEqual([]);
     await expectStillServing();
   });

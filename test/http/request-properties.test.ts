@@ -77,14 +77,22 @@ function expectedFor(body: Uint8Array, contentType: string | null): Expected {
   if (contentType === null || !JSON_TYPES.includes(contentType)) {
     return reject(415, "unsupported_media_type");
   }
+  let text: string;
+  try {
+    text = strictUtf8.decode(body); // strips a leading BOM, throws on bad UTF-8
+  } catch {
+    return reject(400, "invalid_encoding");
+  }
   let value: unknown;
   try {
-    value = JSON.parse(strictUtf8.decode(body)); // strips a leading BOM, throws on bad UTF-8
+    value = JSON.parse(text);
   } catch {
     return reject(400, "invalid_request", "validation_failed");
   }
   const valid = validRequest(value);
-  return valid ? { run: true, ...valid } : reject(400, "validation_failed", "invalid_request");
+  return valid
+    ? { run: true, ...valid }
+    : reject(400, "validation_failed", "invalid_request", "duplicate_key");
 }
 
 /** One app for a whole property run; the executor is emptied before each example. */
