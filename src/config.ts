@@ -23,46 +23,54 @@ const optionalSecret = (minLength: number) =>
       message: `must be at least ${minLength} characters (generate one with: openssl rand -hex 24)`,
     });
 
-const envSchema = z
-  .object({
-    PORT: intFromEnv(10000, 1, 65535),
-    HOST: z.string().min(1).default("0.0.0.0"),
-    API_KEY: optionalSecret(16),
-    AGENTSH_BIN: z.string().min(1).default("agentsh"),
-    AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
-    /** Credential the service uses towards the agentsh server (auth.type api_key). */
-    AGENTSH_API_KEY: optionalSecret(16),
-    AGENTSH_BUNDLE_DIR: z.string().min(1).default("agentsh"),
-    WORKSPACE: z.string().startsWith("/", "must be an absolute path").default("/workspace"),
-    SESSION_PREFIX: z
-      .string()
-      .regex(/^[a-z][a-z0-9-]{0,30}$/, "lowercase letters, digits and '-' only")
-      .default("gexec"),
-    /** Commands in flight at once; each slot owns one pre-created agentsh session. */
-    MAX_CONCURRENT_COMMANDS: intFromEnv(4, 1, 64),
-    /** Requests allowed to wait for a free slot before the service answers 503. */
-    MAX_QUEUED_COMMANDS: intFromEnv(16, 0, 1000),
-    COMMAND_TIMEOUT_MS: intFromEnv(30_000, 100, 300_000),
-    MAX_COMMAND_TIMEOUT_MS: intFromEnv(300_000, 100, 300_000),
-    /** Per-stream cap on the output returned to callers. */
-    OUTPUT_LIMIT_BYTES: intFromEnv(64 * 1024, 1024, 1024 * 1024),
-    MAX_BODY_BYTES: intFromEnv(16 * 1024, 1024, 1024 * 1024),
-    RATE_LIMIT_WINDOW_MS: intFromEnv(60_000, 1000, 3_600_000),
-    RATE_LIMIT_DEMO: intFromEnv(30, 1, 100_000),
-    RATE_LIMIT_EXECUTE: intFromEnv(10, 1, 100_000),
-    /**
-     * Reverse-proxy hops in front of the service that append to X-Forwarded-For.
-     * 0 = use the socket address (direct exposure); Render's edge adds exactly one.
-     */
-    TRUSTED_PROXY_HOPS: intFromEnv(0, 0, 10),
-    /** Serve even when the boot self-test found enforcement degraded. Never on by default. */
-    ALLOW_DEGRADED: booleanFromEnv(false),
-    LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  })
-  .refine((env) => env.COMMAND_TIMEOUT_MS <= env.MAX_COMMAND_TIMEOUT_MS, {
-    path: ["COMMAND_TIMEOUT_MS"],
-    message: "must not exceed MAX_COMMAND_TIMEOUT_MS",
-  });
+const envObject = z.object({
+  PORT: intFromEnv(10000, 1, 65535),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  API_KEY: optionalSecret(16),
+  AGENTSH_BIN: z.string().min(1).default("agentsh"),
+  AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
+  /** Credential the service uses towards the agentsh server (auth.type api_key). */
+  AGENTSH_API_KEY: optionalSecret(16),
+  AGENTSH_BUNDLE_DIR: z.string().min(1).default("agentsh"),
+  WORKSPACE: z.string().startsWith("/", "must be an absolute path").default("/workspace"),
+  SESSION_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,30}$/, "lowercase letters, digits and '-' only")
+    .default("gexec"),
+  /** Commands in flight at once; each slot owns one pre-created agentsh session. */
+  MAX_CONCURRENT_COMMANDS: intFromEnv(4, 1, 64),
+  /** Requests allowed to wait for a free slot before the service answers 503. */
+  MAX_QUEUED_COMMANDS: intFromEnv(16, 0, 1000),
+  COMMAND_TIMEOUT_MS: intFromEnv(30_000, 100, 300_000),
+  MAX_COMMAND_TIMEOUT_MS: intFromEnv(300_000, 100, 300_000),
+  /** Per-stream cap on the output returned to callers. */
+  OUTPUT_LIMIT_BYTES: intFromEnv(64 * 1024, 1024, 1024 * 1024),
+  MAX_BODY_BYTES: intFromEnv(16 * 1024, 1024, 1024 * 1024),
+  RATE_LIMIT_WINDOW_MS: intFromEnv(60_000, 1000, 3_600_000),
+  RATE_LIMIT_DEMO: intFromEnv(30, 1, 100_000),
+  RATE_LIMIT_EXECUTE: intFromEnv(10, 1, 100_000),
+  /**
+   * Reverse-proxy hops in front of the service that append to X-Forwarded-For.
+   * 0 = use the socket address (direct exposure); Render's edge adds exactly one.
+   */
+  TRUSTED_PROXY_HOPS: intFromEnv(0, 0, 10),
+  /** Serve even when the boot self-test found enforcement degraded. Never on by default. */
+  ALLOW_DEGRADED: booleanFromEnv(false),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Shared rate-limit counters for more than one instance; unset = in memory. */
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/ })
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+});
+
+/** Every environment variable the service reads. */
+export const CONFIG_KEYS: readonly string[] = Object.keys(envObject.shape);
+
+const envSchema = envObject.refine((env) => env.COMMAND_TIMEOUT_MS <= env.MAX_COMMAND_TIMEOUT_MS, {
+  path: ["COMMAND_TIMEOUT_MS"],
+  message: "must not exceed MAX_COMMAND_TIMEOUT_MS",
+});
 
 type ParsedEnv = z.infer<typeof envSchema>;
 
@@ -90,6 +98,7 @@ export interface Config {
   trustedProxyHops: number;
   allowDegraded: boolean;
   logLevel: ParsedEnv["LOG_LEVEL"];
+  redisUrl: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -135,5 +144,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     allowDegraded: e.ALLOW_DEGRADED,
     logLevel: e.LOG_LEVEL,
+    redisUrl: e.REDIS_URL,
   };
 }

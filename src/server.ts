@@ -2,6 +2,7 @@ import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
+import { Redis } from "ioredis";
 import { createAgentshExecutor } from "./agentsh/executor.js";
 import { runSelfTest } from "./agentsh/self-test.js";
 import { type AgentshServerApi, createAgentshServerApi } from "./agentsh/server-api.js";
@@ -10,6 +11,7 @@ import { createApp } from "./app.js";
 import { loadPolicyBundle, type PolicyBundle } from "./bundle/load-bundle.js";
 import { createRedactor } from "./bundle/redactor.js";
 import { type Config, parseConfig } from "./config.js";
+import { redisRateLimitStore } from "./http/redis-rate-limit-store.js";
 import { createJsonLogger, type Logger } from "./logger.js";
 import {
   createServiceStatus,
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
   }
   const watcher = watchAgentsh(server, verify, status, logger);
 
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   const app = createApp({
     config,
     executor,
@@ -98,6 +101,7 @@ async function main(): Promise<void> {
     redact: createRedactor(bundle.redactionPatterns),
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,
+    ...(redis ? { rateLimitStore: redisRateLimitStore(redis) } : {}),
   });
   const httpServer = serve(
     {
@@ -120,6 +124,23 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** Fails boot when a configured Redis is unreachable, rather than serving without limits. */
+async function connectRedis(url: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    connectTimeout: 5_000,
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new Error(`REDIS_URL is set but Redis is not reachable: ${String(error)}`);
+  }
+  return redis;
 }
 
 /**
@@ -220,6 +241,7 @@ function logStartup(
     policy: bundle.policy.name,
     commandSlots: config.limits.maxConcurrent,
     trustedProxyHops: config.trustedProxyHops,
+    rateLimitStore: config.redisUrl ? "redis" : "memory (this instance only)",
   });
   void status.check().then((report) => {
     const { enforcement } = report;

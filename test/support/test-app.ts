@@ -14,6 +14,7 @@ export interface TestAppOptions {
   enforcement?: EnforcementReport;
   socketAddress?: string;
   redact?: AppDeps["redact"];
+  rateLimitStore?: AppDeps["rateLimitStore"];
 }
 
 export const ENFORCED: EnforcementReport = {
@@ -56,6 +57,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
     redact: options.redact ?? createRedactor([]),
     logger,
     socketAddressOf: () => options.socketAddress ?? "192.0.2.10",
+    ...(options.rateLimitStore ? { rateLimitStore: options.rateLimitStore } : {}),
   });
   return { app, executor, logLines, config };
 }
