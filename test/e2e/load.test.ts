@@ -1,0 +1,89 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { http, REMOTE } from "./harness.js";
+
+const local = REMOTE ? it.skip : it;
+
+/** Peak and current RSS (MiB) of the process listening on `port` in this namespace. */
+function memoryOf(port: number): { peakMiB: number; rssMiB: number } {
+  const out = execFileSync("ss", ["-Hltnp", `sport = :${port}`], { encoding: "utf8" });
+  const pid = out.match(/pid=(\d+)/)?.[1];
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) =>
+    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"))?.[1]);
+  return { peakMiB: Math.round(kib("VmHWM") / 1024), rssMiB: Math.round(kib("VmRSS") / 1024) };
+}
+
+async function post(command: string, timeoutMs = 30_000) {
+  const res = await http("/execute", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ command, timeoutMs }),
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: asserted field by field
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+describe("load", () => {
+  local(
+    "100 parallel requests: each answered correctly or refused cleanly, none hung, none run twice [local only]",
+    async () => {
+      const file = `/workspace/concurrency-${Date.now()}.log`;
+      const started = Date.now();
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => post(`echo ${i} >> ${file}; sleep 0.3; echo ${i}`)),
+      );
+      const elapsedMs = Date.now() - started;
+      const ok = answers.filter((a) => a.status === 200);
+      const refused = answers.filter((a) => a.status === 503);
+      expect(ok.length + refused.length).toBe(100);
+      for (const a of refused) expect(a.body.error.code).toBe("busy");
+      for (const [i, a] of answers.entries()) {
+        if (a.status === 200) expect(a.body.result.stdout).toBe(`${i}\n`);
+      }
+      const lines = readFileSync(file, "utf8").trim().split("\n");
+      expect(new Set(lines).size).toBe(lines.length);
+      expect(lines.length).toBe(ok.length);
+      console.log(
+        `[measured] 100 parallel: ${ok.length} ran, ${refused.length} refused (503 busy), 0 hung, 0 duplicates, ${elapsedMs} ms`,
+      );
+    },
+    60_000,
+  );
+
+  local(
+    "an output flood is capped, keeps the service's memory bounded and does not stall others [local only]",
+    async () => {
+      const before = memoryOf(10000);
+      const floods = Array.from({ length: 4 }, () =>
+        post(
+          "head -c 200000000 /dev/zero | tr '\\0' a; head -c 50000000 /dev/zero | tr '\\0' b >&2",
+          120_000,
+        ),
+      );
+      // Other requests are still served promptly while the floods run.
+      const probeStarted = Date.now();
+      const health = await http("/health");
+      const healthMs = Date.now() - probeStarted;
+      const results = await Promise.all(floods);
+      const after = memoryOf(10000);
+      for (const r of results) {
+        expect(r.status).toBe(200);
+        expect(r.body.result.truncated).toMatchObject({
+          stdout: true,
+          stderr: true,
+          stdoutBytes: 200_000_000,
+        });
+        expect(r.body.result.stdout.length).toBe(64 * 1024);
+      }
+      expect(health.status).toBe(200);
+      expect(healthMs).toBeLessThan(2_000);
+      expect(after.peakMiB).toBeLessThan(before.peakMiB + 150);
+      console.log(
+        `[measured] 4 × (200 MB stdout + 50 MB stderr): app peak RSS ${before.peakMiB} → ${after.peakMiB} MiB, /health during flood ${healthMs} ms`,
+      );
+    },
+    180_000,
+  );
+});
