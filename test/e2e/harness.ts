@@ -31,7 +31,9 @@ export const NEEDS_CANARY = REMOTE ? " [skipped: needs the local test network]" 
 export async function http(path: string, init: RequestInit = {}): Promise<Response> {
   const deadline = AbortSignal.timeout(60_000);
   const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
-  return fetch(`${BASE_URL}${path}`, { ...init, signal });
+  const headers = new Headers(init.headers);
+  if (API_KEY) headers.set("X-API-Key", API_KEY);
+  return fetch(`${BASE_URL}${path}`, { ...init, headers, signal });
 }
 
 export interface ExecuteResponse {
@@ -42,7 +44,7 @@ export interface ExecuteResponse {
 export async function execute(command: string, timeoutMs?: number): Promise<CommandResult> {
   const res = await http("/execute", {
     method: "POST",
-    headers: { "Content-Type": "application/json", ...(API_KEY ? { "X-API-Key": API_KEY } : {}) },
+    headers: { "Content-Type": "application/json" },
     body: JSON.stringify(timeoutMs ? { command, timeoutMs } : { command }),
   });
   const body = (await res.json()) as ExecuteResponse;

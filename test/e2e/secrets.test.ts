@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { execute, REMOTE } from "./harness.js";
+
+/**
+ * No governed command can read a secret of the service. The suite's stack runs with an API_KEY
+ * it knows (E2E_API_KEY); each probe searches for it by a route an attacker would try. The key
+ * is never written into the command itself (it would then sit in /proc/self/cmdline): the probe
+ * joins it from two halves.
+ */
+const KEY = process.env.E2E_API_KEY ?? "";
+const local = REMOTE || !KEY ? it.skip : it;
+const half = Math.floor(KEY.length / 2);
+const rebuildKey = `a=${KEY.slice(0, half)}; b=${KEY.slice(half)}; k="$a$b"; [ \${#k} -eq ${KEY.length} ] || exit 99`;
+const find = (where: string) =>
+  `${rebuildKey}; ${where} 2>/dev/null | grep -a -c -F -- "$k" || true`;
+
+describe("the service's secrets are out of reach of governed commands", () => {
+  local.each([
+    ["its own environment", find("env")],
+    ["every process environment", find("cat /proc/[0-9]*/environ")],
+    ["every process command line", find("cat /proc/[0-9]*/cmdline")],
+    ["the agentsh state (API keys file, audit database)", find("cat /var/lib/*/* /var/lib/*/*/*")],
+    ["the app's files", find("grep -r -a . /app /work /opt /srv /root /home")],
+    ["the shared scratch space", find("grep -r -a . /tmp /workspace")],
+  ])("not in %s [local only]", async (_route, command) => {
+    const result = await execute(command);
+    expect(result.stdout.trim(), JSON.stringify(result)).toBe("0");
+  });
+
+  local(
+    "the probe itself works: it finds the key where a command puts it [local only]",
+    async () => {
+      // Guards against a probe that can never find anything (a test that cannot fail).
+      const result = await execute(`${rebuildKey}; echo "x$k" | grep -c -F -- "$k"`);
+      expect(result.stdout.trim()).toBe("1");
+      expect(result.exitCode).toBe(0);
+    },
+  );
+});
