@@ -25,10 +25,16 @@ import {
 async function main(): Promise<void> {
   const config = parseConfig(process.env);
   const logger = createJsonLogger(config.logLevel);
-  const bundle = await loadPolicyBundle(config.agentsh.bundleDir, stringEnv(process.env));
+  const agentshBin = await locateExecutable(config.agentsh.bin);
+  // The values agentsh will expand in config.yaml; scripts/boot exports the same defaults.
+  const bundle = await loadPolicyBundle(config.agentsh.bundleDir, {
+    AGENTSH_BUNDLE_DIR: path.resolve(config.agentsh.bundleDir),
+    AGENTSH_STATE_DIR: "/var/lib/governed-executor",
+    AGENTSH_BIN_DIR: path.dirname(agentshBin ?? "/usr/local/bin/agentsh"),
+    ...stringEnv(process.env),
+  });
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
-  const agentshBin = await locateExecutable(config.agentsh.bin);
   const staticChecks = await bundleChecks(bundle, agentshBin);
   const pool = new SessionPool(
     config.agentsh.sessionPrefix,
@@ -79,7 +85,8 @@ async function main(): Promise<void> {
     return report;
   };
 
-  if ((await server.probe()) === null) {
+  const reachableAtBoot = (await server.probe()) === null;
+  if (reachableAtBoot) {
     const report = await verify();
     if (report.mode !== "enforced" && !config.allowDegraded) {
       throw new Error(
@@ -91,7 +98,7 @@ async function main(): Promise<void> {
       url: config.agentsh.serverUrl,
     });
   }
-  const watcher = watchAgentsh(server, verify, status, logger);
+  const watcher = watchAgentsh(server, verify, status, logger, reachableAtBoot);
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   const app = createApp({
@@ -153,8 +160,9 @@ function watchAgentsh(
   verify: () => Promise<EnforcementReport>,
   status: ServiceStatus,
   logger: Logger,
+  reachableAtBoot: boolean,
 ): NodeJS.Timeout {
-  let wasReachable: boolean | null = null;
+  let wasReachable = reachableAtBoot;
   let verifying = false;
   const timer = setInterval(async () => {
     if (verifying) return;
