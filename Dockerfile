@@ -9,14 +9,13 @@
 #                       which builds agentsh + agentsh-unixwrap from the Go module proxy.
 #                       prebuilt: the agentsh-prebuilt stage copies them from the build-context
 #                       directory .agentsh-prebuilt/ (gitignored; never commit binaries), e.g.
-#                       taken from agentsh's official .deb:
+#                       taken from agentsh's official .deb (amd64; it has no arm64 unixwrap):
 #                         dpkg-deb -x agentsh_<VERSION>_amd64.deb x
 #                         cp x/usr/bin/agentsh x/usr/bin/agentsh-unixwrap \
 #                            x/usr/lib/agentsh/libagentsh-ptracer.so .agentsh-prebuilt/
 #                       Their version must equal agentsh/VERSION (checked below).
 #   NODE_IMAGE, GO_IMAGE  base images, public and pinned by default; replaceable by local
 #                       stand-ins (scripts/build-image makes them where no registry is reachable).
-#   AGENTSH_SHELL_SHIM  false (default) | true: see the runtime stage.
 #
 # Only the selected agentsh-* stage is built (BuildKit, and buildah/podman >= 1.24 skip unused
 # stages; the classic docker builder without BuildKit would build both and is not supported).
@@ -29,6 +28,8 @@ ARG GO_IMAGE=docker.io/library/golang:1.25.14-bookworm
 ARG AGENTSH_SOURCE=module
 
 # --- agentsh, source "module": built by the same script as local runs and CI ------------------
+# (It builds no libagentsh-ptracer.so, see the prebuilt stage: on hosts with Yama
+# ptrace_scope=1 prefer the .deb's binaries.)
 FROM ${GO_IMAGE} AS agentsh-module
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev \
@@ -41,15 +42,16 @@ RUN AGENTSH_PREFIX=/opt/agentsh scripts/install-agentsh
 # --- agentsh, source "prebuilt": binaries from .agentsh-prebuilt/ in the build context ----------
 FROM ${NODE_IMAGE} AS agentsh-prebuilt
 COPY .agentsh-prebuilt/ /tmp/agentsh-prebuilt/
-# agentsh and agentsh-unixwrap are required; libagentsh-ptracer.so (LD_PRELOADed by
-# agentsh-unixwrap, from its own directory, so the server may read its children's memory under
-# Yama ptrace_scope=1) and agentsh-shell-shim are taken when present.
+# agentsh and agentsh-unixwrap are required; libagentsh-ptracer.so is taken when present:
+# agentsh-unixwrap LD_PRELOADs it from its own directory so that the server may read its
+# children's memory (seccomp file-rule path resolution) on hosts with Yama ptrace_scope=1.
+# Without that read the file rules fail and the boot self-test refuses to start (measured by
+# denying process_vm_readv; Yama itself is absent on the test machine's kernel).
 RUN set -eu; src=/tmp/agentsh-prebuilt; dst=/opt/agentsh/bin; mkdir -p "$dst"; \
     for f in agentsh agentsh-unixwrap; do \
       [ -f "$src/$f" ] || { echo "AGENTSH_SOURCE=prebuilt: .agentsh-prebuilt/$f is missing" >&2; exit 1; }; \
       install -m 0755 "$src/$f" "$dst/$f"; \
     done; \
-    if [ -f "$src/agentsh-shell-shim" ]; then install -m 0755 "$src/agentsh-shell-shim" "$dst/"; fi; \
     if [ -f "$src/libagentsh-ptracer.so" ]; then install -m 0644 "$src/libagentsh-ptracer.so" "$dst/"; fi; \
     rm -rf "$src"
 
@@ -84,25 +86,18 @@ RUN set -eu; want="$(tr -d '[:space:]' </tmp/agentsh-VERSION)"; rm /tmp/agentsh-
     got="$(agentsh --version 2>&1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1)"; \
     [ "$got" = "$want" ] || { echo "agentsh reports '$got', agentsh/VERSION pins '$want'" >&2; exit 1; }; \
     if ldd /usr/local/bin/agentsh /usr/local/bin/agentsh-unixwrap | grep 'not found'; then exit 1; fi
-# What the container may enable that a development host must not:
-# - agentsh's shell shim (`agentsh shim install-shell`) replaces /bin/sh and /bin/bash with
-#   agentsh-shell-shim so that INTERACTIVE shells (`docker exec -it ... bash`) run through agentsh
-#   too; non-interactive shells (this image's scripts, the governed `bash -c`) pass through to
-#   the real shell. It rewrites the root filesystem, so it is only ever done here, inside the
-#   image, and never on a host. Opt-in with --build-arg AGENTSH_SHELL_SHIM=true; it needs
-#   agentsh-shell-shim (AGENTSH_SOURCE=prebuilt, from the .deb).
+# What a container could enable that a development host must not:
+# - agentsh's shell shim (`agentsh shim install-shell` replaces /bin/sh and /bin/bash with
+#   agentsh-shell-shim, so that interactive `docker exec -it ... bash` shells go through agentsh).
+#   It rewrites the root filesystem: only ever inside an image, never on a host. Not enabled,
+#   measured with v0.16.9 in this image: (1) the shim execs /bin/bash.real, which the policy's
+#   nested-execve rules deny (default-deny-execve), so every governed command fails and the
+#   service refuses to start; (2) with bash.real/sh.real allowed, interactive shells only get the
+#   top-level pre-check: agentsh's PTY path does not use agentsh-unixwrap, so `sudo id` ran and
+#   /etc/shadow was read inside such a shell (no seccomp, no Landlock). Revisit on upgrades.
 # - sandbox.cgroups (per-command resource limits) needs a pure cgroup v2 host: enable it in
 #   agentsh/config.yaml only where the container runtime gives one (agentsh refuses to start on a
 #   hybrid v1+v2 layout). sandbox.ptrace needs CAP_SYS_PTRACE, which Render-class hosts lack.
-ARG AGENTSH_SHELL_SHIM=false
-RUN set -eu; case "$AGENTSH_SHELL_SHIM" in \
-      false) ;; \
-      true) [ -x /usr/local/bin/agentsh-shell-shim ] \
-              || { echo "AGENTSH_SHELL_SHIM=true needs agentsh-shell-shim in the agentsh stage" >&2; exit 1; }; \
-            agentsh shim install-shell --root / --shim /usr/local/bin/agentsh-shell-shim --bash \
-              --i-understand-this-modifies-the-host ;; \
-      *) echo "AGENTSH_SHELL_SHIM must be true or false, not '$AGENTSH_SHELL_SHIM'" >&2; exit 1 ;; \
-    esac
 WORKDIR /app
 COPY --from=app /app/node_modules node_modules
 COPY --from=app /app/dist dist
