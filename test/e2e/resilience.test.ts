@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { execute, expectAllowed, http, REMOTE } from "./harness.js";
 
@@ -8,6 +9,18 @@ function agentshServerPid(): number {
   const pid = out.match(/pid=(\d+)/)?.[1];
   if (!pid) throw new Error(`no listener on :18080: ${out}`);
   return Number(pid);
+}
+
+/** Processes whose command line is `sleep <token>` (local runs share /proc). */
+function sleeping(token: string): number {
+  let count = 0;
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8") === `sleep\0${token}\0`) count++;
+    } catch {}
+  }
+  return count;
 }
 
 async function waitFor(
@@ -27,11 +40,25 @@ const local = REMOTE ? it.skip : it;
 
 describe("agentsh dies and comes back", () => {
   local(
-    "/health turns 503 within seconds, then the supervisor restarts agentsh, sessions and canaries are re-done, and commands run again [local only]",
+    "agentsh killed mid-command: the in-flight request gets a JSON 503 and its process is ended, /health turns 503, the supervisor restarts agentsh, sessions and canaries are re-done, commands run again [local only]",
     async () => {
       expectAllowed(await execute("echo before"), "before\n");
       const pid = agentshServerPid();
+      // A command in flight when agentsh dies gets a clear JSON error, and is not left running.
+      const token = `${Date.now() % 100_000}.77`;
+      const inFlight = http("/execute", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ command: `sleep ${token}`, timeoutMs: 60_000 }),
+      });
+      await waitFor("the in-flight command to start", 5_000, async () => sleeping(token) > 0);
       process.kill(pid, "SIGKILL");
+      const answer = await inFlight;
+      expect(answer.status).toBe(503);
+      expect(((await answer.json()) as { error: { code: string } }).error.code).toBe(
+        "agentsh_unavailable",
+      );
+      await waitFor("the orphaned command to be killed", 3_000, async () => sleeping(token) === 0);
       const downMs = await waitFor(
         "/health 503",
         5_000,
