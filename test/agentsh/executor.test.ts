@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { createAgentshExecutor } from "../../src/agentsh/executor.js";
 import type { DenialLookup } from "../../src/agentsh/governed-result.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
+import { isRunning } from "../support/processes.js";
 
 const FAKE_CLI = path.resolve("test/support/fake-agentsh");
 
@@ -26,16 +27,6 @@ function executorWith(
     recordedDenials: options.recorded ?? (async () => []),
     eventSettleMs: 0,
   });
-}
-
-/** Running (a killed process may linger as a zombie until its new parent reaps it). */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 /** The fake CLI reports what it received as the command's stdout. */
@@ -122,7 +113,7 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     const result = await executorWith().run({ command: `background:${pidFile}`, timeoutMs: 5_000 });
     expect(result.outcome).toBe("ok");
     const pid = Number(readFileSync(pidFile, "utf8"));
-    expect(isAlive(pid)).toBe(false);
+    expect(isRunning(pid)).toBe(false);
   });
 
   it("re-creates a missing session once and then runs the command", async () => {

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { killMarkedProcesses, RUN_MARKER } from "../../src/agentsh/process-reaper.js";
+import { isRunning } from "../support/processes.js";
 
 const started: number[] = [];
 afterEach(() => {
@@ -12,15 +12,6 @@ afterEach(() => {
     } catch {}
   }
 });
-
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 /** Starts `bash -c script` detached (as agentsh would, outside our process tree's control). */
 async function startTree(script: string, env: Record<string, string>): Promise<number[]> {
@@ -61,14 +52,14 @@ describe("killMarkedProcesses", () => {
     const bystander = await startTree("sleep 303 & echo $!; echo ready; wait", {
       [RUN_MARKER]: "other-run",
     });
-    expect(tree.every(running)).toBe(true);
+    expect(tree.every(isRunning)).toBe(true);
 
     const killed = await killMarkedProcesses(runId);
 
     expect(killed).toBeGreaterThanOrEqual(tree.length);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(tree.filter(running)).toEqual([]);
-    expect(bystander.every(running)).toBe(true);
+    expect(tree.filter(isRunning)).toEqual([]);
+    expect(bystander.every(isRunning)).toBe(true);
   });
 
   it("returns 0 when nothing carries the marker", async () => {

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { processesWith } from "../support/processes.js";
 import { execute, expectAllowed, http, REMOTE } from "./harness.js";
 
 /** PID of the agentsh server listening on 18080 inside this test's own namespace. */
@@ -9,18 +9,6 @@ function agentshServerPid(): number {
   const pid = out.match(/pid=(\d+)/)?.[1];
   if (!pid) throw new Error(`no listener on :18080: ${out}`);
   return Number(pid);
-}
-
-/** Processes whose command line is `sleep <token>` (local runs share /proc). */
-function sleeping(token: string): number {
-  let count = 0;
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, "utf8") === `sleep\0${token}\0`) count++;
-    } catch {}
-  }
-  return count;
 }
 
 async function waitFor(
@@ -51,14 +39,22 @@ describe("agentsh dies and comes back", () => {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ command: `sleep ${token}`, timeoutMs: 60_000 }),
       });
-      await waitFor("the in-flight command to start", 5_000, async () => sleeping(token) > 0);
+      await waitFor(
+        "the in-flight command to start",
+        5_000,
+        async () => processesWith(`sleep ${token}`).length > 0,
+      );
       process.kill(pid, "SIGKILL");
       const answer = await inFlight;
       expect(answer.status).toBe(503);
       expect(((await answer.json()) as { error: { code: string } }).error.code).toBe(
         "agentsh_unavailable",
       );
-      await waitFor("the orphaned command to be killed", 3_000, async () => sleeping(token) === 0);
+      await waitFor(
+        "the orphaned command to be killed",
+        3_000,
+        async () => processesWith(`sleep ${token}`).length === 0,
+      );
       const downMs = await waitFor(
         "/health 503",
         5_000,

@@ -1,19 +1,7 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { processesWith } from "../support/processes.js";
 import { execute, expectAllowed, http, REMOTE } from "./harness.js";
-
-/** Processes on this machine whose command line contains `token` (local runs share /proc). */
-function processesWith(token: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ");
-      if (cmdline.includes(token) && !cmdline.includes("vitest")) pids.push(Number(name));
-    } catch {}
-  }
-  return pids;
-}
 
 async function eventually(check: () => boolean, deadlineMs: number): Promise<boolean> {
   const started = Date.now();
