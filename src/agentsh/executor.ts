@@ -25,7 +25,10 @@ export interface AgentshCliOptions {
   recreateSession: (sessionId: string) => Promise<void>;
   /** Reads denials agentsh keeps only in its event store (nested commands, files, sockets). */
   recordedDenials: DenialLookup;
-  /** How long agentsh may take to flush events to its store (it batches every 50 ms). */
+  /**
+   * Slack before reading the event store. agentsh records a seccomp denial before it answers
+   * the blocked syscall, and its event search flushes pending writes first, so little is needed.
+   */
   eventSettleMs?: number;
 }
 
@@ -53,7 +56,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         }
         const result = interpretCliOutcome(cli, options.outputLimitBytes);
         if (result.sandboxed === null) return result; // no process was started
-        await sleep(options.eventSettleMs ?? 150);
+        await sleep(options.eventSettleMs ?? 25);
         const recorded = await options.recordedDenials(lease.sessionId, since, new Date());
         return withRecordedDenials(result, recorded);
       } finally {
