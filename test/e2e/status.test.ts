@@ -76,6 +76,8 @@ describe("installation and status", () => {
     expectAllowed(result);
     expect(result.stdout).not.toMatch(/^(API_KEY|AGENTSH_API_KEY)=/m);
     expect(result.stdout).toMatch(/^HTTPS?_PROXY=http:\/\/127\.0\.0\.1:\d+$/m);
+    // agentsh's LLM proxy (which forwards outside the network rules) is switched off.
+    expect(result.stdout).not.toMatch(/^(ANTHROPIC|OPENAI)_BASE_URL=/m);
   });
 });
 
