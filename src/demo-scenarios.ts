@@ -144,7 +144,7 @@ export const demoRoutes: readonly DemoRoute[] = [
   {
     name: "dlp",
     description: "Secrets in command output are redacted before the response leaves the service.",
-    note: "The service redacts command output with the DLP patterns of the policy bundle. agentsh's own DLP applies only to traffic through its LLM proxy, not to command output.",
+    note: "The service redacts command output with the DLP patterns of the policy bundle. agentsh's own DLP covers only its LLM proxy (switched off in this bundle: it forwarded outside the network rules), never command output.",
     scenarios: [
       allow('echo "OpenAI key: sk-1234567890abcdef1234567890abcdef1234567890abcdefgh"'),
       allow('echo "AWS key: AKIAIOSFODNN7EXAMPLE"'),
