@@ -24,10 +24,3 @@ export function createJsonLogger(
     };
   return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }
-
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};

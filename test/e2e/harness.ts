@@ -130,3 +130,32 @@ export async function executeWatching(command: string, addresses: string[]) {
   );
   return { result, connections };
 }
+
+/**
+ * A network block, proven: agentsh's rule, and (on the local test network) zero connections at
+ * each stand-in target, whose canary listener would have accepted them. Against a remote
+ * deployment only the rule can be checked.
+ */
+export async function expectNetworkBlocked(command: string, rule: string, targets: string[]) {
+  if (REMOTE) {
+    expectBlocked(await execute(command), rule, "network");
+    return;
+  }
+  const { result, connections } = await executeWatching(command, targets);
+  expectBlocked(result, rule, "network");
+  for (const target of targets) expect(connections[target], `connections to ${target}`).toBe(0);
+}
+
+/** Polls `check` every 100 ms until it holds; throws after `deadlineMs`. Returns the wait. */
+export async function waitFor(
+  what: string,
+  deadlineMs: number,
+  check: () => boolean | Promise<boolean>,
+): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - started;
+    if (Date.now() - started > deadlineMs) throw new Error(`${what}: not within ${deadlineMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -2,17 +2,17 @@ import { describe, expect, it } from "vitest";
 import {
   demo,
   entry,
-  execute,
   executeWatching,
   expectAllowed,
-  expectBlocked,
+  expectNetworkBlocked,
   REMOTE,
 } from "./harness.js";
 
 /**
  * Network probes run inside the isolated namespace of scripts/with-stack: every address below
  * exists there on loopback with a canary listener that logs each connection, and nothing can
- * leave the namespace. "Blocked" = agentsh's rule AND zero connections at the canary.
+ * leave the namespace. "Blocked" = agentsh's rule AND zero connections at the canary
+ * (`expectNetworkBlocked`; against a remote deployment only the rule can be checked).
  */
 const withCanary = REMOTE ? it.skip : it;
 
@@ -39,16 +39,10 @@ describe("cloud metadata (six clouds)", () => {
     ["Oracle", curl("http://169.254.169.254/opc/v2/instance/"), "169.254.169.254"],
   ];
 
-  it.each(cases)("%s metadata is blocked by deny-cloud-metadata", async (_cloud, command) => {
-    expectBlocked(await execute(command), "deny-cloud-metadata", "network");
-  });
-
-  withCanary.each(cases)(
-    "%s metadata: the endpoint received zero connections [local only]",
-    async (_c, command, address) => {
-      const { result, connections } = await executeWatching(command, [address]);
-      expect(result.blocked).toBe(true);
-      expect(connections[address]).toBe(0);
+  it.each(cases)(
+    "%s metadata: blocked by deny-cloud-metadata, zero connections to the endpoint",
+    async (_cloud, command, address) => {
+      await expectNetworkBlocked(command, "deny-cloud-metadata", [address]);
     },
   );
 
@@ -73,24 +67,20 @@ describe("SSRF: private ranges and link-local", () => {
     "169.254.0.1",
   ];
 
-  it.each(targets)("http://%s/ is blocked by deny-private-networks", async (address) => {
-    expectBlocked(await execute(curl(`http://${address}/`)), "deny-private-networks", "network");
-  });
-
-  withCanary.each(targets)(
-    "%s received zero connections (HTTP and HTTPS) [local only]",
+  it.each(targets)(
+    "%s over HTTP and HTTPS: blocked by deny-private-networks, zero connections",
     async (address) => {
-      const { result, connections } = await executeWatching(
+      await expectNetworkBlocked(
         `${curl(`http://${address}/`)}; ${curl(`https://${address}/`, "-k")}`,
+        "deny-private-networks",
         [address],
       );
-      expect(result.blocked).toBe(true);
-      expect(connections[address]).toBe(0);
     },
   );
 
-  it("the agentsh API on loopback is blocked through the proxy", async () => {
-    expectBlocked(await execute(curl("http://127.0.0.1:18080/health")), "deny-loopback", "network");
+  it("loopback services through the proxy: blocked by deny-loopback, zero connections", async () => {
+    // The canary also listens on 127.0.0.1:8080; the agentsh API itself is covered in status.
+    await expectNetworkBlocked(curl("http://127.0.0.1:8080/"), "deny-loopback", ["127.0.0.1"]);
   });
 
   it("/demo/ssrf: every command as expected", async () => {
@@ -102,24 +92,18 @@ describe("SSRF: private ranges and link-local", () => {
 });
 
 describe("network filtering", () => {
-  withCanary(
-    "evil.com is blocked by deny-malicious-domains and never contacted [local only]",
-    async () => {
-      const { result, connections } = await executeWatching(
-        `${curl("http://evil.com/")}; ${curl("https://evil.com/", "-k")}; ${curl("https://sub.evil.com/", "-k")}`,
-        ["203.0.113.66"],
-      );
-      expectBlocked(result, "deny-malicious-domains", "network");
-      expect(connections["203.0.113.66"]).toBe(0);
-    },
-  );
-
-  it("evil.com is blocked by deny-malicious-domains", async () => {
-    expectBlocked(await execute(curl("http://evil.com")), "deny-malicious-domains", "network");
+  it("evil.com and its subdomains: blocked by deny-malicious-domains, never contacted", async () => {
+    await expectNetworkBlocked(
+      `${curl("http://evil.com/")}; ${curl("https://evil.com/", "-k")}; ${curl("https://sub.evil.com/", "-k")}`,
+      "deny-malicious-domains",
+      ["203.0.113.66"],
+    );
   });
 
-  it("plain HTTP to an unlisted host is denied by default", async () => {
-    expectBlocked(await execute(curl("http://example.com/")), "default-deny-network", "network");
+  it("plain HTTP to an unlisted host: denied by default-deny-network, zero connections", async () => {
+    await expectNetworkBlocked(curl("http://example.com/"), "default-deny-network", [
+      "203.0.113.10",
+    ]);
   });
 
   withCanary("a package registry over HTTPS is allowed and reached [local only]", async () => {

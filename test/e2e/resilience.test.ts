@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { processesWith } from "../support/processes.js";
-import { execute, expectAllowed, http, REMOTE } from "./harness.js";
+import { execute, expectAllowed, http, REMOTE, waitFor } from "./harness.js";
 
 /** PID of the agentsh server listening on 18080 inside this test's own namespace. */
 function agentshServerPid(): number {
@@ -9,19 +9,6 @@ function agentshServerPid(): number {
   const pid = out.match(/pid=(\d+)/)?.[1];
   if (!pid) throw new Error(`no listener on :18080: ${out}`);
   return Number(pid);
-}
-
-async function waitFor(
-  what: string,
-  deadlineMs: number,
-  check: () => Promise<boolean>,
-): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < deadlineMs) {
-    if (await check()) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${what}: not within ${deadlineMs} ms`);
 }
 
 const local = REMOTE ? it.skip : it;

@@ -1,16 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { processesWith } from "../support/processes.js";
-import { execute, expectAllowed, http, REMOTE } from "./harness.js";
-
-async function eventually(check: () => boolean, deadlineMs: number): Promise<boolean> {
-  const started = Date.now();
-  while (Date.now() - started < deadlineMs) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return check();
-}
+import { execute, expectAllowed, http, REMOTE, waitFor } from "./harness.js";
 
 const local = REMOTE ? it.skip : it;
 /** Unique sleep durations make each test's processes findable in /proc. */
@@ -29,14 +20,14 @@ describe("timeouts, cancellation, no double execution", () => {
     expect(result.outcome).toBe("timed_out");
     expect(result.stdout).not.toContain("never");
     expect(tookMs).toBeLessThan(4_000);
-    expect(await eventually(() => processesWith(`sleep ${t}`).length === 0, 2_000)).toBe(true);
+    await waitFor("sleep processes", 2_000, () => processesWith(`sleep ${t}`).length === 0);
     console.log(`[measured] 1 s timeout answered after ${tookMs} ms; processes left: 0`);
   });
 
   local("background jobs do not outlive their request [local only]", async () => {
     const t = token();
     expectAllowed(await execute(`nohup sleep ${t} >/dev/null 2>&1 & echo started`), "started\n");
-    expect(await eventually(() => processesWith(`sleep ${t}`).length === 0, 2_000)).toBe(true);
+    await waitFor("sleep processes", 2_000, () => processesWith(`sleep ${t}`).length === 0);
   });
 
   local("a client that disconnects cancels its command [local only]", async () => {
@@ -48,10 +39,10 @@ describe("timeouts, cancellation, no double execution", () => {
       body: JSON.stringify({ command: `sleep ${t}`, timeoutMs: 60_000 }),
       signal: controller.signal,
     }).catch(() => "aborted");
-    expect(await eventually(() => processesWith(`sleep ${t}`).length > 0, 5_000)).toBe(true);
+    await waitFor("sleep processes", 5_000, () => processesWith(`sleep ${t}`).length > 0);
     controller.abort();
     expect(await request).toBe("aborted");
-    expect(await eventually(() => processesWith(`sleep ${t}`).length === 0, 3_000)).toBe(true);
+    await waitFor("sleep processes", 3_000, () => processesWith(`sleep ${t}`).length === 0);
   });
 
   local(
