@@ -1,57 +1,64 @@
-# Governed executor: the Hono service + agentsh (pinned in agentsh/VERSION) in one image.
+# Governed executor: the Hono service + agentsh (pinned in agentsh/VERSION, go.mod, go.sum) in one image.
 #
-#   docker build .                                    # agentsh built from the Go module proxy
-#   docker build --build-arg AGENTSH_SOURCE=prebuilt .   # agentsh from .agentsh-prebuilt/
-#   scripts/build-image                               # podman, with local stand-in base images
+#   docker build -t governed-executor .                 # agentsh built from its Go module
+#   docker build --build-context goproxy=/path/to/mirror \
+#     --build-arg GOPROXY=file:///goproxy,<your proxy> .   # the same, from a module mirror
+#   tools/container/build-image                          # podman, with local stand-in base images
 #
 # Build arguments (all optional):
 #   AGENTSH_SOURCE      module (default): the agentsh-module stage runs scripts/install-agentsh,
-#                       which builds agentsh + agentsh-unixwrap from the Go module proxy.
+#                       which builds agentsh, agentsh-unixwrap, agentsh-stub and
+#                       libagentsh-ptracer.so from the module pinned by agentsh/go.sum (Go
+#                       refuses any other bytes, whatever proxy or mirror serves them).
 #                       prebuilt: the agentsh-prebuilt stage copies them from the build-context
 #                       directory .agentsh-prebuilt/ (gitignored; never commit binaries), e.g.
-#                       taken from agentsh's official .deb (amd64; it has no arm64 unixwrap):
-#                         dpkg-deb -x agentsh_<VERSION>_amd64.deb x
-#                         cp x/usr/bin/agentsh x/usr/bin/agentsh-unixwrap \
-#                            x/usr/lib/agentsh/libagentsh-ptracer.so .agentsh-prebuilt/
-#                       Their version must equal agentsh/VERSION (checked below).
+#                       taken from agentsh's official .deb. Their version must equal agentsh/VERSION.
+#   GOPROXY             the module proxy list for the module route (default: the Go image's).
+#                       A file:// mirror is read from the build context named "goproxy", mounted
+#                       at /goproxy during that one RUN only: it never reaches an image layer.
 #   NODE_IMAGE, GO_IMAGE  base images, public and pinned by default; replaceable by local
-#                       stand-ins (scripts/build-image makes them where no registry is reachable).
+#                       stand-ins (tools/container/build-image makes them where no registry is
+#                       reachable). Pinned by exact version tag; add @sha256 digests where your
+#                       registry reports them.
 #
 # Only the selected agentsh-* stage is built (BuildKit, and buildah/podman >= 1.24 skip unused
-# stages; the classic docker builder without BuildKit would build both and is not supported).
-# Base images are fully qualified so podman needs no short-name configuration. Versions are
-# pinned here (images), in agentsh/VERSION (agentsh) and in package-lock.json (npm). Debian
-# packages follow the pinned Debian release (bookworm) and its security updates: exact .deb
-# versions are not pinned because the archive drops superseded ones and old pins stop building.
-ARG NODE_IMAGE=docker.io/library/node:20.20.2-bookworm-slim
+# stages). Debian packages follow the pinned Debian release (bookworm) and its security updates.
+ARG NODE_IMAGE=docker.io/library/node:24.21.0-bookworm-slim
 ARG GO_IMAGE=docker.io/library/golang:1.25.14-bookworm
 ARG AGENTSH_SOURCE=module
 
+# --- an empty module mirror unless the build supplies one (--build-context goproxy=DIR) -------
+FROM scratch AS goproxy
+
 # --- agentsh, source "module": built by the same script as local runs and CI ------------------
-# (It builds no libagentsh-ptracer.so, see the prebuilt stage: on hosts with Yama
-# ptrace_scope=1 prefer the .deb's binaries.)
 FROM ${GO_IMAGE} AS agentsh-module
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY agentsh/VERSION agentsh/VERSION
+COPY agentsh/VERSION agentsh/go.mod agentsh/go.sum agentsh/tools.go agentsh/
 COPY scripts/install-agentsh scripts/install-agentsh
-RUN AGENTSH_PREFIX=/opt/agentsh scripts/install-agentsh
+ARG GOPROXY
+# Go's module and build caches persist between builds (cache mounts), never in a layer.
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    --mount=type=bind,from=goproxy,target=/goproxy \
+    GOPROXY="${GOPROXY:-$(go env GOPROXY)}" AGENTSH_PREFIX=/opt/agentsh scripts/install-agentsh \
+ && rm -f /opt/agentsh/bin/.agentsh-build
 
 # --- agentsh, source "prebuilt": binaries from .agentsh-prebuilt/ in the build context ----------
 FROM ${NODE_IMAGE} AS agentsh-prebuilt
 COPY .agentsh-prebuilt/ /tmp/agentsh-prebuilt/
-# agentsh and agentsh-unixwrap are required; libagentsh-ptracer.so is taken when present:
-# agentsh-unixwrap LD_PRELOADs it from its own directory so that the server may read its
-# children's memory (seccomp file-rule path resolution) on hosts with Yama ptrace_scope=1.
-# Without that read the file rules fail and the boot self-test refuses to start (measured by
-# denying process_vm_readv; Yama itself is absent on the test machine's kernel).
+# agentsh and agentsh-unixwrap are required; agentsh-stub and libagentsh-ptracer.so are taken
+# when present (unixwrap LD_PRELOADs the latter so the server may read its children's memory
+# on hosts with Yama ptrace_scope=1; without it the file rules fail and the service refuses to
+# start there).
 RUN set -eu; src=/tmp/agentsh-prebuilt; dst=/opt/agentsh/bin; mkdir -p "$dst"; \
     for f in agentsh agentsh-unixwrap; do \
       [ -f "$src/$f" ] || { echo "AGENTSH_SOURCE=prebuilt: .agentsh-prebuilt/$f is missing" >&2; exit 1; }; \
       install -m 0755 "$src/$f" "$dst/$f"; \
     done; \
+    if [ -f "$src/agentsh-stub" ]; then install -m 0755 "$src/agentsh-stub" "$dst/"; fi; \
     if [ -f "$src/libagentsh-ptracer.so" ]; then install -m 0644 "$src/libagentsh-ptracer.so" "$dst/"; fi; \
     rm -rf "$src"
 
@@ -86,18 +93,8 @@ RUN set -eu; want="$(tr -d '[:space:]' </tmp/agentsh-VERSION)"; rm /tmp/agentsh-
     got="$(agentsh --version 2>&1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1)"; \
     [ "$got" = "$want" ] || { echo "agentsh reports '$got', agentsh/VERSION pins '$want'" >&2; exit 1; }; \
     if ldd /usr/local/bin/agentsh /usr/local/bin/agentsh-unixwrap | grep 'not found'; then exit 1; fi
-# What a container could enable that a development host must not:
-# - agentsh's shell shim (`agentsh shim install-shell` replaces /bin/sh and /bin/bash with
-#   agentsh-shell-shim, so that interactive `docker exec -it ... bash` shells go through agentsh).
-#   It rewrites the root filesystem: only ever inside an image, never on a host. Not enabled,
-#   measured with v0.16.9 in this image: (1) the shim execs /bin/bash.real, which the policy's
-#   nested-execve rules deny (default-deny-execve), so every governed command fails and the
-#   service refuses to start; (2) with bash.real/sh.real allowed, interactive shells only get the
-#   top-level pre-check: agentsh's PTY path does not use agentsh-unixwrap, so `sudo id` ran and
-#   /etc/shadow was read inside such a shell (no seccomp, no Landlock). Revisit on upgrades.
-# - sandbox.cgroups (per-command resource limits) needs a pure cgroup v2 host: enable it in
-#   agentsh/config.yaml only where the container runtime gives one (agentsh refuses to start on a
-#   hybrid v1+v2 layout). sandbox.ptrace needs CAP_SYS_PTRACE, which Render-class hosts lack.
+# Not enabled here, on purpose: agentsh's shell shim (its PTY path skips the seccomp/Landlock
+# wrapper) and sandbox.cgroups (needs a pure cgroup v2 host); see README "Known gaps".
 WORKDIR /app
 COPY --from=app /app/node_modules node_modules
 COPY --from=app /app/dist dist
@@ -107,5 +104,8 @@ COPY scripts/boot scripts/boot
 RUN mkdir -p /workspace /var/lib/governed-executor
 ENV NODE_ENV=production PORT=10000 WORKSPACE=/workspace AGENTSH_STATE_DIR=/var/lib/governed-executor
 EXPOSE 10000
+# /health is 503 while enforcement is unverified or lost; agentsh boot + canaries take a few seconds.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD curl -fsS --max-time 4 "http://127.0.0.1:${PORT}/health" >/dev/null || exit 1
 # tini reaps the governed commands' orphans and forwards SIGTERM to the boot script.
 ENTRYPOINT ["/usr/bin/tini", "--", "/app/scripts/boot"]
