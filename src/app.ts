@@ -3,12 +3,13 @@ import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
-import type { Executor } from "./agentsh/governed-result.js";
 import type { AppEnv } from "./app-env.js";
 import type { Redactor } from "./bundle/redactor.js";
-import { createCommandRunner } from "./command-report.js";
 import type { Config } from "./config.js";
 import { demoRoutes } from "./demo-scenarios.js";
+import type { HealthCheck } from "./enforcement/health.js";
+import type { EnforcementMonitor } from "./enforcement/monitor.js";
+import type { Executor } from "./executor.js";
 import { requireApiKey } from "./http/api-key.js";
 import { clientAddress, type SocketAddressOf } from "./http/client-address.js";
 import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
@@ -17,12 +18,14 @@ import type { Logger } from "./logger.js";
 import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createHealthRoutes } from "./routes/health.js";
-import type { ServiceStatus } from "./service-status.js";
+import { createRunCommand } from "./run-command.js";
 
 export interface AppDeps {
   config: Pick<Config, "apiKey" | "limits" | "rateLimits" | "trustedProxyHops">;
   executor: Executor;
-  status: ServiceStatus;
+  /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
+  enforcement: Pick<EnforcementMonitor, "gate" | "markLost">;
+  health: HealthCheck;
   redact: Redactor;
   logger: Logger;
   /** The TCP peer of a request; supplied by the runtime entry (Node: getConnInfo). */
@@ -34,7 +37,7 @@ export interface AppDeps {
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
 export function createApp(deps: AppDeps) {
   const { config, logger } = deps;
-  const runner = createCommandRunner(deps.executor, deps.redact, deps.status);
+  const runCommand = createRunCommand(deps.executor, deps.redact, deps.enforcement);
   const limit = (name: string, max: number) =>
     rateLimit({
       name,
@@ -65,7 +68,7 @@ export function createApp(deps: AppDeps) {
       bodyLimit({
         maxSize: config.limits.maxBodyBytes,
         onError: () => {
-          throw new ApiError(413, {
+          throw new ApiError({
             code: "body_too_large",
             message: `The request body exceeds ${config.limits.maxBodyBytes} bytes.`,
             hint: 'Commands are at most 1024 characters; send only {"command": ...}.',
@@ -85,17 +88,22 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .route("/health", createHealthRoutes(deps.status))
+    .route("/health", createHealthRoutes(deps.health))
     .use("/demo/*", demoLimit)
     .route(
       "/demo",
-      createDemoRoutes(demoRoutes, runner, config.limits.defaultTimeoutMs, deps.status),
+      createDemoRoutes({
+        demos: demoRoutes,
+        runCommand,
+        timeoutMs: config.limits.defaultTimeoutMs,
+        health: deps.health,
+      }),
     )
     .use("/execute", limit("execute", config.rateLimits.execute))
     .route(
       "/execute",
       createExecuteRoutes({
-        runner,
+        runCommand,
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
         maxTimeoutMs: config.limits.maxTimeoutMs,
         guard: requireApiKey(config.apiKey),
@@ -116,7 +124,6 @@ export function createApp(deps: AppDeps) {
     if (allowed.length > 0) {
       return errorResponse(
         c,
-        405,
         {
           code: "method_not_allowed",
           message: `${c.req.method} is not supported here.`,
@@ -125,7 +132,7 @@ export function createApp(deps: AppDeps) {
         { Allow: allowed.join(", ") },
       );
     }
-    return errorResponse(c, 404, {
+    return errorResponse(c, {
       code: "not_found",
       message: `There is no route ${c.req.method} ${c.req.path.slice(0, 100)}.`,
       hint: "GET / lists the endpoints.",

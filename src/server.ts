@@ -1,26 +1,22 @@
-import { access, constants } from "node:fs/promises";
 import path from "node:path";
-import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
-import { Redis } from "ioredis";
-import { createAgentshExecutor } from "./agentsh/executor.js";
-import { runSelfTest } from "./agentsh/self-test.js";
-import { type AgentshServerApi, createAgentshServerApi } from "./agentsh/server-api.js";
-import { SessionPool } from "./agentsh/session-pool.js";
+import { createAgentsh } from "./agentsh/index.js";
+import { locateExecutable } from "./agentsh/locate.js";
 import { createApp } from "./app.js";
-import { loadPolicyBundle, type PolicyBundle } from "./bundle/load-bundle.js";
+import { staticEnforcementChecks } from "./bundle/checks.js";
+import { loadPolicyBundle } from "./bundle/load-bundle.js";
 import { createRedactor } from "./bundle/redactor.js";
-import { type Config, parseConfig } from "./config.js";
-import { redisRateLimitStore } from "./http/redis-rate-limit-store.js";
-import { createJsonLogger, type Logger } from "./logger.js";
-import {
-  createServiceStatus,
-  type EnforcementReport,
-  type ServiceStatus,
-} from "./service-status.js";
+import { parseConfig } from "./config.js";
+import { createHealthCheck } from "./enforcement/health.js";
+import { createEnforcementMonitor } from "./enforcement/monitor.js";
+import { connectRedis, redisRateLimitStore } from "./http/redis-rate-limit-store.js";
+import { listen } from "./listen.js";
+import { createJsonLogger } from "./logger.js";
+import { logStartup } from "./startup-log.js";
 
 /**
- * Node entry: the only place that reads the process environment, listens, and handles signals.
+ * Node entry: the only place that reads the process environment; it wires the parts, proves
+ * enforcement (the monitor refuses to start without it), listens, and handles signals.
  */
 async function main(): Promise<void> {
   const config = parseConfig(process.env);
@@ -35,238 +31,60 @@ async function main(): Promise<void> {
   });
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
-  const staticChecks = await bundleChecks(bundle, agentshBin);
-  const pool = new SessionPool(
-    config.agentsh.sessionPrefix,
-    config.limits.maxConcurrent,
-    config.limits.maxQueued,
-  );
-  const server = createAgentshServerApi({
-    serverUrl: config.agentsh.serverUrl,
-    apiKey: config.agentsh.apiKey,
-    workspace: config.agentsh.workspace,
-  });
-  const executor = createAgentshExecutor({
+  const agentsh = createAgentsh({
     bin: agentshBin ?? config.agentsh.bin,
     serverUrl: config.agentsh.serverUrl,
     apiKey: config.agentsh.apiKey,
+    workspace: config.agentsh.workspace,
     outputLimitBytes: config.limits.outputLimitBytes,
-    sessions: pool,
-    recreateSession: (id) => server.ensureSession(id),
-    recordedDenials: server.recordedDenials,
+    sessionPrefix: config.agentsh.sessionPrefix,
+    slots: config.limits.maxConcurrent,
+    maxQueued: config.limits.maxQueued,
   });
-  const status = createServiceStatus({
-    server,
-    serverUrl: config.agentsh.serverUrl,
-    enforcement: {
-      mode: "unverified",
-      checks: staticChecks,
-      problems: ["agentsh not reached yet"],
-    },
+  const monitor = createEnforcementMonitor({
+    probe: agentsh.probe,
+    prove: agentsh.prove,
+    staticChecks: staticEnforcementChecks(bundle, {
+      agentsh: agentshBin !== undefined,
+      unixwrap: (await locateExecutable("agentsh-unixwrap")) !== undefined,
+    }),
+    allowDegraded: config.allowDegraded,
+    logger,
+  });
+  const stopWatching = await monitor.start();
+  const health = createHealthCheck({
+    monitor,
+    probe: agentsh.probe,
+    agentshUrl: config.agentsh.serverUrl,
     allowDegraded: config.allowDegraded,
     bundle: { digest: bundle.digest, policy: bundle.policy.name },
-    pool,
+    commandStats: agentsh.stats,
   });
-
-  /** Sessions + canaries; run at boot and again whenever agentsh comes back. */
-  const verify = async (): Promise<EnforcementReport> => {
-    await Promise.all(pool.sessionIds.map((id) => server.ensureSession(id)));
-    const selfTest = await runSelfTest(executor);
-    const checks = { ...staticChecks, ...selfTest.checks };
-    const problems = Object.entries(checks)
-      .filter(([, passed]) => !passed)
-      .map(([name]) => `failed: ${name}`);
-    const report: EnforcementReport = {
-      mode: problems.length > 0 ? "degraded" : "enforced",
-      checks,
-      problems: problems.length > 0 ? [...problems, ...selfTest.problems] : [],
-    };
-    status.setEnforcement(report);
-    return report;
-  };
-
-  const reachableAtBoot = (await server.probe()) === null;
-  if (reachableAtBoot) {
-    const report = await verify();
-    if (report.mode !== "enforced" && !config.allowDegraded) {
-      throw new Error(
-        `Refusing to start: agentsh enforcement is not active.\n${report.problems.map((p) => `  - ${p}`).join("\n")}\nFix the cause above, or set ALLOW_DEGRADED=true to serve anyway (not recommended).`,
-      );
-    }
-  } else {
-    logger.warn("agentsh server not reachable at boot; commands are refused until it is", {
-      url: config.agentsh.serverUrl,
-    });
-  }
-  const watcher = watchAgentsh(server, verify, status, logger, reachableAtBoot);
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   const app = createApp({
     config,
-    executor,
-    status,
+    executor: agentsh.executor,
+    enforcement: monitor,
+    health,
     redact: createRedactor(bundle.redactionPatterns),
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,
     ...(redis ? { rateLimitStore: redisRateLimitStore(redis) } : {}),
   });
-  const httpServer = serve(
-    {
-      fetch: app.fetch,
-      port: config.port,
-      hostname: config.host,
-      // Slow clients may not hold sockets open: headers within 10 s, the whole body within 30 s
-      // (bodies are at most 16 KiB). Responses may take as long as the command.
-      serverOptions: { headersTimeout: 10_000, requestTimeout: 30_000 },
-    },
-    (info) => logStartup(logger, config, bundle, status, agentshBin, info.port),
+  const server = listen(app, { port: config.port, hostname: config.host }, (port) =>
+    logStartup({ logger, config, bundle, agentshBin, port, enforcement: monitor.state() }),
   );
 
   const shutdown = (signal: string) => {
     logger.info("shutting down", { signal });
-    clearInterval(watcher);
+    stopWatching();
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
-    httpServer.close(() => process.exit(0));
+    server.close(() => process.exit(0));
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
-}
-
-/** Fails boot when a configured Redis is unreachable, rather than serving without limits. */
-async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 2,
-    connectTimeout: 5_000,
-  });
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (error) {
-    redis.disconnect();
-    throw new Error(`REDIS_URL is set but Redis is not reachable: ${String(error)}`);
-  }
-  return redis;
-}
-
-/**
- * Polls agentsh. When it comes back after being unreachable (restarted by the boot script's
- * supervisor, which loses its in-memory sessions), sessions are re-created and the canaries run
- * again before commands are accepted.
- */
-function watchAgentsh(
-  server: AgentshServerApi,
-  verify: () => Promise<EnforcementReport>,
-  status: ServiceStatus,
-  logger: Logger,
-  reachableAtBoot: boolean,
-): NodeJS.Timeout {
-  let wasReachable = reachableAtBoot;
-  let verifying = false;
-  const timer = setInterval(async () => {
-    if (verifying) return;
-    const problem = await server.probe();
-    const reachable = problem === null;
-    if (reachable === wasReachable) return;
-    if (!reachable) {
-      logger.error("agentsh server lost", { problem });
-      // Its sessions are gone and its sandbox unproven until the canaries pass again.
-      status.setEnforcement({
-        mode: "unverified",
-        checks: {},
-        problems: ["agentsh server restarted; re-verifying enforcement"],
-      });
-      wasReachable = false;
-      return;
-    }
-    verifying = true;
-    try {
-      const report = await verify();
-      logger.info("agentsh reachable; enforcement re-verified", {
-        mode: report.mode,
-        problems: report.problems,
-      });
-      wasReachable = true;
-    } catch (error) {
-      logger.error("agentsh reachable but verification failed; will retry", {
-        error: String(error),
-      });
-    } finally {
-      verifying = false;
-    }
-  }, 1_000);
-  timer.unref();
-  return timer;
-}
-
-/** What the bundle and the installation promise, before anything is run. */
-async function bundleChecks(
-  bundle: PolicyBundle,
-  agentshBin: string | undefined,
-): Promise<Record<string, boolean>> {
-  return {
-    "agentsh CLI installed": agentshBin !== undefined,
-    "seccomp helper agentsh-unixwrap installed":
-      (await locateExecutable("agentsh-unixwrap")) !== undefined,
-    "landlock enabled in bundle": bundle.enforcement.landlock,
-    "seccomp helper enabled in bundle": bundle.enforcement.seccompHelper,
-    "nested execve interception enabled": bundle.enforcement.execveInterception,
-    "seccomp file monitor enabled": bundle.enforcement.fileMonitor,
-  };
-}
-
-async function locateExecutable(name: string): Promise<string | undefined> {
-  const candidates = name.includes("/")
-    ? [path.resolve(name)]
-    : (process.env.PATH ?? "")
-        .split(":")
-        .filter(Boolean)
-        .map((dir) => path.join(dir, name));
-  for (const candidate of candidates) {
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {}
-  }
-  return undefined;
-}
-
-function logStartup(
-  logger: Logger,
-  config: Config,
-  bundle: PolicyBundle,
-  status: ServiceStatus,
-  agentshBin: string | undefined,
-  port: number,
-): void {
-  logger.info("governed executor listening", {
-    url: `http://${config.host}:${port}`,
-    agentshServer: config.agentsh.serverUrl,
-    agentshCli: agentshBin ?? `${config.agentsh.bin} (NOT FOUND on PATH)`,
-    bundle: bundle.dir,
-    bundleDigest: bundle.digest,
-    policy: bundle.policy.name,
-    commandSlots: config.limits.maxConcurrent,
-    trustedProxyHops: config.trustedProxyHops,
-    rateLimitStore: config.redisUrl ? "redis" : "memory (this instance only)",
-  });
-  void status.check().then((report) => {
-    const { enforcement } = report;
-    if (enforcement.mode === "enforced") {
-      logger.info("enforcement verified by canary commands", { checks: enforcement.checks });
-      return;
-    }
-    logger.warn(
-      config.allowDegraded
-        ? "ENFORCEMENT NOT VERIFIED — ALLOW_DEGRADED=true, commands run anyway"
-        : "enforcement not verified — commands are refused until it is (see GET /health)",
-      { mode: enforcement.mode, problems: enforcement.problems },
-    );
-  });
-  if (!config.apiKey) {
-    logger.warn("API_KEY is not set: POST /execute is open to anyone who can reach this port");
-  }
 }
 
 function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {

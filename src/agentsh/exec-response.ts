@@ -1,5 +1,11 @@
 import { z } from "zod";
-import type { Decision, DecisionKind, GovernedResult, StreamOutput } from "./governed-result.js";
+import type {
+  Decision,
+  DecisionKind,
+  Execution,
+  GovernedResult,
+  StreamOutput,
+} from "../executor.js";
 
 /**
  * agentsh v0.16.9 `exec --output json` prints one ExecResponse (pkg/types/exec.go). The schemas
@@ -74,17 +80,15 @@ export interface CliOutcome {
 /** agentsh exit code for a server-side command timeout. */
 const AGENTSH_TIMEOUT_EXIT = 124;
 
-export function interpretCliOutcome(cli: CliOutcome, outputLimitBytes: number): GovernedResult {
+export function interpretCliOutcome(cli: CliOutcome, outputLimitBytes: number): Execution {
   if (cli.canceled) {
-    return unavailable(cli, "the request was canceled before the command finished");
+    return notRun("canceled", "the request was canceled before the command finished");
   }
   if (cli.timedOut) {
-    return { ...unavailable(cli, "the command exceeded its time limit"), outcome: "timed_out" };
+    return { kind: "result", result: timedOutResult(cli) };
   }
   const response = parseExecResponse(cli.stdout);
-  if (!response) {
-    return unavailable(cli, describeCliFailure(cli));
-  }
+  if (!response) return notRun("unavailable", describeCliFailure(cli));
   return interpretExecResponse(response, outputLimitBytes);
 }
 
@@ -101,48 +105,47 @@ export function parseExecResponse(stdout: string): ExecResponse | null {
   return parsed.success ? parsed.data : null;
 }
 
-export function interpretExecResponse(
-  response: ExecResponse,
-  outputLimitBytes: number,
-): GovernedResult {
+export function interpretExecResponse(response: ExecResponse, outputLimitBytes: number): Execution {
   const { result } = response;
   const denials = collectDenials(response);
   const blocked = denials.length > 0;
   const precheckDenied = result.error?.code === "E_POLICY_DENIED";
   const timedOut = !blocked && isServerTimeout(response);
+  if (!blocked && !timedOut && result.error && !isChildExit(response)) {
+    return notRun(
+      "unavailable",
+      `agentsh could not run the command: ${result.error.code ?? "error"} ${result.error.message ?? ""}`.trim(),
+    );
+  }
   const outcome = blocked
     ? "blocked"
     : timedOut
       ? "timed_out"
-      : result.error && !isChildExit(response)
-        ? "unavailable"
-        : result.exit_code === 0
-          ? "ok"
-          : "failed";
+      : result.exit_code === 0
+        ? "ok"
+        : "failed";
   const stderr = splitWrapperPreamble(result.stderr);
   return {
-    outcome,
-    exitCode: outcome === "unavailable" ? null : result.exit_code,
-    stdout: boundStream(result.stdout, outputLimitBytes, result.stdout_total_bytes),
-    stderr: boundStream(
-      stderr.rest,
-      outputLimitBytes,
-      result.stderr_total_bytes === undefined
-        ? undefined
-        : result.stderr_total_bytes -
-            (Buffer.byteLength(result.stderr) - Buffer.byteLength(stderr.rest)),
-    ),
-    durationMs: result.duration_ms,
-    decision: denials[0] ?? null,
-    denials,
-    problem:
-      outcome === "timed_out"
-        ? "the command exceeded its time limit and was killed"
-        : outcome === "unavailable"
-          ? `agentsh could not run the command: ${result.error?.code ?? "error"} ${result.error?.message ?? ""}`.trim()
-          : null,
-    commandId: response.command_id ?? null,
-    sandboxed: precheckDenied ? null : stderr.sandboxed,
+    kind: "result",
+    result: {
+      outcome,
+      exitCode: result.exit_code,
+      stdout: boundStream(result.stdout, outputLimitBytes, result.stdout_total_bytes),
+      stderr: boundStream(
+        stderr.rest,
+        outputLimitBytes,
+        result.stderr_total_bytes === undefined
+          ? undefined
+          : result.stderr_total_bytes -
+              (Buffer.byteLength(result.stderr) - Buffer.byteLength(stderr.rest)),
+      ),
+      durationMs: result.duration_ms,
+      decision: denials[0] ?? null,
+      denials,
+      problem:
+        outcome === "timed_out" ? "the command exceeded its time limit and was killed" : null,
+      sandboxed: precheckDenied ? null : stderr.sandboxed,
+    },
   };
 }
 
@@ -292,18 +295,22 @@ export function boundStream(
   return { text: bytes.subarray(0, end).toString("utf8"), truncated: true, totalBytes };
 }
 
-function unavailable(cli: CliOutcome, problem: string): GovernedResult {
+function notRun(reason: "canceled" | "unavailable", detail: string): Execution {
+  return { kind: "not_run", reason, detail };
+}
+
+/** Our own backstop timer ended the CLI: the command ran, and nothing of its output is known. */
+function timedOutResult(cli: CliOutcome): GovernedResult {
   const empty: StreamOutput = { text: "", truncated: false, totalBytes: 0 };
   return {
-    outcome: "unavailable",
+    outcome: "timed_out",
     exitCode: null,
     stdout: empty,
     stderr: empty,
     durationMs: cli.durationMs,
     decision: null,
     denials: [],
-    problem,
-    commandId: null,
+    problem: "the command exceeded its time limit",
     sandboxed: null,
   };
 }

@@ -2,10 +2,13 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
+import type { Decision, Execution, Executor, GovernedCommand } from "../executor.js";
 import { type CliOutcome, interpretCliOutcome, withRecordedDenials } from "./exec-response.js";
-import type { DenialLookup, Executor, GovernedCommand, GovernedResult } from "./governed-result.js";
 import { killMarkedProcesses, RUN_MARKER } from "./process-reaper.js";
-import type { SessionPool } from "./session-pool.js";
+import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
+
+/** Looks up denials agentsh recorded in its event store (nested execve, file, unix socket). */
+export type DenialLookup = (sessionId: string, since: Date, until: Date) => Promise<Decision[]>;
 
 /**
  * The one module that runs the agentsh CLI (and the only importer of execa). Every command goes
@@ -42,8 +45,14 @@ const SESSION_MISSING = /session[^\n]*not found|404 Not Found|no such session/i;
 
 export function createAgentshExecutor(options: AgentshCliOptions): Executor {
   return {
-    async run(request: GovernedCommand): Promise<GovernedResult> {
-      const lease = await options.sessions.acquire(request.signal);
+    async run(request: GovernedCommand): Promise<Execution> {
+      let lease: SessionLease;
+      try {
+        lease = await options.sessions.acquire(request.signal);
+      } catch (error) {
+        const reason = error instanceof PoolSaturatedError ? "busy" : "canceled";
+        return { kind: "not_run", reason, detail: (error as Error).message };
+      }
       try {
         // The session is ours alone until release, so every denial it records from here on
         // belongs to this command.
@@ -54,11 +63,12 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           await options.recreateSession(lease.sessionId);
           cli = await runCli(options, lease.sessionId, request);
         }
-        const result = interpretCliOutcome(cli, options.outputLimitBytes);
-        if (result.sandboxed === null) return result; // no process was started
+        const execution = interpretCliOutcome(cli, options.outputLimitBytes);
+        // Nothing started (pre-check denial, no result): no nested denials to look for.
+        if (execution.kind === "not_run" || execution.result.sandboxed === null) return execution;
         await sleep(options.eventSettleMs ?? 25);
         const recorded = await options.recordedDenials(lease.sessionId, since, new Date());
-        return withRecordedDenials(result, recorded);
+        return { kind: "result", result: withRecordedDenials(execution.result, recorded) };
       } finally {
         lease.release();
       }

@@ -1,4 +1,4 @@
-import type { Executor, GovernedResult } from "./governed-result.js";
+import type { Executor, GovernedResult } from "../executor.js";
 
 /**
  * Canary commands run through the real executor at boot (and after agentsh restarts). Each one
@@ -40,6 +40,9 @@ export const CANARIES: readonly Canary[] = [
   },
 ];
 
+/** A canary is a one-line command; if agentsh takes longer than this, something is wrong. */
+const CANARY_TIMEOUT_MS = 15_000;
+
 export interface SelfTestReport {
   checks: Record<string, boolean>;
   problems: string[];
@@ -54,7 +57,16 @@ export async function runSelfTest(
   for (const canary of canaries) {
     let result: GovernedResult;
     try {
-      result = await executor.run({ command: canary.command, timeoutMs: 15_000 });
+      const execution = await executor.run({
+        command: canary.command,
+        timeoutMs: CANARY_TIMEOUT_MS,
+      });
+      if (execution.kind === "not_run") {
+        checks[canary.name] = false;
+        problems.push(`${canary.name}: not run (${execution.reason}: ${execution.detail})`);
+        continue;
+      }
+      result = execution.result;
     } catch (error) {
       checks[canary.name] = false;
       problems.push(`${canary.name}: ${error instanceof Error ? error.message : String(error)}`);

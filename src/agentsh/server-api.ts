@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { decisionFromEvent, eventSchema } from "./exec-response.js";
-import type { DenialLookup } from "./governed-result.js";
+import type { DenialLookup } from "./executor.js";
 
 /**
  * The agentsh server's HTTP API, used for what the CLI cannot do cheaply: health probes and

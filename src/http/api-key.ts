@@ -18,7 +18,6 @@ export function requireApiKey(apiKey: string | undefined): MiddlewareHandler<App
       c.req.query("api_key");
     if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
       throw new ApiError(
-        401,
         {
           code: presented === undefined ? "api_key_missing" : "api_key_invalid",
           message:

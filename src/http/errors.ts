@@ -3,14 +3,41 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../app-env.js";
 import type { Logger } from "../logger.js";
+import type { Refusal } from "../run-command.js";
 
 /**
  * One JSON error envelope for every 4xx/5xx the service sends:
  *   { "error": { "code": "...", "message": "...", "hint"?: "...", "details"?: [...] }, "requestId": "..." }
  */
 
+/**
+ * Every error code the service sends: one closed list, with the status each one goes with.
+ * The README's error table is checked against it (test/http/errors.test.ts).
+ */
+export const ERROR_CODES = {
+  validation_failed: 400,
+  invalid_request: 400,
+  invalid_encoding: 400,
+  duplicate_key: 400,
+  api_key_missing: 401,
+  api_key_invalid: 401,
+  not_found: 404,
+  method_not_allowed: 405,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  enforcement_failed: 500,
+  agentsh_unavailable: 503,
+  enforcement_degraded: 503,
+  busy: 503,
+  canceled: 503,
+} as const satisfies Record<string, ContentfulStatusCode>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
 export interface ErrorBody {
-  code: string;
+  code: ErrorCode;
   message: string;
   /** What the caller can do about it. */
   hint?: string;
@@ -20,45 +47,85 @@ export interface ErrorBody {
 /** Thrown anywhere in a request; `app.onError` turns it into the envelope. */
 export class ApiError extends HTTPException {
   constructor(
-    status: ContentfulStatusCode,
     readonly body: ErrorBody,
     readonly headers: Record<string, string> = {},
   ) {
-    super(status, { message: body.message });
+    super(ERROR_CODES[body.code], { message: body.message });
     this.name = "ApiError";
   }
 }
 
+/** How each refusal of the command runner reaches the caller. Nothing ran for any of them
+ * except `unenforced` (ran unsandboxed; output withheld) and `canceled` (the caller is gone). */
+export function refusalError(refusal: Refusal): ApiError {
+  switch (refusal.outcome) {
+    case "degraded":
+      return new ApiError({
+        code: "enforcement_degraded",
+        message: `The command was not run: ${refusal.detail}.`,
+        hint: "GET /health shows which protection is missing. ALLOW_DEGRADED=true overrides (not recommended).",
+      });
+    case "busy":
+      return new ApiError(
+        {
+          code: "busy",
+          message: `The command was not run: the service is at capacity (${refusal.detail}).`,
+          hint: "Retry after the number of seconds in Retry-After.",
+        },
+        { "Retry-After": "2" },
+      );
+    case "canceled":
+      // The client is gone; the status is for the logs only.
+      return new ApiError({ code: "canceled", message: refusal.detail });
+    case "unavailable":
+      return new ApiError(
+        {
+          code: "agentsh_unavailable",
+          message: `The command was not run: ${refusal.detail}.`,
+          hint: "GET /health shows agentsh's state; retry once it reports ok.",
+        },
+        { "Retry-After": "5" },
+      );
+    case "unenforced":
+      return new ApiError({
+        code: "enforcement_failed",
+        message: `${refusal.detail}; its output is withheld and the service now refuses commands.`,
+        hint: "Check the agentsh server log and that agentsh-unixwrap is installed, then restart the service.",
+      });
+  }
+}
+
+/** The envelope, with the status that goes with its code. */
 export function errorResponse(
   c: Context<AppEnv>,
-  status: ContentfulStatusCode,
   body: ErrorBody,
   headers: Record<string, string> = {},
 ) {
   for (const [name, value] of Object.entries(headers)) c.header(name, value);
-  return c.json({ error: body, requestId: c.get("requestId") }, status);
+  return c.json({ error: body, requestId: c.get("requestId") }, ERROR_CODES[body.code]);
 }
 
 /** Maps anything thrown to the envelope; never sends a stack trace. */
 export function createErrorHandler(logger: Logger) {
   return (error: Error, c: Context<AppEnv>) => {
     if (error instanceof ApiError) {
-      return errorResponse(c, error.status as ContentfulStatusCode, error.body, error.headers);
+      return errorResponse(c, error.body, error.headers);
     }
     if (error instanceof HTTPException) {
       // Raised by Hono itself, e.g. the JSON validator on a malformed body.
-      const status = error.status as ContentfulStatusCode;
-      return errorResponse(c, status, {
-        code: status === 400 ? "invalid_request" : "http_error",
-        message: error.message || "The request could not be processed.",
-      });
+      if (error.status === 400) {
+        return errorResponse(c, {
+          code: "invalid_request",
+          message: error.message || "The request could not be processed.",
+        });
+      }
     }
     logger.error("unhandled error", {
       requestId: c.get("requestId"),
       path: c.req.path,
       error: error instanceof Error ? error.message : String(error),
     });
-    return errorResponse(c, 500, {
+    return errorResponse(c, {
       code: "internal_error",
       message: "The service hit an unexpected error. Nothing further was executed.",
       hint: "Retry later; if it persists, report the requestId.",

@@ -15,7 +15,7 @@ export const strictJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const contentType = c.req.header("content-type") ?? "";
   const mediaType = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
   if (!JSON_MEDIA_TYPE.test(mediaType)) {
-    throw new ApiError(415, {
+    throw new ApiError({
       code: "unsupported_media_type",
       message: `Expected a JSON body, got Content-Type '${truncate(contentType) || "(none)"}'.`,
       hint: "Send the header Content-Type: application/json.",
@@ -25,7 +25,7 @@ export const strictJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(await c.req.arrayBuffer());
   } catch {
-    throw new ApiError(400, {
+    throw new ApiError({
       code: "invalid_encoding",
       message: "The request body is not valid UTF-8.",
       hint: "Encode the JSON body as UTF-8.",
@@ -33,7 +33,7 @@ export const strictJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   const duplicate = duplicateKey(text);
   if (duplicate !== null) {
-    throw new ApiError(400, {
+    throw new ApiError({
       code: "duplicate_key",
       message: `The JSON body has the key '${truncate(duplicate)}' more than once.`,
       hint: "Send each field once.",

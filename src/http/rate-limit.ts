@@ -23,7 +23,6 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AppEnv> 
       const retryAfter = Math.ceil(options.windowMs / 1000);
       return errorResponse(
         c,
-        429,
         {
           code: "rate_limited",
           message: `Too many requests: at most ${options.limit} per ${retryAfter} s for ${options.name}.`,

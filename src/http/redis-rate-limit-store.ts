@@ -1,5 +1,5 @@
 import { type RedisClient, RedisStore, type Store } from "hono-rate-limiter";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import type { AppEnv } from "../app-env.js";
 
 /**
@@ -19,4 +19,21 @@ export function redisRateLimitStore(redis: Redis, prefix = "gexec:rl:"): () => S
     del: (key) => redis.del(key),
   };
   return () => new RedisStore<AppEnv>({ client, prefix });
+}
+
+/** Fails boot when a configured Redis is unreachable, rather than serving without limits. */
+export async function connectRedis(url: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    connectTimeout: 5_000,
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new Error(`REDIS_URL is set but Redis is not reachable: ${String(error)}`);
+  }
+  return redis;
 }

@@ -1,17 +1,19 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env.js";
-import type { CommandResult, CommandRunner } from "../command-report.js";
+import type { CommandResult } from "../command-result.js";
 import type { DemoRoute, Expectation } from "../demo-scenarios.js";
-import { ApiError } from "../http/errors.js";
-import type { ServiceStatus } from "../service-status.js";
+import type { HealthCheck } from "../enforcement/health.js";
+import { ApiError, refusalError } from "../http/errors.js";
+import type { RunCommand } from "../run-command.js";
 
 /** `GET /demo/:name`: runs a scenario table from `demo-scenarios.ts`, in order. */
-export function createDemoRoutes(
-  routes: readonly DemoRoute[],
-  runner: CommandRunner,
-  timeoutMs: number,
-  status: ServiceStatus,
-) {
+export function createDemoRoutes(options: {
+  demos: readonly DemoRoute[];
+  runCommand: RunCommand;
+  timeoutMs: number;
+  health: HealthCheck;
+}) {
+  const { demos: routes, runCommand, timeoutMs } = options;
   const byName = new Map(routes.map((route) => [route.name, route]));
   return new Hono<AppEnv>()
     .get("/", (c) =>
@@ -26,7 +28,7 @@ export function createDemoRoutes(
     .get("/:name", async (c) => {
       const route = byName.get(c.req.param("name"));
       if (!route) {
-        throw new ApiError(404, {
+        throw new ApiError({
           code: "not_found",
           message: `There is no demo named '${c.req.param("name")}'.`,
           hint: `Available: ${[...byName.keys()].join(", ")}.`,
@@ -35,7 +37,9 @@ export function createDemoRoutes(
       const signal = c.req.raw.signal;
       const results = [];
       for (const scenario of route.scenarios) {
-        const result = await runner.run(scenario.command, timeoutMs, signal);
+        const run = await runCommand(scenario.command, timeoutMs, signal);
+        if (run.outcome !== "result") throw refusalError(run);
+        const result = run.result;
         results.push({
           command: scenario.command,
           expected: scenario.expect,
@@ -45,7 +49,7 @@ export function createDemoRoutes(
       }
       // The seed returns a bare array, except for routes that carry an explanation.
       if (route.note) {
-        const service = route.includeServiceStatus ? { service: await status.check() } : {};
+        const service = route.includeServiceStatus ? { service: await options.health() } : {};
         return c.json({ description: route.description, note: route.note, ...service, results });
       }
       return c.json(results);

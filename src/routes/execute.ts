@@ -2,9 +2,9 @@ import { zValidator } from "@hono/zod-validator";
 import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
-import type { CommandRunner } from "../command-report.js";
-import { ApiError } from "../http/errors.js";
+import { ApiError, refusalError } from "../http/errors.js";
 import { strictJsonBody } from "../http/json-body.js";
+import type { RunCommand } from "../run-command.js";
 
 export const MAX_COMMAND_LENGTH = 1024;
 
@@ -30,7 +30,7 @@ export function executeBodySchema(maxTimeoutMs: number) {
 
 /** `POST /execute {command, timeoutMs?}`: runs one command through agentsh. */
 export function createExecuteRoutes(options: {
-  runner: CommandRunner;
+  runCommand: RunCommand;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
   guard: MiddlewareHandler<AppEnv>;
@@ -42,7 +42,7 @@ export function createExecuteRoutes(options: {
     strictJsonBody,
     zValidator("json", schema, (result) => {
       if (!result.success) {
-        throw new ApiError(400, {
+        throw new ApiError({
           code: "validation_failed",
           message: result.error.issues.map((issue) => issue.message).join("; "),
           hint: 'Send {"command": "<shell command>"} with an optional "timeoutMs".',
@@ -55,12 +55,13 @@ export function createExecuteRoutes(options: {
     }),
     async (c) => {
       const { command, timeoutMs } = c.req.valid("json");
-      const result = await options.runner.run(
+      const run = await options.runCommand(
         command,
         timeoutMs ?? options.defaultTimeoutMs,
         c.req.raw.signal,
       );
-      return c.json({ command, result });
+      if (run.outcome !== "result") throw refusalError(run);
+      return c.json({ command, result: run.result });
     },
   );
 }

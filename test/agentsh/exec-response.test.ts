@@ -10,7 +10,7 @@ import {
   splitWrapperPreamble,
   withRecordedDenials,
 } from "../../src/agentsh/exec-response.js";
-import type { GovernedResult } from "../../src/agentsh/governed-result.js";
+import type { Execution, GovernedResult } from "../../src/executor.js";
 
 /**
  * Real `agentsh exec --output json` captures (agentsh 0.16.9 with our bundle), replayed through
@@ -19,7 +19,7 @@ import type { GovernedResult } from "../../src/agentsh/governed-result.js";
 const FIXTURES = path.resolve("test/fixtures/agentsh");
 const LIMIT = 64 * 1024;
 
-function replay(name: string): GovernedResult {
+function replayExecution(name: string): Execution {
   const fixture = JSON.parse(readFileSync(path.join(FIXTURES, `${name}.json`), "utf8")) as {
     cliExitCode: number;
     stdout: string;
@@ -36,6 +36,13 @@ function replay(name: string): GovernedResult {
     },
     LIMIT,
   );
+}
+
+/** A fixture that must have produced a result (not "nothing ran"). */
+function replay(name: string): GovernedResult {
+  const execution = replayExecution(name);
+  if (execution.kind !== "result") throw new Error(`${name}: not run (${execution.detail})`);
+  return execution.result;
 }
 
 /** The event-store query that accompanies a nested denial fixture. */
@@ -141,14 +148,19 @@ describe("parsing agentsh ExecResponses", () => {
     expect(Buffer.byteLength(result.stdout.text)).toBeLessThanOrEqual(LIMIT);
   });
 
-  it("server down: unavailable, with the reason", () => {
-    const result = replay("exec_server_stopped");
-    expect(result).toMatchObject({ outcome: "unavailable", exitCode: null });
-    expect(result.problem).toMatch(/not reachable.*connection refused/);
+  it("server down: nothing ran, agentsh unavailable, with the reason", () => {
+    const execution = replayExecution("exec_server_stopped");
+    expect(execution).toMatchObject({ kind: "not_run", reason: "unavailable" });
+    expect(execution.kind === "not_run" && execution.detail).toMatch(
+      /not reachable.*connection refused/,
+    );
   });
 
-  it("unknown session: unavailable (the executor re-creates the session and retries)", () => {
-    expect(replay("exec_unknown_session_no_auto").outcome).toBe("unavailable");
+  it("unknown session: nothing ran (the executor re-creates the session and retries)", () => {
+    expect(replayExecution("exec_unknown_session_no_auto")).toMatchObject({
+      kind: "not_run",
+      reason: "unavailable",
+    });
   });
 
   it("Landlock denial: the kernel says EACCES and agentsh records no rule, so it is 'failed', not 'blocked'", () => {
@@ -167,17 +179,19 @@ describe("parsing agentsh ExecResponses", () => {
     });
   });
 
-  it("a CLI killed by our own deadline or a caller disconnect is never a result", () => {
+  it("a CLI killed by our own deadline is a timeout; by a caller disconnect, no result", () => {
     const base = { exitCode: null, stdout: "", stderr: "", durationMs: 5 };
-    expect(interpretCliOutcome({ ...base, timedOut: true, canceled: false }, LIMIT).outcome).toBe(
-      "timed_out",
-    );
-    expect(interpretCliOutcome({ ...base, timedOut: false, canceled: true }, LIMIT).outcome).toBe(
-      "unavailable",
-    );
+    expect(interpretCliOutcome({ ...base, timedOut: true, canceled: false }, LIMIT)).toMatchObject({
+      kind: "result",
+      result: { outcome: "timed_out", exitCode: null },
+    });
+    expect(interpretCliOutcome({ ...base, timedOut: false, canceled: true }, LIMIT)).toMatchObject({
+      kind: "not_run",
+      reason: "canceled",
+    });
   });
 
-  it("garbage on stdout is unavailable, never ok", () => {
+  it("garbage on stdout is no result (agentsh unavailable), never ok", () => {
     const result = interpretCliOutcome(
       {
         exitCode: 0,
@@ -189,7 +203,7 @@ describe("parsing agentsh ExecResponses", () => {
       },
       LIMIT,
     );
-    expect(result.outcome).toBe("unavailable");
+    expect(result).toMatchObject({ kind: "not_run", reason: "unavailable" });
   });
 });
 

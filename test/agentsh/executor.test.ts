@@ -3,9 +3,9 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createAgentshExecutor } from "../../src/agentsh/executor.js";
-import type { DenialLookup } from "../../src/agentsh/governed-result.js";
+import { createAgentshExecutor, type DenialLookup } from "../../src/agentsh/executor.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
+import type { Execution, GovernedResult } from "../../src/executor.js";
 import { isRunning } from "../support/processes.js";
 
 const FAKE_CLI = path.resolve("test/support/fake-agentsh");
@@ -29,9 +29,18 @@ function executorWith(
   });
 }
 
+/** The result of an execution that must have produced one. */
+async function resultOf(execution: Promise<Execution>): Promise<GovernedResult> {
+  const done = await execution;
+  if (done.kind !== "result") throw new Error(`no result: ${done.reason}: ${done.detail}`);
+  return done.result;
+}
+
 /** The fake CLI reports what it received as the command's stdout. */
 async function received(command: string, apiKey?: string) {
-  const result = await executorWith(apiKey ? { apiKey } : {}).run({ command, timeoutMs: 5_000 });
+  const result = await resultOf(
+    executorWith(apiKey ? { apiKey } : {}).run({ command, timeoutMs: 5_000 }),
+  );
   expect(result.outcome).toBe("ok");
   return JSON.parse(result.stdout.text) as {
     argv: string[];
@@ -88,19 +97,18 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     const controller = new AbortController();
     const started = Date.now();
     setTimeout(() => controller.abort(), 200);
-    const result = await executorWith().run({
+    const execution = await executorWith().run({
       command: "hang",
       timeoutMs: 30_000,
       signal: controller.signal,
     });
-    expect(result.outcome).toBe("unavailable");
-    expect(result.problem).toMatch(/canceled/);
+    expect(execution).toMatchObject({ kind: "not_run", reason: "canceled" });
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("at the time limit, ends the command's processes so agentsh can report the timeout", async () => {
     const started = Date.now();
-    const result = await executorWith().run({ command: "hang", timeoutMs: 100 });
+    const result = await resultOf(executorWith().run({ command: "hang", timeoutMs: 100 }));
     expect(result.outcome).toBe("timed_out");
     expect(result.exitCode).toBe(124);
     // The reaper fired at limit + 300 ms, long before the CLI backstop (limit + 5 s).
@@ -110,7 +118,9 @@ describe("agentsh executor (against a stand-in CLI)", () => {
   it("ends background processes a command left behind", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "gexec-"));
     const pidFile = path.join(dir, "pid");
-    const result = await executorWith().run({ command: `background:${pidFile}`, timeoutMs: 5_000 });
+    const result = await resultOf(
+      executorWith().run({ command: `background:${pidFile}`, timeoutMs: 5_000 }),
+    );
     expect(result.outcome).toBe("ok");
     const pid = Number(readFileSync(pidFile, "utf8"));
     expect(isRunning(pid)).toBe(false);
@@ -126,16 +136,39 @@ describe("agentsh executor (against a stand-in CLI)", () => {
         writeFileSync(marker, "");
       },
     });
-    const result = await executor.run({ command: `session-missing:${marker}`, timeoutMs: 5_000 });
+    const result = await resultOf(
+      executor.run({ command: `session-missing:${marker}`, timeoutMs: 5_000 }),
+    );
     expect(recreated).toEqual(["unit-2"]);
     expect(existsSync(marker)).toBe(true);
     expect(result.outcome).toBe("ok");
   });
 
-  it("reports an unreachable server as unavailable with the reason", async () => {
-    const result = await executorWith().run({ command: "unreachable", timeoutMs: 5_000 });
-    expect(result).toMatchObject({ outcome: "unavailable", exitCode: null });
-    expect(result.problem).toMatch(/not reachable.*connection refused/);
+  it("reports an unreachable server as 'nothing ran: unavailable' with the reason", async () => {
+    const execution = await executorWith().run({ command: "unreachable", timeoutMs: 5_000 });
+    expect(execution).toMatchObject({
+      kind: "not_run",
+      reason: "unavailable",
+      detail: expect.stringMatching(/not reachable.*connection refused/),
+    });
+  });
+
+  it("reports 'nothing ran: busy' when every slot is taken and the queue is full", async () => {
+    const executor = executorWith();
+    const controller = new AbortController();
+    // Two slots and two queue places (executorWith): four hanging commands fill them.
+    const hanging = Array.from({ length: 4 }, () =>
+      executor.run({ command: "hang", timeoutMs: 30_000, signal: controller.signal }),
+    );
+    try {
+      expect(await executor.run({ command: "true", timeoutMs: 1_000 })).toMatchObject({
+        kind: "not_run",
+        reason: "busy",
+      });
+    } finally {
+      controller.abort();
+      await Promise.all(hanging);
+    }
   });
 
   it("reports a missing CLI binary as unavailable", async () => {
@@ -148,22 +181,26 @@ describe("agentsh executor (against a stand-in CLI)", () => {
       recreateSession: async () => {},
       recordedDenials: async () => [],
     });
-    const result = await executor.run({ command: "true", timeoutMs: 1_000 });
-    expect(result.outcome).toBe("unavailable");
+    expect(await executor.run({ command: "true", timeoutMs: 1_000 })).toMatchObject({
+      kind: "not_run",
+      reason: "unavailable",
+    });
   });
 
   it("strips the sandbox wrapper's preamble from stderr and records that the sandbox was applied", async () => {
-    const result = await executorWith().run({ command: "echo", timeoutMs: 5_000 });
+    const result = await resultOf(executorWith().run({ command: "echo", timeoutMs: 5_000 }));
     expect(result.stderr.text).toBe("own stderr\n");
     expect(result.sandboxed).toBe(true);
-    const unsandboxed = await executorWith().run({ command: "unsandboxed", timeoutMs: 5_000 });
+    const unsandboxed = await resultOf(
+      executorWith().run({ command: "unsandboxed", timeoutMs: 5_000 }),
+    );
     expect(unsandboxed.sandboxed).toBe(false);
   });
 
   it("reads denials agentsh recorded for the session during the command and reports them as blocked", async () => {
     const windows: Array<{ sessionId: string; since: Date; until: Date }> = [];
     const before = Date.now();
-    const result = await executorWith({
+    const execution = executorWith({
       recorded: async (sessionId, since, until) => {
         windows.push({ sessionId, since, until });
         return [
@@ -177,6 +214,7 @@ describe("agentsh executor (against a stand-in CLI)", () => {
         ];
       },
     }).run({ command: "cat /etc/shadow", timeoutMs: 5_000 });
+    const result = await resultOf(execution);
     expect(result).toMatchObject({
       outcome: "blocked",
       exitCode: 0,

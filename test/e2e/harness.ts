@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { expect } from "vitest";
-import type { CommandResult } from "../../src/command-report.js";
+import type { CommandResult } from "../../src/command-result.js";
 
 /**
  * The end-to-end suite talks to a running governed stack over HTTP only.

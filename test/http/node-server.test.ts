@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import net, { type AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { listen, SERVER_TIMEOUTS } from "../../src/listen.js";
 import type { FakeExecutor } from "../support/fake-executor.js";
 import { buildTestApp } from "../support/test-app.js";
 
@@ -12,9 +12,8 @@ import { buildTestApp } from "../support/test-app.js";
  * (`HTTP/1.1 431` / `400` + `Connection: close`, no body), not our JSON envelope — that is
  * expected and asserted as such. Every wait has a deadline.
  *
- * Note: this builds its own server with Node's defaults, like src/server.ts does (which sets no
- * headersTimeout/requestTimeout/maxHeaderSize of its own): headersTimeout 60 s, requestTimeout
- * 300 s, max header size 16 KiB.
+ * The server is production's (`listen` from src/listen.ts, as src/server.ts uses it): header
+ * timeout 10 s, request timeout 30 s, Node's 16 KiB header limit.
  */
 
 const DEADLINE_MS = 2_000;
@@ -28,7 +27,7 @@ const sockets = new Set<net.Socket>();
 beforeEach(async () => {
   const built = buildTestApp({ socketAddress: "127.0.0.1", env: { RATE_LIMIT_EXECUTE: "1000" } });
   executor = built.executor;
-  server = serve({ fetch: built.app.fetch, port: 0, hostname: "127.0.0.1" }) as Server;
+  server = listen(built.app, { port: 0, hostname: "127.0.0.1" });
   await withDeadline(
     new Promise<void>((resolve, reject) => {
       if (server.listening) resolve();
@@ -336,17 +335,28 @@ describe("real socket: slow and expensive requests", () => {
     await expectStillServing();
     await expectStillServing();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    // Node answers these only at headersTimeout (60 s) / requestTimeout (300 s) by default.
+    // Node answers these only at headersTimeout (10 s) / requestTimeout (30 s).
     expect(slowHead.received()).toBe("");
     expect(slowBody.received()).toBe("");
     expect(slowHead.socket.destroyed).toBe(false);
     expect(executor.commands.map((c) => c.command)).toEqual(["echo ok", "echo ok"]);
   });
 
+  it("production's header timeout ends a client that never finishes its headers: 408, closed", async () => {
+    expect(server.headersTimeout).toBe(SERVER_TIMEOUTS.headersTimeout);
+    expect(server.requestTimeout).toBe(SERVER_TIMEOUTS.requestTimeout);
+    const slowHead = await holdOpen(["POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"]);
+    const deadline = Date.now() + SERVER_TIMEOUTS.headersTimeout + 3_000;
+    while (!slowHead.socket.destroyed && !slowHead.received() && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(slowHead.received()).toMatch(/^HTTP\/1\.1 408/);
+    expect(executor.commands).toEqual([]);
+  }, 20_000);
+
   it("a path of 16 000 slashes (fits Node's 16 KiB header limit) is answered 404 promptly", async () => {
-    // The 404/405 fallback strips trailing slashes with /\/+$/, which is quadratic on
-    // "//…/x": about 0.8 s of blocked event loop per request here, unauthenticated and
-    // not rate limited.
+    // A trailing-slash regex like /\/+$/ is quadratic on "//…/x" (it blocked the event loop
+    // for about 0.8 s per request in an earlier version): the 404/405 fallback must not be.
     const started = performance.now();
     const result = await exchange(
       [requestHead(["Connection: close"], `/nope${"/".repeat(16_000)}x`, "GET")],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { blockedResult, FakeExecutor, okResult } from "../support/fake-executor.js";
+import { blockedResult, FakeExecutor, notRun, okResult } from "../support/fake-executor.js";
 import { buildTestApp, postJson, readJson } from "../support/test-app.js";
 
 describe("POST /execute", () => {
@@ -80,18 +80,36 @@ describe("POST /execute", () => {
     });
   });
 
-  it("answers 503 with a hint when agentsh could not run the command", async () => {
+  it("answers 503 agentsh_unavailable with the reason and Retry-After when nothing ran", async () => {
     const executor = new FakeExecutor().respond(() =>
-      okResult("", {
-        outcome: "unavailable",
-        exitCode: null,
-        problem: "the agentsh server is not reachable",
-      }),
+      notRun("unavailable", "the agentsh server is not reachable"),
     );
     const { app } = buildTestApp({ executor });
     const res = await app.request("/execute", postJson({ command: "ls" }));
     expect(res.status).toBe(503);
-    expect((await readJson(res)).error).toMatchObject({ code: "agentsh_unavailable" });
+    expect(res.headers.get("Retry-After")).toBe("5");
+    expect((await readJson(res)).error).toMatchObject({
+      code: "agentsh_unavailable",
+      message: expect.stringContaining("the agentsh server is not reachable"),
+    });
+  });
+
+  it("answers 503 busy with Retry-After when no command slot is free", async () => {
+    const executor = new FakeExecutor().respond(() => notRun("busy", "all 4 slots are busy"));
+    const { app } = buildTestApp({ executor });
+    const res = await app.request("/execute", postJson({ command: "ls" }));
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("2");
+    expect((await readJson(res)).error).toMatchObject({ code: "busy" });
+  });
+
+  it("answers with code canceled when the caller went away before a result", async () => {
+    const executor = new FakeExecutor().respond(() =>
+      notRun("canceled", "the request was canceled"),
+    );
+    const { app } = buildTestApp({ executor });
+    const res = await app.request("/execute", postJson({ command: "ls" }));
+    expect((await readJson(res)).error).toMatchObject({ code: "canceled" });
   });
 
   it("refuses to run anything when enforcement is not verified", async () => {

@@ -1,29 +1,37 @@
 import type {
   Decision,
+  Execution,
   Executor,
   GovernedCommand,
   GovernedResult,
-} from "../../src/agentsh/governed-result.js";
+  NotRunReason,
+} from "../../src/executor.js";
+
+type Responder = (request: GovernedCommand) => GovernedResult | Execution | undefined;
 
 /** Stands in for agentsh at the process boundary and records every command it was asked to run. */
 export class FakeExecutor implements Executor {
   readonly commands: GovernedCommand[] = [];
-  private readonly responders: Array<(request: GovernedCommand) => GovernedResult | undefined> = [];
+  private readonly responders: Responder[] = [];
 
-  /** The first responder that returns a result wins; default: `ok` echoing the command. */
-  respond(responder: (request: GovernedCommand) => GovernedResult | undefined): this {
+  /** The first responder that answers wins; default: `ok` echoing the command. */
+  respond(responder: Responder): this {
     this.responders.push(responder);
     return this;
   }
 
-  async run(request: GovernedCommand): Promise<GovernedResult> {
+  async run(request: GovernedCommand): Promise<Execution> {
     this.commands.push(request);
     for (const responder of this.responders) {
-      const result = responder(request);
-      if (result) return result;
+      const answer = responder(request);
+      if (answer) return "kind" in answer ? answer : { kind: "result", result: answer };
     }
-    return okResult(`ran: ${request.command}\n`);
+    return { kind: "result", result: okResult(`ran: ${request.command}\n`) };
   }
+}
+
+export function notRun(reason: NotRunReason, detail = `stand-in: ${reason}`): Execution {
+  return { kind: "not_run", reason, detail };
 }
 
 export function okResult(stdout = "", overrides: Partial<GovernedResult> = {}): GovernedResult {
@@ -36,7 +44,6 @@ export function okResult(stdout = "", overrides: Partial<GovernedResult> = {}): 
     decision: null,
     denials: [],
     problem: null,
-    commandId: "cmd-test",
     sandboxed: true,
     ...overrides,
   };

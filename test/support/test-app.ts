@@ -1,9 +1,9 @@
-import { SessionPool } from "../../src/agentsh/session-pool.js";
 import { type AppDeps, createApp } from "../../src/app.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
 import { parseConfig } from "../../src/config.js";
+import { createHealthCheck } from "../../src/enforcement/health.js";
+import { createEnforcementMonitor, type EnforcementState } from "../../src/enforcement/monitor.js";
 import type { Logger } from "../../src/logger.js";
-import { createServiceStatus, type EnforcementReport } from "../../src/service-status.js";
 import { FakeExecutor } from "./fake-executor.js";
 
 export interface TestAppOptions {
@@ -11,13 +11,14 @@ export interface TestAppOptions {
   executor?: FakeExecutor;
   /** null = agentsh answers its health probe. */
   agentshProblem?: string | null;
-  enforcement?: EnforcementReport;
+  /** The canaries' verdict at boot (default: every check passed). */
+  enforcement?: EnforcementState;
   socketAddress?: string;
   redact?: AppDeps["redact"];
   rateLimitStore?: AppDeps["rateLimitStore"];
 }
 
-export const ENFORCED: EnforcementReport = {
+export const ENFORCED: EnforcementState = {
   mode: "enforced",
   checks: { "canary: sudo denied": true },
   problems: [],
@@ -37,29 +38,36 @@ export function buildTestApp(options: TestAppOptions = {}) {
     warn: capture("warn"),
     error: capture("error"),
   };
-  const pool = new SessionPool("test", config.limits.maxConcurrent, config.limits.maxQueued);
-  const status = createServiceStatus({
-    server: {
-      probe: async () => options.agentshProblem ?? null,
-      ensureSession: async () => {},
-      recordedDenials: async () => [],
-    },
-    serverUrl: config.agentsh.serverUrl,
-    enforcement: options.enforcement ?? ENFORCED,
+  const probe = async () => options.agentshProblem ?? null;
+  const verdict = options.enforcement ?? ENFORCED;
+  const monitor = createEnforcementMonitor({
+    probe,
+    // The canaries' verdict as given; the real canaries run in the e2e suite.
+    prove: async () => ({ checks: verdict.checks, problems: verdict.problems }),
+    staticChecks: {},
+    allowDegraded: config.allowDegraded,
+    logger,
+    initial: verdict,
+  });
+  const health = createHealthCheck({
+    monitor,
+    probe,
+    agentshUrl: config.agentsh.serverUrl,
     allowDegraded: config.allowDegraded,
     bundle: { digest: "sha256:test", policy: "test-policy" },
-    pool,
+    commandStats: () => ({ slots: config.limits.maxConcurrent, inFlight: 0, queued: 0 }),
   });
   const app = createApp({
     config,
     executor,
-    status,
+    enforcement: monitor,
+    health,
     redact: options.redact ?? createRedactor([]),
     logger,
     socketAddressOf: () => options.socketAddress ?? "192.0.2.10",
     ...(options.rateLimitStore ? { rateLimitStore: options.rateLimitStore } : {}),
   });
-  return { app, executor, logLines, config };
+  return { app, executor, logLines, config, monitor };
 }
 
 export function postJson(body: unknown, headers: Record<string, string> = {}): RequestInit {

@@ -1,16 +1,17 @@
 /**
- * What the rest of the service knows about a governed command. Nothing outside `src/agentsh/`
- * sees agentsh's wire format; routes only see these types.
+ * The executor port: what the service needs from whatever governs a command. `src/agentsh/`
+ * implements it with agentsh; request tests use a fake. Nothing outside `src/agentsh/` sees
+ * agentsh's wire format.
  */
 
 /**
+ * How a command that agentsh accepted ended:
  * - `ok`: ran, exit 0, nothing denied.
- * - `failed`: ran, non-zero exit, nothing denied.
+ * - `failed`: ran, non-zero exit, nothing denied (including kernel refusals that leave no rule).
  * - `blocked`: agentsh denied the command or an operation it attempted (see `decision`).
  * - `timed_out`: the command hit its time limit and was killed.
- * - `unavailable`: agentsh could not run it (server unreachable, session missing, bad reply).
  */
-export type Outcome = "ok" | "failed" | "blocked" | "timed_out" | "unavailable";
+export type Outcome = "ok" | "failed" | "blocked" | "timed_out";
 
 export type DecisionKind = "command" | "file" | "network" | "other";
 
@@ -35,7 +36,7 @@ export interface StreamOutput {
 
 export interface GovernedResult {
   outcome: Outcome;
-  /** The command's exit code; null when it never ran or the code is unknown. */
+  /** The command's exit code; null when unknown (e.g. killed at its time limit). */
   exitCode: number | null;
   stdout: StreamOutput;
   stderr: StreamOutput;
@@ -44,15 +45,25 @@ export interface GovernedResult {
   decision: Decision | null;
   /** Every denial agentsh reported for this command (bounded by agentsh's event summary). */
   denials: Decision[];
-  /** Why agentsh could not run it or why it stopped; null for ok/failed/blocked. */
+  /** Why it stopped (time limit); null otherwise. */
   problem: string | null;
-  commandId: string | null;
   /**
    * Whether agentsh-unixwrap reported its Landlock + seccomp sandbox for this command (the
-   * wrapper's first stderr line). null when no process was started (e.g. a pre-check denial).
+   * wrapper's first stderr line). null when no process was started (a pre-check denial).
    */
   sandboxed: boolean | null;
 }
+
+/**
+ * Why there is no result: `busy` (no command slot within the queue's bounds), `canceled` (the
+ * caller went away), `unavailable` (agentsh could not run it: server unreachable, bad reply).
+ */
+export type NotRunReason = "busy" | "canceled" | "unavailable";
+
+/** One explicit answer for "nothing ran": never an exception, never a null field. */
+export type Execution =
+  | { kind: "result"; result: GovernedResult }
+  | { kind: "not_run"; reason: NotRunReason; detail: string };
 
 export interface GovernedCommand {
   command: string;
@@ -62,8 +73,5 @@ export interface GovernedCommand {
 }
 
 export interface Executor {
-  run(request: GovernedCommand): Promise<GovernedResult>;
+  run(request: GovernedCommand): Promise<Execution>;
 }
-
-/** Looks up denials agentsh recorded in its event store (nested execve, file, unix socket). */
-export type DenialLookup = (sessionId: string, since: Date, until: Date) => Promise<Decision[]>;

@@ -1,0 +1,68 @@
+import type { Executor } from "../executor.js";
+import { createAgentshExecutor } from "./executor.js";
+import { runSelfTest, type SelfTestReport } from "./self-test.js";
+import { createAgentshServerApi } from "./server-api.js";
+import { SessionPool } from "./session-pool.js";
+
+/**
+ * The one entry point to agentsh. Commands go through the `agentsh exec` CLI (the only path in
+ * v0.16.9 that applies the same pre-check, seccomp wrapper and JSON result as an operator's own
+ * `agentsh exec`); the server's HTTP API is used for what the CLI cannot do cheaply: health
+ * probes, creating sessions up front (first-use auto-create races between two commands), and
+ * reading denials that only its event store keeps (nested execve, file and socket denials).
+ */
+export interface Agentsh {
+  executor: Executor;
+  /** null when the server answers, else what is wrong. */
+  probe(): Promise<string | null>;
+  /** Creates every slot's session (idempotent), e.g. after agentsh restarted. */
+  ensureSessions(): Promise<void>;
+  /** Sessions, then the canary commands that prove enforcement. */
+  prove(): Promise<SelfTestReport>;
+  stats(): { slots: number; inFlight: number; queued: number };
+}
+
+export interface AgentshOptions {
+  /** Absolute path of the agentsh CLI. */
+  bin: string;
+  serverUrl: string;
+  apiKey: string | undefined;
+  workspace: string;
+  outputLimitBytes: number;
+  sessionPrefix: string;
+  /** Concurrent commands (one agentsh session each). */
+  slots: number;
+  /** Requests that may wait for a slot before new ones are refused. */
+  maxQueued: number;
+}
+
+export function createAgentsh(options: AgentshOptions): Agentsh {
+  const pool = new SessionPool(options.sessionPrefix, options.slots, options.maxQueued);
+  const api = createAgentshServerApi({
+    serverUrl: options.serverUrl,
+    apiKey: options.apiKey,
+    workspace: options.workspace,
+  });
+  const executor = createAgentshExecutor({
+    bin: options.bin,
+    serverUrl: options.serverUrl,
+    apiKey: options.apiKey,
+    outputLimitBytes: options.outputLimitBytes,
+    sessions: pool,
+    recreateSession: (id) => api.ensureSession(id),
+    recordedDenials: api.recordedDenials,
+  });
+  const ensureSessions = async () => {
+    await Promise.all(pool.sessionIds.map((id) => api.ensureSession(id)));
+  };
+  return {
+    executor,
+    probe: api.probe,
+    ensureSessions,
+    async prove() {
+      await ensureSessions();
+      return runSelfTest(executor);
+    },
+    stats: () => pool.stats,
+  };
+}

@@ -1,0 +1,41 @@
+import type { EnforcementMonitor, EnforcementState } from "./monitor.js";
+
+/** What `GET /health` (and `/demo/status`) report about the service's ability to govern. */
+export interface HealthReport {
+  status: "ok" | "unavailable";
+  reason?: string;
+  agentsh: { server: "reachable" | "unreachable"; url: string };
+  enforcement: EnforcementState & { allowDegraded: boolean };
+  bundle: { digest: string; policy: string };
+  commands: { slots: number; inFlight: number; queued: number };
+  uptimeSeconds: number;
+}
+
+export type HealthCheck = () => Promise<HealthReport>;
+
+export function createHealthCheck(options: {
+  monitor: Pick<EnforcementMonitor, "state" | "gate">;
+  /** null when agentsh answers, else what is wrong. */
+  probe: () => Promise<string | null>;
+  agentshUrl: string;
+  allowDegraded: boolean;
+  bundle: { digest: string; policy: string };
+  commandStats: () => HealthReport["commands"];
+  now?: () => number;
+}): HealthCheck {
+  const now = options.now ?? Date.now;
+  const started = now();
+  return async () => {
+    const serverProblem = await options.probe();
+    const reason = serverProblem ?? options.monitor.gate();
+    return {
+      status: reason ? "unavailable" : "ok",
+      ...(reason ? { reason } : {}),
+      agentsh: { server: serverProblem ? "unreachable" : "reachable", url: options.agentshUrl },
+      enforcement: { ...options.monitor.state(), allowDegraded: options.allowDegraded },
+      bundle: options.bundle,
+      commands: options.commandStats(),
+      uptimeSeconds: Math.round((now() - started) / 1000),
+    };
+  };
+}
