@@ -36,4 +36,8 @@ describe("parseConfig", () => {
   it("treats an empty API_KEY as unset (Render renders unset vars as empty)", () => {
     expect(parseConfig({ API_KEY: "" }).apiKey).toBeUndefined();
   });
+
+  it("rejects a short API_KEY at boot", () => {
+    expect(() => parseConfig({ API_KEY: "short" })).toThrow(/API_KEY: must be at least 16/);
+  });
 });

@@ -2,7 +2,13 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
-import type { Decision, Execution, Executor, GovernedCommand } from "../executor.js";
+import type {
+  Decision,
+  Execution,
+  Executor,
+  GovernedCommand,
+  GovernedResult,
+} from "../executor.js";
 import { type CliOutcome, interpretCliOutcome, withRecordedDenials } from "./exec-response.js";
 import { killMarkedProcesses, RUN_MARKER } from "./process-reaper.js";
 import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
@@ -29,10 +35,11 @@ export interface AgentshCliOptions {
   /** Reads denials agentsh keeps only in its event store (nested commands, files, sockets). */
   recordedDenials: DenialLookup;
   /**
-   * Slack before reading the event store. agentsh records a seccomp denial before it answers
-   * the blocked syscall, and its event search flushes pending writes first, so little is needed.
+   * How long to keep looking in the event store for the denial behind a refusal the command
+   * itself reported (EACCES/EPERM on its stderr, exit 126). agentsh writes events through
+   * queues, so under load a denial can reach the store after the command returned.
    */
-  eventSettleMs?: number;
+  evidenceWaitMs?: number;
 }
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
@@ -42,6 +49,11 @@ const REAP_AFTER_TIMEOUT_MS = 300;
 /** agentsh caps each stream at 1 MiB; JSON escaping can grow that several-fold. */
 const CLI_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 const SESSION_MISSING = /session[^\n]*not found|404 Not Found|no such session/i;
+/** See `evidenceWaitMs`. */
+const EVIDENCE_WAIT_MS = 1_000;
+const EVIDENCE_POLL_MS = 25;
+/** What a refused syscall looks like from inside the command (glibc's strerror, bash's 126). */
+const REFUSAL_SIGN = /Permission denied|Operation not permitted/;
 
 export function createAgentshExecutor(options: AgentshCliOptions): Executor {
   return {
@@ -66,14 +78,44 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         const execution = interpretCliOutcome(cli, options.outputLimitBytes);
         // Nothing started (pre-check denial, no result): no nested denials to look for.
         if (execution.kind === "not_run" || execution.result.sandboxed === null) return execution;
-        await sleep(options.eventSettleMs ?? 25);
-        const recorded = await options.recordedDenials(lease.sessionId, since, new Date());
+        const recorded = await recordedDenials(
+          options,
+          lease.sessionId,
+          since,
+          mayHaveBeenRefused(execution.result) ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS) : 0,
+        );
         return { kind: "result", result: withRecordedDenials(execution.result, recorded) };
       } finally {
         lease.release();
       }
     },
   };
+}
+
+/**
+ * Whether the command's own output shows that something was refused. Only a reason to wait
+ * for agentsh's evidence, never evidence itself: "blocked" comes from the event store alone.
+ */
+function mayHaveBeenRefused(result: GovernedResult): boolean {
+  return result.exitCode === 126 || REFUSAL_SIGN.test(result.stderr.text);
+}
+
+/**
+ * Denials agentsh recorded for the session since the command started. Read at once; when the
+ * command showed signs of a refusal and none is recorded yet, read again until `waitMs` passed.
+ */
+async function recordedDenials(
+  options: AgentshCliOptions,
+  sessionId: string,
+  since: Date,
+  waitMs: number,
+): Promise<Decision[]> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const recorded = await options.recordedDenials(sessionId, since, new Date());
+    if (recorded.length > 0 || Date.now() >= deadline) return recorded;
+    await sleep(EVIDENCE_POLL_MS);
+  }
 }
 
 /**

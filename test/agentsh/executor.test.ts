@@ -25,7 +25,7 @@ function executorWith(
     sessions: new SessionPool("unit", 2, 2),
     recreateSession: options.recreate ?? (async () => {}),
     recordedDenials: options.recorded ?? (async () => []),
-    eventSettleMs: 0,
+    evidenceWaitMs: 200,
   });
 }
 
@@ -224,5 +224,44 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     expect(windows[0]?.sessionId).toBe("unit-2");
     expect(windows[0]?.since.getTime()).toBeLessThanOrEqual(before);
     expect(windows[0]?.until.getTime()).toBeGreaterThan(before);
+  });
+
+  it("waits for the event store's evidence when the command shows a refusal (evidence arriving late is still found)", async () => {
+    let reads = 0;
+    const denial = {
+      rule: "deny-privilege-escalation",
+      kind: "command" as const,
+      operation: "execve",
+      target: "/usr/bin/sudo",
+      message: null,
+    };
+    const result = await resultOf(
+      executorWith({
+        recorded: async () => (++reads >= 3 ? [denial] : []),
+      }).run({ command: "refused", timeoutMs: 5_000 }),
+    );
+    expect(reads).toBe(3);
+    expect(result).toMatchObject({ outcome: "blocked", decision: denial });
+  });
+
+  it("reads the event store once, without waiting, when nothing was refused", async () => {
+    let reads = 0;
+    const started = Date.now();
+    const result = await resultOf(
+      executorWith({
+        recorded: async () => {
+          reads++;
+          return [];
+        },
+      }).run({ command: "echo", timeoutMs: 5_000 }),
+    );
+    expect(reads).toBe(1);
+    expect(result.outcome).toBe("ok");
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it("a refusal with no recorded denial stays what was observed ('ok' here), never a guessed block", async () => {
+    const result = await resultOf(executorWith().run({ command: "refused", timeoutMs: 5_000 }));
+    expect(result).toMatchObject({ outcome: "ok", decision: null });
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { FakeExecutor } from "../support/fake-executor.js";
-import { buildTestApp, postJson, readJson } from "../support/test-app.js";
+import type { FakeExecutor } from "../../support/fake-executor.js";
+import { buildTestApp, postJson, readJson } from "../../support/test-app.js";
 
 /**
  * "Bad input" battery over the request layer, through `app.request` (no socket: Node's HTTP

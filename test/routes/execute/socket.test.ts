@@ -1,9 +1,9 @@
 import type { Server } from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { listen, SERVER_TIMEOUTS } from "../../src/listen.js";
-import type { FakeExecutor } from "../support/fake-executor.js";
-import { buildTestApp } from "../support/test-app.js";
+import { listen, SERVER_TIMEOUTS } from "../../../src/listen.js";
+import type { FakeExecutor } from "../../support/fake-executor.js";
+import { buildTestApp } from "../../support/test-app.js";
 
 /**
  * The app behind `@hono/node-server` on a real socket (127.0.0.1, port 0), spoken to in raw

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { resolveClientAddress } from "../../src/http/client-address.js";
-import { buildTestApp } from "../support/test-app.js";
+import { resolveClientAddress } from "../../../src/http/client-address.js";
+import { buildTestApp } from "../../support/test-app.js";
 
 /**
  * Property-based tests over the request layer (app.request, FakeExecutor at the process boundary).

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { blockedResult, FakeExecutor, notRun, okResult } from "../support/fake-executor.js";
-import { buildTestApp, postJson, readJson } from "../support/test-app.js";
+import { blockedResult, FakeExecutor, notRun, okResult } from "../../support/fake-executor.js";
+import { buildTestApp, postJson, readJson } from "../../support/test-app.js";
 
 describe("POST /execute", () => {
   it("runs the command through the executor and returns the seed's shape plus the decision", async () => {
@@ -54,10 +54,14 @@ describe("POST /execute", () => {
     expect(executor.commands).toHaveLength(1);
   });
 
-  it("passes the request's abort signal so a disconnect cancels the command", async () => {
+  it("hands the executor the request's own abort signal (a disconnect reaches the command)", async () => {
     const { app, executor } = buildTestApp();
-    await app.request("/execute", postJson({ command: "true" }));
-    expect(executor.commands[0]?.signal).toBeInstanceOf(AbortSignal);
+    const client = new AbortController();
+    await app.request("/execute", { ...postJson({ command: "true" }), signal: client.signal });
+    const given = executor.commands[0]?.signal;
+    expect(given?.aborted).toBe(false);
+    client.abort();
+    expect(given?.aborted).toBe(true);
   });
 
   it("marks truncated output and a timeout", async () => {
