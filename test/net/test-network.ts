@@ -100,6 +100,9 @@ const HELPER_STOP_MS = 3_000;
 const COMMAND_STOP_MS = 10_000;
 const PROBE_MS = 5_000;
 
+/** Constant arguments written as one string (none of them contains a space). */
+const flags = (text: string) => text.split(" ");
+
 function exitDescription(child: ChildProcess): string {
   return child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode}`;
 }
@@ -112,6 +115,25 @@ function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
 
 function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
+}
+
+/**
+ * Starts argv from REPO_DIR with stdout+stderr to `outputFile`, in a session of its own: teardown
+ * finds all of it by session id, and a Ctrl-C on the terminal does not hit it mid-teardown.
+ * ('ip netns exec' execs, so the pid is the program's.) A failure to start shows as an exit.
+ */
+function startDetached(argv: string[], outputFile: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const [file = "", ...args] = argv;
+  const fd = openSync(outputFile, "w");
+  const child = spawn(file, args, {
+    cwd: REPO_DIR,
+    env,
+    stdio: ["ignore", fd, fd],
+    detached: true,
+  });
+  closeSync(fd);
+  child.on("error", () => {});
+  return child;
 }
 
 /** The contents of a helper's output file, for error messages. */
@@ -218,18 +240,10 @@ export class TestNetwork {
     return result.stdout;
   }
 
-  /** Starts a helper in the namespace, in a session of its own (a Ctrl-C does not reach it). */
+  /** Starts a helper in the namespace; its output goes to NAME.out in the work dir. */
   private startHelper(name: string, argv: string[]): { child: ChildProcess; output: string } {
     const output = join(this.workDir ?? "", `${name}.out`);
-    const fd = openSync(output, "w");
-    const [file = "", ...args] = this.inside(...argv);
-    const child = spawn(file, args, {
-      cwd: REPO_DIR,
-      stdio: ["ignore", fd, fd],
-      detached: true,
-    });
-    closeSync(fd);
-    child.on("error", () => {}); // seen as an exit by the readiness checks
+    const child = startDetached(this.inside(...argv), output, process.env);
     this.helpers.push(child);
     return { child, output };
   }
@@ -275,26 +289,17 @@ export class TestNetwork {
       ...names.map(({ name }) => `DNS:${name}`),
       ...addresses.map((address) => `IP:${address}`),
     ].join(",");
+    const certificate = flags("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes");
+    const subject = ["-days", "2", "-subj", "/CN=with-stack canary"];
+    const files = ["-keyout", keyFile, "-out", this.canaryCert];
     const openssl = await run(
       [
         "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=with-stack canary",
+        ...certificate,
+        ...subject,
         "-addext",
         `subjectAltName=${subjectAltName}`,
-        "-keyout",
-        keyFile,
-        "-out",
-        this.canaryCert,
+        ...files,
       ],
       PROBE_MS * 2,
     );
@@ -355,21 +360,12 @@ export class TestNetwork {
     const ns = this.namespace ?? "";
     this.log(`starting stack: ${command} (PORT=${port}, log ${this.stackLog})`);
     const shell = ["bash", "-c", command];
-    const [file = "", ...args] = inNetns ? this.inside(...shell) : shell;
-    const fd = openSync(this.stackLog, "w");
-    // detached: a session of its own, so teardown finds all of it (and a Ctrl-C on the
-    // terminal does not hit it mid-teardown). 'ip netns exec' execs, so the pid is the stack's.
-    const stack = spawn(file, args, {
-      cwd: REPO_DIR,
-      env: { ...process.env, TEST_NETNS: ns, PORT: String(port) },
-      stdio: ["ignore", fd, fd],
-      detached: true,
-    });
-    closeSync(fd);
-    stack.on("error", () => {});
+    const env = { ...process.env, TEST_NETNS: ns, PORT: String(port) };
+    const stack = startDetached(inNetns ? this.inside(...shell) : shell, this.stackLog, env);
     this.stack = stack;
 
     const started = Date.now();
+    const curlStatus = flags("curl -s -o /dev/null -w %{http_code} --max-time 2");
     let lastAnswer = "none";
     const healthy = await waitUntil(
       async (remaining) => {
@@ -379,17 +375,7 @@ export class TestNetwork {
           );
         }
         const answer = await run(
-          this.inside(
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "2",
-            `http://127.0.0.1:${port}/health`,
-          ),
+          this.inside(...curlStatus, `http://127.0.0.1:${port}/health`),
           Math.min(remaining, PROBE_MS),
         );
         lastAnswer = answer.stdout.trim() || "none";

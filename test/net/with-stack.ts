@@ -91,7 +91,7 @@ async function main(argv: string[]): Promise<void> {
     process.exit(1);
   }
   const finish = async (code: number): Promise<never> => {
-    await network.teardown();
+    await network.teardown().catch((error: unknown) => log(`error in teardown: ${String(error)}`));
     process.exit(code);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
