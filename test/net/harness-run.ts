@@ -146,7 +146,7 @@ export function canaryMatches(log: string, match: CanaryEntry): CanaryEntry[] {
 }
 
 /**
- * Waits (deadline 3 s) until at least `min` lines match and returns the matches: the canary
+ * Waits (deadline 5 s) until at least `min` lines match and returns the matches: the canary
  * writes on accept, which can trail the client's connect slightly.
  */
 export async function waitForCanary(
@@ -154,6 +154,6 @@ export async function waitForCanary(
   match: CanaryEntry,
   min = 1,
 ): Promise<CanaryEntry[]> {
-  await waitUntil(() => canaryMatches(log, match).length >= min, 3_000, 50);
+  await waitUntil(() => canaryMatches(log, match).length >= min, 5_000, 50);
   return canaryMatches(log, match);
 }
