@@ -3,9 +3,8 @@
 
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { constants } from "node:os";
 import { join } from "node:path";
-import { type Finished, isAlive, run, waitUntil } from "./processes.js";
+import { type Finished, isAlive, run, shellExitCode, waitUntil } from "./processes.js";
 import { NET_DIR } from "./stand-ins.js";
 import { REPO_DIR } from "./test-network.js";
 
@@ -41,9 +40,7 @@ export function startRun(command: string[], env: Record<string, string> = {}): H
     output += chunk.toString();
   });
   const exited = new Promise<number>((resolve) => {
-    child.on("exit", (code, signal) =>
-      resolve(code ?? 128 + (signal !== null ? constants.signals[signal] : 0)),
-    );
+    child.on("exit", (code, signal) => resolve(shellExitCode(code, signal)));
   });
   const harnessRun: HarnessRun = {
     child,

@@ -1,8 +1,9 @@
 // Process helpers for the test-network harness: run a program with a deadline, wait for a
 // condition with a deadline, find and stop processes by PID. Node builtins only.
 
-import { execFile } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
 
 export interface Finished {
   /** Exit code; null when the program could not start, was killed or hit its deadline. */
@@ -97,4 +98,42 @@ export async function stopProcesses(pids: readonly number[], timeoutMs: number):
   const left = live.filter(isAlive);
   for (const pid of left) signal(pid, "SIGKILL");
   return left;
+}
+
+export function exitDescription(child: ChildProcess): string {
+  return child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode}`;
+}
+
+/** The shell's convention: a command killed by signal N exits with 128 + N. */
+export function shellExitCode(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return 128 + (signal !== null ? constants.signals[signal] : 0);
+}
+
+export function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/**
+ * Starts argv in `cwd` with stdout+stderr to `outputFile`, in a session of its own: teardown
+ * finds all of it by session id, and a Ctrl-C on the terminal does not hit it mid-teardown.
+ * ('ip netns exec' execs, so the pid is the program's.) A failure to start shows as an exit.
+ */
+export function startDetached(
+  argv: string[],
+  outputFile: string,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): ChildProcess {
+  const [file = "", ...args] = argv;
+  const fd = openSync(outputFile, "w");
+  const child = spawn(file, args, {
+    cwd,
+    env,
+    stdio: ["ignore", fd, fd],
+    detached: true,
+  });
+  closeSync(fd);
+  child.on("error", () => {});
+  return child;
 }

@@ -10,19 +10,26 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import {
-  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { constants } from "node:os";
 import { delimiter, join } from "node:path";
-import { isAlive, run, sessionMembers, stopProcesses, waitUntil } from "./processes.js";
+import {
+  exitDescription,
+  hasExited,
+  isAlive,
+  run,
+  sessionMembers,
+  shellExitCode,
+  startDetached,
+  stopProcesses,
+  waitUntil,
+} from "./processes.js";
 import { NET_DIR, readStandIns, type StandIns } from "./stand-ins.js";
 
 export const REPO_DIR = join(NET_DIR, "..", "..");
@@ -102,39 +109,6 @@ const PROBE_MS = 5_000;
 
 /** Constant arguments written as one string (none of them contains a space). */
 const flags = (text: string) => text.split(" ");
-
-function exitDescription(child: ChildProcess): string {
-  return child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode}`;
-}
-
-/** The shell's convention: a command killed by signal N exits with 128 + N. */
-function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
-  if (code !== null) return code;
-  return 128 + (signal !== null ? constants.signals[signal] : 0);
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/**
- * Starts argv from REPO_DIR with stdout+stderr to `outputFile`, in a session of its own: teardown
- * finds all of it by session id, and a Ctrl-C on the terminal does not hit it mid-teardown.
- * ('ip netns exec' execs, so the pid is the program's.) A failure to start shows as an exit.
- */
-function startDetached(argv: string[], outputFile: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const [file = "", ...args] = argv;
-  const fd = openSync(outputFile, "w");
-  const child = spawn(file, args, {
-    cwd: REPO_DIR,
-    env,
-    stdio: ["ignore", fd, fd],
-    detached: true,
-  });
-  closeSync(fd);
-  child.on("error", () => {});
-  return child;
-}
 
 /** The contents of a helper's output file, for error messages. */
 function outputOf(file: string): string {
@@ -243,7 +217,7 @@ export class TestNetwork {
   /** Starts a helper in the namespace; its output goes to NAME.out in the work dir. */
   private startHelper(name: string, argv: string[]): { child: ChildProcess; output: string } {
     const output = join(this.workDir ?? "", `${name}.out`);
-    const child = startDetached(this.inside(...argv), output, process.env);
+    const child = startDetached(this.inside(...argv), output, process.env, REPO_DIR);
     this.helpers.push(child);
     return { child, output };
   }
@@ -361,7 +335,12 @@ export class TestNetwork {
     this.log(`starting stack: ${command} (PORT=${port}, log ${this.stackLog})`);
     const shell = ["bash", "-c", command];
     const env = { ...process.env, TEST_NETNS: ns, PORT: String(port) };
-    const stack = startDetached(inNetns ? this.inside(...shell) : shell, this.stackLog, env);
+    const stack = startDetached(
+      inNetns ? this.inside(...shell) : shell,
+      this.stackLog,
+      env,
+      REPO_DIR,
+    );
     this.stack = stack;
 
     const started = Date.now();
@@ -424,7 +403,7 @@ export class TestNetwork {
         this.log(`error: could not start the command: ${error.message}`);
         resolve(127);
       });
-      command.on("exit", (code, signal) => resolve(exitCode(code, signal)));
+      command.on("exit", (code, signal) => resolve(shellExitCode(code, signal)));
     });
   }
 
