@@ -7,9 +7,18 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/e2e/**"],
+          exclude: ["test/e2e/**", "test/net/**"],
           testTimeout: 10_000,
           typecheck: { enabled: false },
+        },
+      },
+      {
+        // The isolated test network itself (test/net/with-stack.ts): needs root, ip, dnsmasq.
+        test: {
+          name: "net",
+          include: ["test/net/**/*.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
         },
       },
       {

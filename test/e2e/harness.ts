@@ -5,7 +5,7 @@ import type { CommandResult } from "../../src/command-result.js";
 /**
  * The end-to-end suite talks to a running governed stack over HTTP only.
  * - Local: `scripts/test --e2e` starts agentsh + the app inside an isolated network namespace
- *   (`scripts/with-stack`) and passes BASE_URL and CANARY_LOG.
+ *   (`test/net/with-stack.ts`) and passes SERVICE_URL and CANARY_LOG.
  * - Deployment: `TEST_URL=https://… npx vitest run --project e2e`; the canary checks need the
  *   local namespace and are skipped there, saying so in their names.
  */
@@ -22,7 +22,7 @@ if (!BASE_URL) {
   );
 }
 if (!REMOTE && !CANARY_LOG) {
-  throw new Error("CANARY_LOG is not set: run the local e2e suite through scripts/with-stack.");
+  throw new Error("CANARY_LOG is not set: run the local e2e suite through test/net/with-stack.ts.");
 }
 
 /** For test names: canary checks cannot run against a remote deployment. */

@@ -9,7 +9,7 @@ import {
 } from "./harness.js";
 
 /**
- * Network probes run inside the isolated namespace of scripts/with-stack: every address below
+ * Network probes run inside the isolated namespace of test/net/with-stack.ts: every address below
  * exists there on loopback with a canary listener that logs each connection, and nothing can
  * leave the namespace. "Blocked" = agentsh's rule AND zero connections at the canary
  * (`expectNetworkBlocked`; against a remote deployment only the rule can be checked).

@@ -1,4 +1,4 @@
-// Stand-in for scripts/boot in `scripts/with-stack --self-test`: an HTTP
+// Stand-in for scripts/boot in the harness's own tests (test/net/*.test.ts): an HTTP
 // server on 127.0.0.1:$PORT whose /health answers 200, so the harness can be
 // proved without agentsh or the app. Node builtins only.
 

@@ -1,4 +1,4 @@
-// Canary listener for the with-stack test network namespace.
+// Canary listener for the test network namespace (test-network.ts).
 //
 // It listens on 0.0.0.0 inside the namespace, so it answers on every stand-in
 // address on the namespace's lo (private ranges, metadata, the "public" and
@@ -18,7 +18,7 @@
 // All lines carry ts, conn (a per-run connection number), localAddress,
 // localPort, remoteAddress, remotePort and protocol ("http" | "https" | "tcp").
 //
-// Usage: node --import tsx scripts/test-net/canary.ts
+// Usage: node --import tsx test/net/canary.ts
 //          --log FILE --ready FILE --cert FILE --key FILE
 //
 // Node builtins only: it must run before (and without) the app's dependencies.
