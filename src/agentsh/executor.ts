@@ -9,7 +9,8 @@ import type {
   GovernedCommand,
   GovernedResult,
 } from "../executor.js";
-import { type CliOutcome, interpretCliOutcome, withRecordedDenials } from "./exec-response.js";
+import { withRecordedDenials } from "./denials.js";
+import { type CliOutcome, interpretCliOutcome } from "./interpret.js";
 import { killMarkedProcesses, RUN_MARKER } from "./process-reaper.js";
 import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
 

@@ -1,6 +1,8 @@
 import { z } from "zod";
-import { decisionFromEvent, eventSchema } from "./exec-response.js";
+import type { Decision } from "../executor.js";
+import { decisionFromEvent } from "./denials.js";
 import type { DenialLookup } from "./executor.js";
+import { eventSchema } from "./wire.js";
 
 /**
  * The agentsh server's HTTP API, used for what the CLI cannot do cheaply: health probes and
@@ -73,15 +75,14 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
       if (!response.ok) {
         throw new Error(`agentsh event search failed: HTTP ${response.status}`);
       }
-      // agentsh answers `null` when nothing matched.
-      const events =
-        z
-          .array(eventSchema)
-          .nullable()
-          .parse(await response.json()) ?? [];
-      return events.map(decisionFromEvent);
+      return parseEventSearch(await response.json());
     },
   };
+}
+
+/** The decisions in an answer of agentsh's `GET /api/v1/events/search` (`null`: none matched). */
+export function parseEventSearch(json: unknown): Decision[] {
+  return (z.array(eventSchema).nullable().parse(json) ?? []).map(decisionFromEvent);
 }
 
 function describe(error: unknown): string {

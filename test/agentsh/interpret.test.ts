@@ -1,15 +1,13 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import { withRecordedDenials } from "../../src/agentsh/denials.js";
 import {
   boundStream,
-  decisionFromEvent,
-  eventSchema,
   interpretCliOutcome,
   splitWrapperPreamble,
-  withRecordedDenials,
-} from "../../src/agentsh/exec-response.js";
+} from "../../src/agentsh/interpret.js";
+import { parseEventSearch } from "../../src/agentsh/server-api.js";
 import type { Execution, GovernedResult } from "../../src/executor.js";
 
 /**
@@ -50,9 +48,7 @@ function recorded(name: string) {
   const fixture = JSON.parse(readFileSync(path.join(FIXTURES, `${name}__events.json`), "utf8")) as {
     body: string;
   };
-  return (z.array(eventSchema).nullable().parse(JSON.parse(fixture.body)) ?? []).map(
-    decisionFromEvent,
-  );
+  return parseEventSearch(JSON.parse(fixture.body));
 }
 
 describe("parsing agentsh ExecResponses", () => {

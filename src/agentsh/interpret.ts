@@ -1,69 +1,8 @@
-import { z } from "zod";
-import type {
-  Decision,
-  DecisionKind,
-  Execution,
-  GovernedResult,
-  StreamOutput,
-} from "../executor.js";
+import type { Execution, GovernedResult, StreamOutput } from "../executor.js";
+import { collectDenials } from "./denials.js";
+import { type ExecResponse, parseExecResponse } from "./wire.js";
 
-/**
- * agentsh v0.16.9 `exec --output json` prints one ExecResponse (pkg/types/exec.go). The schemas
- * below cover only the fields we read; unknown fields are ignored so a newer agentsh still parses.
- */
-
-const policyInfoSchema = z.object({
-  decision: z.string().optional(),
-  effective_decision: z.string().optional(),
-  rule: z.string().optional(),
-  message: z.string().optional(),
-});
-
-export const eventSchema = z.object({
-  type: z.string().default(""),
-  policy: policyInfoSchema.nullish(),
-  filename: z.string().optional(),
-  argv: z.array(z.string()).nullish(),
-  path: z.string().optional(),
-  domain: z.string().optional(),
-  remote: z.string().optional(),
-  operation: z.string().optional(),
-});
-
-const execErrorSchema = z.object({
-  code: z.string().default(""),
-  message: z.string().default(""),
-  policy_rule: z.string().optional(),
-});
-
-export const execResponseSchema = z.object({
-  command_id: z.string().optional(),
-  result: z.object({
-    exit_code: z.number().int(),
-    stdout: z.string().default(""),
-    stderr: z.string().default(""),
-    stdout_truncated: z.boolean().default(false),
-    stderr_truncated: z.boolean().default(false),
-    stdout_total_bytes: z.number().optional(),
-    stderr_total_bytes: z.number().optional(),
-    duration_ms: z.number().default(0),
-    error: execErrorSchema.nullish(),
-  }),
-  events: z.object({ blocked_operations: z.array(eventSchema).nullish() }).nullish(),
-  guidance: z
-    .object({
-      status: z.string().optional(),
-      blocked: z.boolean().optional(),
-      reason: z.string().optional(),
-      policy_rule: z.string().optional(),
-      blocked_operation: z.string().optional(),
-      blocked_target: z.string().optional(),
-    })
-    .nullish(),
-});
-
-export type ExecResponse = z.infer<typeof execResponseSchema>;
-export type AgentshEvent = z.infer<typeof eventSchema>;
+/** What one run of the CLI means: a result, or why there is none. */
 
 /** What the CLI process did, as the executor observed it. */
 export interface CliOutcome {
@@ -90,19 +29,6 @@ export function interpretCliOutcome(cli: CliOutcome, outputLimitBytes: number): 
   const response = parseExecResponse(cli.stdout);
   if (!response) return notRun("unavailable", describeCliFailure(cli));
   return interpretExecResponse(response, outputLimitBytes);
-}
-
-export function parseExecResponse(stdout: string): ExecResponse | null {
-  const start = stdout.indexOf("{");
-  if (start === -1) return null;
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout.slice(start));
-  } catch {
-    return null;
-  }
-  const parsed = execResponseSchema.safeParse(json);
-  return parsed.success ? parsed.data : null;
 }
 
 export function interpretExecResponse(response: ExecResponse, outputLimitBytes: number): Execution {
@@ -156,6 +82,7 @@ export function interpretExecResponse(response: ExecResponse, outputLimitBytes: 
  */
 const WRAPPER_LINE =
   /^(landlock: .*|PR_SET_PTRACER\(.*|ptracer: .*|warning: skipped unknown syscalls.*|seccomp wrapper.*)$/;
+
 const SANDBOX_APPLIED = /^landlock: restrictions applied \(abi=\d+, workspace=[^)]*\)$/;
 
 export function splitWrapperPreamble(stderr: string): { sandboxed: boolean; rest: string } {
@@ -169,99 +96,6 @@ export function splitWrapperPreamble(stderr: string): { sandboxed: boolean; rest
     rest = newline === -1 ? "" : rest.slice(newline + 1);
   }
   return { sandboxed, rest };
-}
-
-/**
- * Adds denials agentsh recorded only in its event store (nested execve, file and unix-socket
- * checks never reach the ExecResponse). Any denial makes the command `blocked`.
- */
-export function withRecordedDenials(result: GovernedResult, recorded: Decision[]): GovernedResult {
-  if (recorded.length === 0) return result;
-  const denials = dedupe([...result.denials, ...recorded]);
-  return {
-    ...result,
-    outcome: "blocked",
-    decision: result.decision ?? denials[0] ?? null,
-    denials,
-    problem: null,
-  };
-}
-
-/**
- * A command counts as blocked only on agentsh's structured word: a pre-check denial, a denied
- * operation in its event summary, or guidance that says so. Output text is never consulted.
- */
-function collectDenials(response: ExecResponse): Decision[] {
-  const denials: Decision[] = [];
-  const { result, guidance } = response;
-
-  if (result.error?.code === "E_POLICY_DENIED" || result.error?.policy_rule) {
-    denials.push({
-      rule: result.error.policy_rule ?? guidance?.policy_rule ?? null,
-      kind: "command",
-      operation: guidance?.blocked_operation ?? "exec",
-      target: guidance?.blocked_target ?? null,
-      message: result.error.message || null,
-    });
-  }
-
-  for (const event of response.events?.blocked_operations ?? []) {
-    const decision = event.policy?.effective_decision || event.policy?.decision || "deny";
-    if (!isDenyDecision(decision)) continue;
-    denials.push(decisionFromEvent(event));
-  }
-
-  if (denials.length === 0 && (guidance?.blocked || guidance?.status === "blocked")) {
-    denials.push({
-      rule: guidance.policy_rule ?? null,
-      kind: kindOfOperation(guidance.blocked_operation ?? ""),
-      operation: guidance.blocked_operation ?? null,
-      target: guidance.blocked_target ?? null,
-      message: guidance.reason ?? null,
-    });
-  }
-  return dedupe(denials);
-}
-
-export function decisionFromEvent(event: AgentshEvent): Decision {
-  const operation = event.operation || event.type || null;
-  return {
-    rule: event.policy?.rule ?? null,
-    kind: kindOfOperation(`${event.type} ${event.operation ?? ""}`),
-    operation,
-    target:
-      event.path ||
-      event.domain ||
-      event.remote ||
-      event.filename ||
-      (event.argv && event.argv.length > 0 ? event.argv.join(" ") : null) ||
-      null,
-    message: event.policy?.message ?? null,
-  };
-}
-
-function isDenyDecision(decision: string): boolean {
-  return !["allow", "audit", "approve"].includes(decision.toLowerCase());
-}
-
-function kindOfOperation(operation: string): DecisionKind {
-  const op = operation.toLowerCase();
-  if (/(^|[\s_])(file|open|read|write|unlink|rename|mkdir|rmdir|chmod|link|symlink)/.test(op)) {
-    return "file";
-  }
-  if (/(net|connect|dns|http|proxy|socket|bind)/.test(op)) return "network";
-  if (/(exec|command|process|spawn)/.test(op)) return "command";
-  return "other";
-}
-
-function dedupe(decisions: Decision[]): Decision[] {
-  const seen = new Set<string>();
-  return decisions.filter((d) => {
-    const key = `${d.rule}|${d.operation}|${d.target}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
 
 function isServerTimeout(response: ExecResponse): boolean {
