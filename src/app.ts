@@ -4,6 +4,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
 import type { Executor } from "./agentsh/governed-result.js";
+import type { InstallationReport } from "./agentsh/installation-report.js";
 import type { AppEnv } from "./app-env.js";
 import type { Redactor } from "./bundle/redactor.js";
 import { createCommandRunner } from "./command-report.js";
@@ -23,6 +24,8 @@ export interface AppDeps {
   config: Pick<Config, "apiKey" | "limits" | "rateLimits" | "trustedProxyHops">;
   executor: Executor;
   status: ServiceStatus;
+  /** `agentsh --version` / `agentsh detect`, run by the service at boot (for `/demo/status`). */
+  installation: InstallationReport;
   redact: Redactor;
   logger: Logger;
   /** The TCP peer of a request; supplied by the runtime entry (Node: getConnInfo). */
@@ -89,7 +92,13 @@ export function createApp(deps: AppDeps) {
     .use("/demo/*", demoLimit)
     .route(
       "/demo",
-      createDemoRoutes(demoRoutes, runner, config.limits.defaultTimeoutMs, deps.status),
+      createDemoRoutes(
+        demoRoutes,
+        runner,
+        config.limits.defaultTimeoutMs,
+        deps.status,
+        deps.installation,
+      ),
     )
     .use("/execute", limit("execute", config.rateLimits.execute))
     .route(

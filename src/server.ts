@@ -4,6 +4,7 @@ import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { Redis } from "ioredis";
 import { createAgentshExecutor } from "./agentsh/executor.js";
+import { collectInstallationReport } from "./agentsh/installation-report.js";
 import { runSelfTest } from "./agentsh/self-test.js";
 import { type AgentshServerApi, createAgentshServerApi } from "./agentsh/server-api.js";
 import { SessionPool } from "./agentsh/session-pool.js";
@@ -101,10 +102,13 @@ async function main(): Promise<void> {
   const watcher = watchAgentsh(server, verify, status, logger, reachableAtBoot);
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
+  // Run once by the service itself (never by a governed command), served by /demo/status.
+  const installation = await collectInstallationReport(agentshBin ?? config.agentsh.bin);
   const app = createApp({
     config,
     executor,
     status,
+    installation,
     redact: createRedactor(bundle.redactionPatterns),
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import type { InstallationReport } from "../agentsh/installation-report.js";
 import type { AppEnv } from "../app-env.js";
 import type { CommandResult, CommandRunner } from "../command-report.js";
 import type { DemoRoute, Expectation } from "../demo-scenarios.js";
@@ -11,6 +12,7 @@ export function createDemoRoutes(
   runner: CommandRunner,
   timeoutMs: number,
   status: ServiceStatus,
+  installation: InstallationReport,
 ) {
   const byName = new Map(routes.map((route) => [route.name, route]));
   return new Hono<AppEnv>()
@@ -33,7 +35,9 @@ export function createDemoRoutes(
         });
       }
       const signal = c.req.raw.signal;
-      const results = [];
+      // The installation report was produced by the service at boot, outside the sandbox; it
+      // comes first so that the seed's lookups by command text find it.
+      const results: unknown[] = route.includeInstallationReport ? [...installation.entries] : [];
       for (const scenario of route.scenarios) {
         const result = await runner.run(scenario.command, timeoutMs, signal);
         results.push({

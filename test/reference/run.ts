@@ -33,7 +33,7 @@ const SUITE_TIMEOUT_MS = 10 * 60_000;
 const REPORT_FILE = "reference-results.json";
 
 function log(message: string): void {
-  process.stderr.write(`reference suite: ${message}\n`);
+  process.stderr.write(`reference-suite runner: ${message}\n`);
 }
 
 function suiteSource(): string {
