@@ -141,7 +141,8 @@ describe("loopback by policy", () => {
 
   it("plain HTTP without the tunnel (python, curl -q) is judged as port 80: deny-loopback, zero connections", async () => {
     await expectNetworkBlocked(
-      `python3 -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:8080/", timeout=3)'; ${curl("http://127.0.0.1:8080/", "-q")}`,
+      // (-q works only as curl's first argument.)
+      `python3 -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:8080/", timeout=3)'; curl -q -s --max-time 3 http://127.0.0.1:8080/`,
       "deny-loopback",
       ["127.0.0.1"],
     );

@@ -87,6 +87,22 @@ describe("GET /demo/:name", () => {
     expect(probe).toMatchObject({ expect: "blocked", layer: "command" });
   });
 
+  it("clients that look entries up by the first command containing a text find the intended one", async () => {
+    // The seed's clients match on a substring of the command and take the first hit, so order
+    // matters where two commands share a text: the dev server before agentsh's API on 127.0.0.1,
+    // the service's installation report before anything else naming agentsh.
+    const firstContaining = (entries: Array<{ command: string }>, text: string) =>
+      entries.find((e) => e.command.includes(text));
+    const { app } = buildTestApp({ executor: policyLikeExecutor() });
+    for (const name of ["ssrf", "network"]) {
+      const body = await readJson(await app.request(`/demo/${name}`));
+      expect(firstContaining(body, "127.0.0.1")).toMatchObject({ expected: "allowed" });
+    }
+    const status = await readJson(await app.request("/demo/status"));
+    for (const command of ["agentsh --version", "agentsh detect"])
+      expect(firstContaining(status.results, command)).toMatchObject({ command, ranBy: "service" });
+  });
+
   it("flags a result that contradicts the expectation", async () => {
     const { app } = buildTestApp(); // fake allows everything
     const body = await readJson(await app.request("/demo/commands"));
