@@ -12,7 +12,10 @@
  *       both steps in one go, for a stack reachable from where the registry is.
  *
  * `run` ends with exactly one line `reference suite: N passed, N failed` on stdout and exits
- * non-zero when a case failed, when vitest failed, or when nothing ran.
+ * non-zero when a case failed, when vitest failed, or when nothing ran. `--known-failure NAME`
+ * (repeatable; NAME = the case's full name as vitest reports it) names a failure that is
+ * understood and documented: it still counts as failed in that line, is listed on a
+ * `reference suite: known failure: NAME` line before it, and alone does not fail the run.
  *
  * The suite lives outside the repository (read-only, REFERENCE_SUITE_DIR, default
  * ../shared/reference-suite next to the checkout); it is copied, never vendored.
@@ -106,6 +109,11 @@ interface VitestReport {
   numPassedTests: number;
   numFailedTests: number;
   numTotalTests: number;
+  testResults: Array<{
+    name: string;
+    status: string;
+    assertionResults: Array<{ fullName: string; status: string }>;
+  }>;
 }
 
 /** Runs a prepared copy; returns the counts (null when vitest left no report). */
@@ -143,6 +151,7 @@ async function main(): Promise<number> {
       url: { type: "string" },
       suite: { type: "string" },
       keep: { type: "boolean", default: false },
+      "known-failure": { type: "string", multiple: true, default: [] },
     },
   });
   const [mode = "all", ...rest] = positionals;
@@ -163,10 +172,28 @@ async function main(): Promise<number> {
     const { code, report } = await runSuite(dir, url);
     const passed = report?.numPassedTests ?? 0;
     const failed = report?.numFailedTests ?? 0;
+    const failures = (report?.testResults ?? [])
+      .flatMap((file) => file.assertionResults)
+      .filter((test) => test.status === "failed")
+      .map((test) => test.fullName);
+    const known = new Set(values["known-failure"]);
+    for (const name of failures.filter((name) => known.has(name)))
+      process.stdout.write(`reference suite: known failure: ${name}\n`);
     process.stdout.write(`reference suite: ${passed} passed, ${failed} failed\n`);
     if (report === null) log("vitest wrote no report");
     else if (passed + failed === 0) log("no test ran");
-    return code === 0 && report !== null && failed === 0 && passed > 0 ? 0 : 1;
+    const unexplained = failures.filter((name) => !known.has(name));
+    for (const name of unexplained) log(`failed: ${name}`);
+    // A file that failed without a failed case (e.g. it did not load) is never a known failure.
+    const brokenFiles = (report?.testResults ?? []).filter(
+      (file) =>
+        file.status === "failed" && !file.assertionResults.some((t) => t.status === "failed"),
+    );
+    for (const file of brokenFiles) log(`file failed: ${file.name}`);
+    // vitest exits 1 for failed cases; anything else (or a failure not accounted for) fails us.
+    const vitestOk =
+      code === 0 || (code === 1 && failed > 0 && failures.length === failed && !brokenFiles.length);
+    return vitestOk && report !== null && unexplained.length === 0 && passed > 0 ? 0 : 1;
   } finally {
     if (!values.keep) await rm(dir, { recursive: true, force: true });
   }
