@@ -156,7 +156,9 @@ async function main(): Promise<number> {
   });
   const [mode = "all", ...rest] = positionals;
   if (rest.length > 0 || !["prepare", "run", "all"].includes(mode)) {
-    throw new Error("usage: run.ts [prepare | run --suite DIR] [--url URL] [--keep]");
+    throw new Error(
+      "usage: run.ts [prepare | run --suite DIR] [--url URL] [--keep] [--known-failure NAME]...",
+    );
   }
   if (mode === "prepare") {
     process.stdout.write(`${await prepare()}\n`);
@@ -167,6 +169,10 @@ async function main(): Promise<number> {
   if (!url)
     throw new Error("no stack URL: pass --url, or set TEST_URL (with-stack sets SERVICE_URL)");
   if (mode === "run" && !values.suite) throw new Error("run needs --suite DIR (from `prepare`)");
+  // Checked before anything is deleted: `run` removes the directory it is given.
+  if (values.suite && !existsSync(path.join(values.suite, "node_modules/vitest/vitest.mjs"))) {
+    throw new Error(`${values.suite} is not a prepared copy of the suite (run \`prepare\` first)`);
+  }
   const dir = values.suite ?? (await prepare());
   try {
     const { code, report } = await runSuite(dir, url);
