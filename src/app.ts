@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
+import type { InstallationReport } from "./agentsh/installation-report.js";
 import type { AppEnv } from "./app-env.js";
 import type { Redactor } from "./bundle/redactor.js";
 import type { Config } from "./config.js";
@@ -26,6 +27,8 @@ export interface AppDeps {
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost">;
   health: HealthCheck;
+  /** `agentsh --version` / `agentsh detect`, run by the service at boot (for `/demo/status`). */
+  installation: InstallationReport;
   redact: Redactor;
   logger: Logger;
   /** The TCP peer of a request; supplied by the runtime entry (Node: getConnInfo). */
@@ -97,6 +100,7 @@ export function createApp(deps: AppDeps) {
         runCommand,
         timeoutMs: config.limits.defaultTimeoutMs,
         health: deps.health,
+        installation: deps.installation,
       }),
     )
     .use("/execute", limit("execute", config.rateLimits.execute))

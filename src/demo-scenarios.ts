@@ -27,6 +27,11 @@ export interface DemoRoute {
   note?: string;
   /** Include the service's own health report (agentsh, enforcement checks, bundle). */
   includeServiceStatus?: boolean;
+  /**
+   * Put the service's installation report (`agentsh --version`, `agentsh detect`, run by the
+   * service itself at boot, outside the sandbox) before the governed results.
+   */
+  includeInstallationReport?: boolean;
   scenarios: DemoScenario[];
 }
 
@@ -39,14 +44,23 @@ const block = (layer: Layer, command: string): DemoScenario => ({
 const deny = (command: string): DemoScenario => ({ command, expect: "denied", layer: "landlock" });
 const curl = (url: string, headers = "") =>
   `curl -s --max-time 3 ${headers ? `${headers} ` : ""}${url}`;
+/**
+ * A dev server the command starts itself on a loopback port of the dev range (3000-9999), then
+ * reaches through agentsh's proxy (allow-loopback-dev-servers). curl retries until the server is
+ * up; the output is the HTTP status.
+ */
+const devServer = (port: number) =>
+  `python3 -m http.server ${port} --bind 127.0.0.1 >/dev/null 2>&1 & curl -s --max-time 3 --retry 20 --retry-delay 1 --retry-all-errors -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:${port}/`;
 
 export const demoRoutes: readonly DemoRoute[] = [
   {
     name: "status",
-    description: "Kernel, enforcement state of the governed process, and agentsh self-protection.",
+    description:
+      "agentsh installation (version, detect), kernel, enforcement state, and agentsh self-protection.",
     includeServiceStatus: true,
-    note: "`service` is the health report, including the canary commands that proved enforcement at boot. Governed commands may not run the agentsh CLI, so they cannot drive the agentsh server.",
-    scenarios: [allow("uname -r"), allow("id -un"), block("command", "agentsh --version")],
+    includeInstallationReport: true,
+    note: "Entries with ranBy 'service' (agentsh --version, agentsh detect) were run by this service itself at boot, outside the sandbox; agentsh detect scores what the kernel can do, not what the bundle turns on. All other entries are governed commands. `service` is the live health report, including the canary commands that proved enforcement. Governed commands may not run the agentsh CLI, so they cannot drive the agentsh server.",
+    scenarios: [allow("uname -r"), allow("id -un"), block("command", "agentsh session list")],
   },
   {
     name: "allowed",
@@ -128,22 +142,26 @@ export const demoRoutes: readonly DemoRoute[] = [
   },
   {
     name: "ssrf",
-    description: "Private ranges, link-local and the agentsh server itself; public HTTPS allowed.",
+    description:
+      "Private ranges, link-local and the agentsh server itself blocked; a loopback dev server and public HTTPS allowed.",
     scenarios: [
       block("network", curl("http://10.0.0.1/")),
-      block("network", curl("http://10.255.255.254/")),
+      block("network", curl("http://10.255.255.255/")),
       block("network", curl("http://172.16.0.1/")),
-      block("network", curl("http://172.31.255.254/")),
+      block("network", curl("http://172.31.255.255/")),
       block("network", curl("http://192.168.0.1/")),
-      block("network", curl("http://192.168.255.254/")),
+      block("network", curl("http://192.168.255.255/")),
       block("network", curl("http://169.254.0.1/")),
+      // Loopback by port: a dev server the command started is reachable, agentsh's API is not.
+      allow(devServer(3000)),
       block("network", curl("http://127.0.0.1:18080/health")),
       allow(`${curl("https://registry.npmjs.org/express")} | head -c 100`),
     ],
   },
   {
     name: "dlp",
-    description: "Secrets in command output are redacted before the response leaves the service.",
+    description:
+      "DLP: secrets in command output (API keys, tokens, emails, phone numbers) are redacted before the response leaves the service.",
     note: "The service redacts command output with the DLP patterns of the policy bundle. agentsh's own DLP covers only its LLM proxy (switched off in this bundle: it forwarded outside the network rules), never command output.",
     scenarios: [
       allow('echo "OpenAI key: sk-1234567890abcdef1234567890abcdef1234567890abcdefgh"'),
@@ -167,11 +185,12 @@ export const demoRoutes: readonly DemoRoute[] = [
   {
     name: "network",
     description:
-      "Domain and address filtering: malicious domains, private IPs, metadata; registries allowed.",
+      "Domain and address filtering: malicious domains, private IPs, metadata, agentsh's API blocked; a loopback dev server and registries allowed.",
     scenarios: [
       block("network", curl("http://evil.com")),
       block("network", curl("http://10.0.0.1")),
       block("network", curl("http://169.254.169.254")),
+      allow(devServer(3001)),
       block("network", curl("http://127.0.0.1:18080/health")),
       allow(`${curl("https://registry.npmjs.org/express")} | head -c 100`),
     ],

@@ -62,11 +62,13 @@ async function main(): Promise<void> {
   });
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
+  // Run once by the service itself (never by a governed command), served by /demo/status.
   const app = createApp({
     config,
     executor: agentsh.executor,
     enforcement: monitor,
     health,
+    installation: await agentsh.installationReport(),
     redact: createRedactor(bundle.redactionPatterns),
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,

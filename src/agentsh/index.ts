@@ -1,11 +1,12 @@
 import type { Executor } from "../executor.js";
 import { createAgentshExecutor } from "./executor.js";
+import { collectInstallationReport, type InstallationReport } from "./installation-report.js";
 import { runSelfTest, type SelfTestReport } from "./self-test.js";
 import { createAgentshServerApi } from "./server-api.js";
 import { SessionPool } from "./session-pool.js";
 
 /**
- * The one entry point to agentsh. Commands go through the `agentsh exec` CLI (the only path in
+ * The one entry point to agentsh (and the only code that runs its CLI). Commands go through the `agentsh exec` CLI (the only path in
  * v0.16.9 that applies the same pre-check, seccomp wrapper and JSON result as an operator's own
  * `agentsh exec`); the server's HTTP API is used for what the CLI cannot do cheaply: health
  * probes, creating sessions up front (first-use auto-create races between two commands), and
@@ -20,6 +21,8 @@ export interface Agentsh {
   /** Sessions, then the canary commands that prove enforcement. */
   prove(): Promise<SelfTestReport>;
   stats(): { slots: number; inFlight: number; queued: number };
+  /** `agentsh --version` and `agentsh detect`, run by the service itself (never governed). */
+  installationReport(): Promise<InstallationReport>;
 }
 
 export interface AgentshOptions {
@@ -64,5 +67,6 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
       return runSelfTest(executor);
     },
     stats: () => pool.stats,
+    installationReport: () => collectInstallationReport(options.bin),
   };
 }

@@ -92,7 +92,11 @@ export async function loadPolicyBundle(
     if (
       path.isAbsolute(value) &&
       value.startsWith(dir) &&
-      !files.includes(path.relative(dir, value))
+      !files.some((file) => {
+        // A file of the bundle, or a directory holding some (CURL_HOME).
+        const rel = path.relative(dir, value);
+        return file === rel || file.startsWith(`${rel}/`);
+      })
     ) {
       problems.push(
         `${configName}: sandbox.env_inject.${name} points at ${value}, which is not in the bundle`,

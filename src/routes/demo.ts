@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import type { InstallationReport } from "../agentsh/installation-report.js";
 import type { AppEnv } from "../app-env.js";
 import type { CommandResult } from "../command-result.js";
 import type { DemoRoute, Expectation } from "../demo-scenarios.js";
@@ -12,8 +13,9 @@ export function createDemoRoutes(options: {
   runCommand: RunCommand;
   timeoutMs: number;
   health: HealthCheck;
+  installation: InstallationReport;
 }) {
-  const { demos: routes, runCommand, timeoutMs } = options;
+  const { demos: routes, runCommand, timeoutMs, installation } = options;
   const byName = new Map(routes.map((route) => [route.name, route]));
   return new Hono<AppEnv>()
     .get("/", (c) =>
@@ -35,7 +37,9 @@ export function createDemoRoutes(options: {
         });
       }
       const signal = c.req.raw.signal;
-      const results = [];
+      // The installation report was produced by the service at boot, outside the sandbox; it
+      // comes first so that the seed's lookups by command text find it.
+      const results: unknown[] = route.includeInstallationReport ? [...installation.entries] : [];
       for (const scenario of route.scenarios) {
         const run = await runCommand(scenario.command, timeoutMs, signal);
         if (run.outcome !== "result") throw refusalError(run);

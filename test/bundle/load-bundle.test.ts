@@ -59,6 +59,27 @@ describe("the policy bundle in agentsh/", () => {
     expect(bundle.config.server?.http?.addr).toBe("127.0.0.1:18080");
   });
 
+  it("loopback: the service's ports denied by name before the dev range 3000-9999 is allowed", async () => {
+    const { policy, config } = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
+    const rules = policy.network_rules ?? [];
+    const loopback = rules.filter((r) => r.cidrs?.includes("127.0.0.0/8"));
+    expect(loopback.map((r) => [r.name, r.decision])).toEqual([
+      ["deny-agentsh-api", "deny"],
+      ["deny-service-ports", "deny"],
+      ["allow-loopback-dev-servers", "allow"],
+      ["deny-loopback", "deny"],
+    ]);
+    const agentshPort = Number(config.server?.http?.addr?.split(":").pop());
+    const deniedPorts = loopback.slice(0, 2).flatMap((r) => r.ports ?? []);
+    // agentsh HTTP + gRPC, the app's default PORT, pprof, Redis.
+    for (const port of [agentshPort, 9090, 10000, 6060, 6379]) expect(deniedPorts).toContain(port);
+    const devRange = Array.from({ length: 7000 }, (_, i) => 3000 + i);
+    expect(loopback[2]?.ports).toEqual(devRange);
+    // The curl configuration that makes plain http:// carry its real port is in the bundle.
+    expect(config.sandbox?.env_inject?.CURL_HOME).toBe(path.join(BUNDLE, "curl"));
+    expect(await readFile(path.join(BUNDLE, "curl/.curlrc"), "utf8")).toMatch(/^proxytunnel$/m);
+  });
+
   it("denies what the seed promises, by named rules", async () => {
     const { policy } = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
     const denied = (rules: Array<{ decision: string; commands?: string[] }> | undefined) =>

@@ -44,12 +44,24 @@ describe("filesystem", () => {
     const command =
       "rm -f /workspace/shadow-link && ln -s /etc/shadow /workspace/shadow-link && cat /workspace/shadow-link";
     const result = await execute(command);
-    // Landlock denials carry no agentsh rule; what matters is that nothing was read.
-    expect(result.success).toBe(false);
+    // Landlock denials carry no agentsh rule; what matters is that nothing was read. agentsh
+    // 0.16.9 cannot name one: its symlinkat check sees only the link path (/workspace/…, allowed)
+    // and the open through the link is checked unresolved; only the kernel follows the link.
+    // So the outcome stays `failed` (the reference suite's symlink case: 67/68). If this starts
+    // failing because a rule appears, update the README.
+    expect(result.outcome).toBe("failed");
     expect(result.stderr).toMatch(/Permission denied/);
     expect(result.stdout).toBe("");
     const entries = await demo("filesystem");
     expect(entry(entries, command).asExpected).toBe(true);
+  });
+
+  it("a hard link to /etc/shadow is blocked by deny-sensitive-files (linkat checks both paths)", async () => {
+    const result = await execute(
+      "rm -f /workspace/shadow-hardlink; ln /etc/shadow /workspace/shadow-hardlink; ls /workspace/shadow-hardlink",
+    );
+    expectBlocked(result, "deny-sensitive-files", "file");
+    expect(result.stdout).toBe("");
   });
 
   it("/proc/self/root cannot be used to reach /etc/shadow either", async () => {

@@ -54,6 +54,8 @@ export async function execute(command: string, timeoutMs?: number): Promise<Comm
 
 export interface DemoEntry {
   command: string;
+  /** Set on `/demo/status`'s installation report, which the service runs itself. */
+  ranBy?: "service";
   expected: "allowed" | "blocked" | "denied";
   asExpected: boolean;
   result: CommandResult;

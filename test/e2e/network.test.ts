@@ -2,8 +2,10 @@ import { describe, expect, it } from "vitest";
 import {
   demo,
   entry,
+  execute,
   executeWatching,
   expectAllowed,
+  expectBlocked,
   expectNetworkBlocked,
   REMOTE,
 } from "./harness.js";
@@ -59,11 +61,11 @@ describe("cloud metadata (six clouds)", () => {
 describe("SSRF: private ranges and link-local", () => {
   const targets = [
     "10.0.0.1",
-    "10.255.255.254",
+    "10.255.255.255",
     "172.16.0.1",
-    "172.31.255.254",
+    "172.31.255.255",
     "192.168.0.1",
-    "192.168.255.254",
+    "192.168.255.255",
     "169.254.0.1",
   ];
 
@@ -78,15 +80,71 @@ describe("SSRF: private ranges and link-local", () => {
     },
   );
 
-  it("loopback services through the proxy: blocked by deny-loopback, zero connections", async () => {
-    // The canary also listens on 127.0.0.1:8080; the agentsh API itself is covered in status.
-    await expectNetworkBlocked(curl("http://127.0.0.1:8080/"), "deny-loopback", ["127.0.0.1"]);
-  });
-
   it("/demo/ssrf: every command as expected", async () => {
     const entries = await demo("ssrf");
     expect(entries.map((e) => [e.command, e.asExpected])).toEqual(
       entries.map((e) => [e.command, true]),
+    );
+  });
+});
+
+/**
+ * Loopback by port (agentsh/policies/default.yaml): dev servers a command starts on 3000-9999 are
+ * reachable through the proxy; the service's own ports are denied by named rules. curl tunnels
+ * plain http:// through CONNECT (agentsh/curl/.curlrc), the only proxy request whose real port
+ * agentsh 0.16.9 judges; `%{http_connect}` 403 with no HTTP answer (000) shows that the proxy
+ * refused the tunnel. The canary listens on 127.0.0.1 ports 22, 8080 and on stand-ins for the
+ * service ports the test stack does not open (6379 Redis, 9090 agentsh gRPC, 6060 pprof).
+ */
+describe("loopback by policy", () => {
+  const tunnel = (port: number) =>
+    curl(`http://127.0.0.1:${port}/`, `-o /dev/null -w '%{http_connect} %{http_code}'`);
+
+  it("a dev server the command starts on a loopback dev port is reached through the proxy", async () => {
+    const result = await execute(
+      `python3 -m http.server 5173 --bind 127.0.0.1 >/dev/null 2>&1 & ${curl("http://127.0.0.1:5173/", "--retry 20 --retry-delay 1 --retry-all-errors -o /dev/null -w '%{http_connect} %{http_code}'")}`,
+    );
+    // CONNECT answered 200 by the proxy, then the dev server's own 200.
+    expectAllowed(result, "200 200");
+  });
+
+  withCanary(
+    "a listener on a dev port (canary 127.0.0.1:8080) is allowed and reached [local only]",
+    async () => {
+      const { result, connections } = await executeWatching(tunnel(8080), ["127.0.0.1"]);
+      expect(result.blocked, JSON.stringify(result)).toBe(false);
+      expect(result.stdout).toMatch(/^200 /);
+      expect(connections["127.0.0.1"]).toBeGreaterThan(0);
+    },
+  );
+
+  it.each([
+    ["the app (PORT 10000)", 10000, "deny-service-ports"],
+    ["agentsh's HTTP API (18080)", 18080, "deny-agentsh-api"],
+    ["agentsh's gRPC port (9090, canary stand-in)", 9090, "deny-agentsh-api"],
+    ["agentsh's pprof port (6060, canary stand-in)", 6060, "deny-service-ports"],
+    ["Redis (6379, canary stand-in)", 6379, "deny-service-ports"],
+    ["a port outside the dev range (canary 127.0.0.1:22)", 22, "deny-loopback"],
+  ])("%s: blocked by %s, tunnel refused, zero connections", async (_what, port, rule) => {
+    const command = tunnel(port);
+    await expectNetworkBlocked(command, rule, ["127.0.0.1"]);
+    expect((await execute(command)).stdout).toBe("403 000");
+  });
+
+  it("agentsh's own per-session proxy port: blocked by deny-loopback", async () => {
+    const result = await execute(
+      curl('"$HTTP_PROXY/"', "-o /dev/null -w '%{http_connect} %{http_code}'"),
+    );
+    expectBlocked(result, "deny-loopback", "network");
+    expect(result.stdout).toBe("403 000");
+  });
+
+  it("plain HTTP without the tunnel (python, curl -q) is judged as port 80: deny-loopback, zero connections", async () => {
+    await expectNetworkBlocked(
+      // (-q works only as curl's first argument.)
+      `python3 -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:8080/", timeout=3)'; curl -q -s --max-time 3 http://127.0.0.1:8080/`,
+      "deny-loopback",
+      ["127.0.0.1"],
     );
   });
 });

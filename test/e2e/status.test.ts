@@ -38,14 +38,34 @@ describe("installation and status", () => {
     expect(body.service.enforcement.mode).toBe("enforced");
     expectAllowed(entry(body.results, "uname -r").result, /^\d+\.\d+/);
     expectAllowed(entry(body.results, "id -un").result, "root\n");
-    expect(entry(body.results, "agentsh --version").result.decision?.rule).toBe(
-      "default-deny-execve",
-    );
+    const probe = entry(body.results, "agentsh session list");
+    expect(probe.ranBy).toBeUndefined();
+    expect(probe.result.decision?.rule).toBe("default-deny-execve");
   });
 
-  it("governed commands cannot run the agentsh CLI (so they cannot drive the agentsh server)", async () => {
-    expectBlocked(await execute("agentsh --version"), "default-deny-execve", "command");
+  it("/demo/status carries agentsh --version and agentsh detect, run by the service itself", async () => {
+    const res = await http("/demo/status");
+    const body = (await res.json()) as { results: Parameters<typeof entry>[0] };
+    const [version, detect] = body.results;
+    expect(version).toMatchObject({ command: "agentsh --version", ranBy: "service" });
+    expect(version?.result).toMatchObject({ success: true, blocked: false, exitCode: 0 });
+    expect(version?.result.stdout).toMatch(/^agentsh 0\.16\.9/);
+    expect(detect).toMatchObject({ command: "agentsh detect", ranBy: "service" });
+    expect(detect?.result).toMatchObject({ success: true, blocked: false, exitCode: 0 });
+    // agentsh 0.16.9 prints the report on stderr.
+    for (const section of ["Protection Score", "FILE PROTECTION", "COMMAND CONTROL", "NETWORK"])
+      expect(detect?.result.stderr).toContain(section);
+    expect(detect?.result.stderr).toMatch(/seccomp/);
   });
+
+  it.each(["agentsh --version", "agentsh detect", "/usr/local/bin/agentsh session list"])(
+    "governed commands cannot run the agentsh CLI: %s (so they cannot drive the agentsh server)",
+    async (command) => {
+      const result = await execute(command);
+      expectBlocked(result, "default-deny-execve", "command");
+      expect(result.stdout).toBe("");
+    },
+  );
 
   it("governed commands cannot read the agentsh API key file", async () => {
     const result = await execute("cat /var/lib/*/api-keys.yaml");

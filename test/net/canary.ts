@@ -57,8 +57,10 @@ interface CanaryEntry extends ConnectionFields {
 
 const HTTP_PORT = 80;
 const HTTPS_PORT = 443;
-// Plain TCP: 8080 (a common "alternate HTTP" port) and 22 (ssh exfiltration).
-const TCP_PORTS = [8080, 22];
+// Plain TCP: 8080 (a common "alternate HTTP" port), 22 (ssh exfiltration), and stand-ins for
+// service ports the stack does not open in the test network: 6379 (Redis), 9090 (agentsh gRPC)
+// and 6060 (agentsh pprof), so loopback probes of them prove zero connections.
+const TCP_PORTS = [8080, 22, 6379, 9090, 6060];
 // Don't let an idle client keep a socket (and shutdown) waiting.
 const IDLE_TIMEOUT_MS = 10_000;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { demoRoutes } from "../../src/demo-scenarios.js";
 import { blockedResult, FakeExecutor, okResult } from "../support/fake-executor.js";
-import { buildTestApp, readJson } from "../support/test-app.js";
+import { buildTestApp, INSTALLATION, readJson } from "../support/test-app.js";
 
 const SEED_DEMOS = [
   "status",
@@ -43,9 +43,13 @@ describe("GET /demo/:name", () => {
       const res = await app.request(`/demo/${name}`);
       expect(res.status).toBe(200);
       const body = await readJson(res);
-      const results = route.note ? body.results : body;
+      const all = route.note ? body.results : body;
       if (route.note)
         expect(body).toMatchObject({ description: route.description, note: route.note });
+      // The service's own installation report comes first; the governed results follow.
+      const serviceEntries = route.includeInstallationReport ? INSTALLATION.entries : [];
+      expect(all.slice(0, serviceEntries.length)).toEqual(serviceEntries);
+      const results = all.slice(serviceEntries.length);
       expect(executor.commands.map((c) => c.command)).toEqual(
         route.scenarios.map((s) => s.command),
       );
@@ -63,6 +67,41 @@ describe("GET /demo/:name", () => {
       }
     },
   );
+
+  it("/demo/status serves the service's installation report, never running agentsh governed", async () => {
+    const { app, executor } = buildTestApp();
+    const body = await readJson(await app.request("/demo/status"));
+    expect(body.results.slice(0, 2)).toEqual([
+      expect.objectContaining({ command: "agentsh --version", ranBy: "service" }),
+      expect.objectContaining({ command: "agentsh detect", ranBy: "service" }),
+    ]);
+    expect(body.results[1].result.stderr).toContain("Protection Score");
+    expect(body.service.enforcement.mode).toBe("enforced");
+    // Governed commands never include the report's commands; the governed probe is a block.
+    const governed = executor.commands.map((c) => c.command);
+    expect(governed).not.toContain("agentsh --version");
+    expect(governed).not.toContain("agentsh detect");
+    const probe = demoRoutes
+      .find((r) => r.name === "status")
+      ?.scenarios.find((s) => s.command.startsWith("agentsh"));
+    expect(probe).toMatchObject({ expect: "blocked", layer: "command" });
+  });
+
+  it("clients that look entries up by the first command containing a text find the intended one", async () => {
+    // The seed's clients match on a substring of the command and take the first hit, so order
+    // matters where two commands share a text: the dev server before agentsh's API on 127.0.0.1,
+    // the service's installation report before anything else naming agentsh.
+    const firstContaining = (entries: Array<{ command: string }>, text: string) =>
+      entries.find((e) => e.command.includes(text));
+    const { app } = buildTestApp({ executor: policyLikeExecutor() });
+    for (const name of ["ssrf", "network"]) {
+      const body = await readJson(await app.request(`/demo/${name}`));
+      expect(firstContaining(body, "127.0.0.1")).toMatchObject({ expected: "allowed" });
+    }
+    const status = await readJson(await app.request("/demo/status"));
+    for (const command of ["agentsh --version", "agentsh detect"])
+      expect(firstContaining(status.results, command)).toMatchObject({ command, ranBy: "service" });
+  });
 
   it("flags a result that contradicts the expectation", async () => {
     const { app } = buildTestApp(); // fake allows everything

@@ -1,3 +1,4 @@
+import type { InstallationReport } from "../../src/agentsh/installation-report.js";
 import { type AppDeps, createApp } from "../../src/app.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
 import { parseConfig } from "../../src/config.js";
@@ -15,8 +16,31 @@ export interface TestAppOptions {
   enforcement?: EnforcementState;
   socketAddress?: string;
   redact?: AppDeps["redact"];
+  installation?: InstallationReport;
   rateLimitStore?: AppDeps["rateLimitStore"];
 }
+
+/** What the service's boot-time run of `agentsh --version` / `agentsh detect` might report. */
+export const INSTALLATION: InstallationReport = {
+  collectedAt: "2026-01-01T00:00:00.000Z",
+  entries: [
+    ["agentsh --version", "agentsh 0.16.9\n", ""],
+    ["agentsh detect", "", "Protection Score: 85/100\n\nFILE PROTECTION   25/25\n"],
+  ].map(([command = "", stdout = "", stderr = ""]) => ({
+    command,
+    ranBy: "service" as const,
+    result: {
+      success: true,
+      stdout,
+      stderr,
+      exitCode: 0,
+      blocked: false,
+      outcome: "ok" as const,
+      decision: null,
+      durationMs: 5,
+    },
+  })),
+};
 
 export const ENFORCED: EnforcementState = {
   mode: "enforced",
@@ -62,6 +86,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
     executor,
     enforcement: monitor,
     health,
+    installation: options.installation ?? INSTALLATION,
     redact: options.redact ?? createRedactor([]),
     logger,
     socketAddressOf: () => options.socketAddress ?? "192.0.2.10",
