@@ -39,8 +39,10 @@ const envObject = z.object({
     .default("gexec"),
   /** Commands in flight at once; each slot owns one pre-created agentsh session. */
   MAX_CONCURRENT_COMMANDS: intFromEnv(4, 1, 64),
-  /** Requests allowed to wait for a free slot before the service answers 503. */
-  MAX_QUEUED_COMMANDS: intFromEnv(16, 0, 1000),
+  /** Requests that may wait (FIFO) for a free slot; beyond that the service answers 503 busy. */
+  MAX_QUEUED_COMMANDS: intFromEnv(100, 0, 1000),
+  /** How long a request may wait for a slot before it is answered 503 busy. */
+  QUEUE_WAIT_MS: intFromEnv(30_000, 0, 300_000),
   COMMAND_TIMEOUT_MS: intFromEnv(30_000, 100, 300_000),
   MAX_COMMAND_TIMEOUT_MS: intFromEnv(300_000, 100, 300_000),
   /** Per-stream cap on the output returned to callers. */
@@ -89,6 +91,7 @@ export interface Config {
   limits: {
     maxConcurrent: number;
     maxQueued: number;
+    queueWaitMs: number;
     defaultTimeoutMs: number;
     maxTimeoutMs: number;
     outputLimitBytes: number;
@@ -131,6 +134,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     limits: {
       maxConcurrent: e.MAX_CONCURRENT_COMMANDS,
       maxQueued: e.MAX_QUEUED_COMMANDS,
+      queueWaitMs: e.QUEUE_WAIT_MS,
       defaultTimeoutMs: e.COMMAND_TIMEOUT_MS,
       maxTimeoutMs: e.MAX_COMMAND_TIMEOUT_MS,
       outputLimitBytes: e.OUTPUT_LIMIT_BYTES,

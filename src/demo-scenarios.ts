@@ -1,7 +1,8 @@
 /**
- * The demo routes as data: each `GET /demo/<name>` runs its commands in order through agentsh
- * and reports each result next to the outcome we expect from the policy bundle in `agentsh/`.
- * The end-to-end suite checks these same expectations against a real agentsh.
+ * The demo routes as data: each `GET /demo/<name>` runs its commands through agentsh (at once,
+ * unless they build on each other) and reports each result, in the table's order, next to the
+ * outcome we expect from the policy bundle in `agentsh/`. The end-to-end suite checks these
+ * same expectations against a real agentsh.
  */
 
 /**
@@ -23,7 +24,7 @@ export interface DemoScenario {
 export interface DemoRoute {
   name: string;
   description: string;
-  /** Extra explanation returned with the results (the seed's `/demo/dlp` shape). */
+  /** Extra explanation returned with the results (v0's `/demo/dlp` shape). */
   note?: string;
   /** Include the service's own health report (agentsh, enforcement checks, bundle). */
   includeServiceStatus?: boolean;
@@ -32,6 +33,8 @@ export interface DemoRoute {
    * service itself at boot, outside the sandbox) before the governed results.
    */
   includeInstallationReport?: boolean;
+  /** The commands build on each other (a file written, then read): run them in order. */
+  sequential?: boolean;
   scenarios: DemoScenario[];
 }
 
@@ -105,6 +108,7 @@ export const demoRoutes: readonly DemoRoute[] = [
   },
   {
     name: "filesystem",
+    sequential: true,
     description: "Workspace is writable; system paths are read-only; symlinks cannot escape.",
     scenarios: [
       allow("echo testdata > /workspace/demo-test.txt"),

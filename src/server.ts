@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     sessionPrefix: config.agentsh.sessionPrefix,
     slots: config.limits.maxConcurrent,
     maxQueued: config.limits.maxQueued,
+    queueWaitMs: config.limits.queueWaitMs,
   });
   const monitor = createEnforcementMonitor({
     probe: agentsh.probe,

@@ -37,10 +37,17 @@ export interface AgentshOptions {
   slots: number;
   /** Requests that may wait for a slot before new ones are refused. */
   maxQueued: number;
+  /** How long one may wait. */
+  queueWaitMs: number;
 }
 
 export function createAgentsh(options: AgentshOptions): Agentsh {
-  const pool = new SessionPool(options.sessionPrefix, options.slots, options.maxQueued);
+  const pool = new SessionPool(
+    options.sessionPrefix,
+    options.slots,
+    options.maxQueued,
+    options.queueWaitMs,
+  );
   const api = createAgentshServerApi({
     serverUrl: options.serverUrl,
     apiKey: options.apiKey,

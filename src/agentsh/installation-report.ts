@@ -9,7 +9,7 @@ import type { CommandResult } from "../command-result.js";
  */
 
 export interface ServiceRunEntry {
-  /** The command as the seed's status demo names it. */
+  /** The command as v0's status demo names it. */
   command: string;
   /** Run by this service, not governed by agentsh. */
   ranBy: "service";

@@ -1,7 +1,9 @@
 /**
  * A fixed set of pre-created agentsh sessions, one per concurrent command. agentsh serializes
  * the commands of one session, so callers must not share one; a caller holds a session for the
- * duration of a command. Waiters beyond the queue bound are refused at once.
+ * duration of a command. Callers beyond the slots wait in a FIFO queue, bounded in length and in
+ * time: beyond the bound they are refused at once, and a waiter whose time runs out (or whose
+ * caller goes away) leaves the queue.
  */
 
 export interface SessionLease {
@@ -9,12 +11,10 @@ export interface SessionLease {
   release(): void;
 }
 
+/** No slot within the queue's bounds: the queue was full, or the wait ran out. */
 export class PoolSaturatedError extends Error {
-  constructor(
-    readonly inFlight: number,
-    readonly queued: number,
-  ) {
-    super(`all ${inFlight} command slots are busy and ${queued} requests are already waiting`);
+  constructor(message: string) {
+    super(message);
     this.name = "PoolSaturatedError";
   }
 }
@@ -40,6 +40,8 @@ export class SessionPool {
     prefix: string,
     size: number,
     private readonly maxQueued: number,
+    /** How long a caller may wait for a slot before it is refused. */
+    private readonly maxWaitMs = 30_000,
   ) {
     this.sessionIds = Array.from({ length: size }, (_, i) => `${prefix}-${i + 1}`);
     this.free = [...this.sessionIds];
@@ -58,21 +60,38 @@ export class SessionPool {
     const sessionId = this.free.pop();
     if (sessionId !== undefined) return Promise.resolve(this.lease(sessionId));
     if (this.waiters.length >= this.maxQueued) {
-      return Promise.reject(new PoolSaturatedError(this.sessionIds.length, this.waiters.length));
+      return Promise.reject(
+        new PoolSaturatedError(
+          `all ${this.sessionIds.length} command slots are busy and the queue is full (${this.waiters.length} waiting)`,
+        ),
+      );
     }
     return new Promise<SessionLease>((resolve, reject) => {
+      const leave = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        const index = this.waiters.indexOf(waiter);
+        if (index !== -1) this.waiters.splice(index, 1);
+      };
       const waiter: Waiter = {
         resolve: (lease) => {
-          signal?.removeEventListener("abort", onAbort);
+          leave();
           resolve(lease);
         },
         reject,
       };
       const onAbort = () => {
-        const index = this.waiters.indexOf(waiter);
-        if (index !== -1) this.waiters.splice(index, 1);
+        leave();
         reject(new WaitCanceledError());
       };
+      const timer = setTimeout(() => {
+        leave();
+        reject(
+          new PoolSaturatedError(
+            `no command slot became free within ${this.maxWaitMs} ms (${this.sessionIds.length} slots busy)`,
+          ),
+        );
+      }, this.maxWaitMs);
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters.push(waiter);
     });

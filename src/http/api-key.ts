@@ -5,7 +5,7 @@ import { ApiError } from "./errors.js";
 
 /**
  * Guards a route with the service's API key when one is configured. Accepted from the
- * `X-API-Key` header, `Authorization: Bearer`, or the seed-compatible `?api_key=` query.
+ * `X-API-Key` header, `Authorization: Bearer`, or the v0-compatible `?api_key=` query.
  * Both sides are hashed first so the comparison is constant-time whatever the lengths.
  */
 export function requireApiKey(apiKey: string | undefined): MiddlewareHandler<AppEnv> {

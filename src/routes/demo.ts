@@ -2,12 +2,12 @@ import { Hono } from "hono";
 import type { InstallationReport } from "../agentsh/installation-report.js";
 import type { AppEnv } from "../app-env.js";
 import type { CommandResult } from "../command-result.js";
-import type { DemoRoute, Expectation } from "../demo-scenarios.js";
+import type { DemoRoute, DemoScenario, Expectation } from "../demo-scenarios.js";
 import type { HealthCheck } from "../enforcement/health.js";
 import { ApiError, refusalError } from "../http/errors.js";
 import type { RunCommand } from "../run-command.js";
 
-/** `GET /demo/:name`: runs a scenario table from `demo-scenarios.ts`, in order. */
+/** `GET /demo/:name`: runs a scenario table from `demo-scenarios.ts`. */
 export function createDemoRoutes(options: {
   demos: readonly DemoRoute[];
   runCommand: RunCommand;
@@ -38,20 +38,26 @@ export function createDemoRoutes(options: {
       }
       const signal = c.req.raw.signal;
       // The installation report was produced by the service at boot, outside the sandbox; it
-      // comes first so that the seed's lookups by command text find it.
+      // comes first so that v0 clients' lookups by command text find it.
       const results: unknown[] = route.includeInstallationReport ? [...installation.entries] : [];
-      for (const scenario of route.scenarios) {
+      // Independent commands run at once (each in its own slot); a route whose commands build
+      // on each other runs them in order. Results keep the table's order either way.
+      const runScenario = async (scenario: DemoScenario) => {
         const run = await runCommand(scenario.command, timeoutMs, signal);
         if (run.outcome !== "result") throw refusalError(run);
-        const result = run.result;
-        results.push({
+        return {
           command: scenario.command,
           expected: scenario.expect,
-          asExpected: meetsExpectation(scenario.expect, result),
-          result,
-        });
+          asExpected: meetsExpectation(scenario.expect, run.result),
+          result: run.result,
+        };
+      };
+      if (route.sequential) {
+        for (const scenario of route.scenarios) results.push(await runScenario(scenario));
+      } else {
+        results.push(...(await Promise.all(route.scenarios.map(runScenario))));
       }
-      // The seed returns a bare array, except for routes that carry an explanation.
+      // v0 shape: a bare array, except for routes that carry an explanation.
       if (route.note) {
         const service = route.includeServiceStatus ? { service: await options.health() } : {};
         return c.json({ description: route.description, note: route.note, ...service, results });

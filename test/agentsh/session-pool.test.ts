@@ -44,4 +44,30 @@ describe("SessionPool", () => {
     lease.release();
     expect(pool.stats).toEqual({ slots: 2, inFlight: 0, queued: 0 });
   });
+
+  it("serves waiters first come, first served", async () => {
+    const pool = new SessionPool("s", 1, 3);
+    const held = await pool.acquire();
+    const order: string[] = [];
+    const waiting = ["a", "b", "c"].map((name) =>
+      pool.acquire().then((lease) => {
+        order.push(name);
+        lease.release();
+      }),
+    );
+    held.release();
+    await Promise.all(waiting);
+    expect(order).toEqual(["a", "b", "c"]);
+  });
+
+  it("refuses a waiter whose wait runs out, and takes it out of the queue", async () => {
+    const pool = new SessionPool("s", 1, 5, 50);
+    const held = await pool.acquire();
+    const started = Date.now();
+    await expect(pool.acquire()).rejects.toThrow(/no command slot became free within 50 ms/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(pool.stats.queued).toBe(0);
+    held.release();
+    expect(pool.stats.inFlight).toBe(0);
+  });
 });
