@@ -11,14 +11,12 @@
  * - `denied`: the kernel refuses it (Landlock); agentsh records no rule, so the command just fails.
  */
 export type Expectation = "allowed" | "blocked" | "denied";
-/** The policy layer expected to stop a blocked command. */
-export type Layer = "command" | "file" | "network" | "landlock";
 
 export interface DemoScenario {
   command: string;
   expect: Expectation;
-  /** For blocked scenarios: which kind of rule should stop it. */
-  layer?: Layer;
+  /** For `blocked`: the policy rule (agentsh/policies/default.yaml) expected to stop it. */
+  rule?: string;
 }
 
 export interface DemoRoute {
@@ -39,12 +37,12 @@ export interface DemoRoute {
 }
 
 const allow = (command: string): DemoScenario => ({ command, expect: "allowed" });
-const block = (layer: Layer, command: string): DemoScenario => ({
+const block = (rule: string, command: string): DemoScenario => ({
   command,
   expect: "blocked",
-  layer,
+  rule,
 });
-const deny = (command: string): DemoScenario => ({ command, expect: "denied", layer: "landlock" });
+const deny = (command: string): DemoScenario => ({ command, expect: "denied" });
 const curl = (url: string, headers = "") =>
   `curl -s --max-time 3 ${headers ? `${headers} ` : ""}${url}`;
 /**
@@ -63,7 +61,11 @@ export const demoRoutes: readonly DemoRoute[] = [
     includeServiceStatus: true,
     includeInstallationReport: true,
     note: "Entries with ranBy 'service' (agentsh --version, agentsh detect) were run by this service itself at boot, outside the sandbox; agentsh detect scores what the kernel can do, not what the bundle turns on. All other entries are governed commands. `service` is the live health report, including the canary commands that proved enforcement. Governed commands may not run the agentsh CLI, so they cannot drive the agentsh server.",
-    scenarios: [allow("uname -r"), allow("id -un"), block("command", "agentsh session list")],
+    scenarios: [
+      allow("uname -r"),
+      allow("id -un"),
+      block("default-deny-execve", "agentsh session list"),
+    ],
   },
   {
     name: "allowed",
@@ -74,23 +76,23 @@ export const demoRoutes: readonly DemoRoute[] = [
     name: "blocked",
     description: "Network tools and cloud metadata, denied by policy.",
     scenarios: [
-      block("command", "nc -h"),
-      block("command", "nmap --version"),
-      block("network", curl("http://169.254.169.254/latest/meta-data/")),
+      block("deny-network-tools", "nc -h"),
+      block("deny-network-tools", "nmap --version"),
+      block("deny-cloud-metadata", curl("http://169.254.169.254/latest/meta-data/")),
     ],
   },
   {
     name: "commands",
     description: "Command rules: privilege, remote-access, network and process-control tools.",
     scenarios: [
-      block("command", "sudo whoami"),
-      block("command", "su -c whoami"),
-      block("command", "ssh -V"),
-      block("command", "scp --help"),
-      block("command", "nc -h"),
-      block("command", "nmap --version"),
-      block("command", "mount /dev/sda1 /mnt"),
-      block("command", "pkill -9 bash"),
+      block("deny-privilege-escalation", "sudo whoami"),
+      block("deny-privilege-escalation", "su -c whoami"),
+      block("deny-network-tools", "ssh -V"),
+      block("deny-network-tools", "scp --help"),
+      block("deny-network-tools", "nc -h"),
+      block("deny-network-tools", "nmap --version"),
+      block("deny-system-admin", "mount /dev/sda1 /mnt"),
+      block("deny-process-control", "pkill -9 bash"),
       allow('echo "this is allowed"'),
     ],
   },
@@ -98,12 +100,12 @@ export const demoRoutes: readonly DemoRoute[] = [
     name: "privilege-escalation",
     description: "Attempts to gain root powers or read credentials.",
     scenarios: [
-      block("command", "sudo whoami"),
-      block("command", "su - root -c whoami"),
-      block("file", "cat /etc/shadow"),
-      block("file", "echo test >> /etc/sudoers"),
-      block("command", "chroot / /bin/bash -c whoami"),
-      block("command", "nsenter -t 1 -m -u -i -n -p -- /bin/bash"),
+      block("deny-privilege-escalation", "sudo whoami"),
+      block("deny-privilege-escalation", "su - root -c whoami"),
+      block("deny-sensitive-files", "cat /etc/shadow"),
+      block("deny-sensitive-files", "echo test >> /etc/sudoers"),
+      block("deny-privilege-escalation", "chroot / /bin/bash -c whoami"),
+      block("deny-privilege-escalation", "nsenter -t 1 -m -u -i -n -p -- /bin/bash"),
     ],
   },
   {
@@ -114,10 +116,10 @@ export const demoRoutes: readonly DemoRoute[] = [
       allow("echo testdata > /workspace/demo-test.txt"),
       allow("cat /workspace/demo-test.txt"),
       allow("cat /etc/hostname"),
-      block("file", "echo test > /etc/test.txt"),
-      block("file", "echo test > /usr/bin/test"),
-      block("file", "mkdir /etc/testdir"),
-      block("file", "cp /etc/hostname /etc/hostname.bak"),
+      block("deny-system-write", "echo test > /etc/test.txt"),
+      block("deny-system-write", "echo test > /usr/bin/test"),
+      block("deny-system-write", "mkdir /etc/testdir"),
+      block("deny-system-write", "cp /etc/hostname /etc/hostname.bak"),
       deny(
         "rm -f /workspace/shadow-link && ln -s /etc/shadow /workspace/shadow-link && cat /workspace/shadow-link",
       ),
@@ -127,21 +129,21 @@ export const demoRoutes: readonly DemoRoute[] = [
     name: "cloud-metadata",
     description: "Instance metadata endpoints of six clouds (credential theft).",
     scenarios: [
-      block("network", curl("http://169.254.169.254/latest/meta-data/")),
+      block("deny-cloud-metadata", curl("http://169.254.169.254/latest/meta-data/")),
       block(
-        "network",
+        "deny-cloud-metadata",
         curl("http://metadata.google.internal/computeMetadata/v1/", '-H "Metadata-Flavor: Google"'),
       ),
       block(
-        "network",
+        "deny-cloud-metadata",
         curl(
           '"http://169.254.169.254/metadata/instance?api-version=2021-02-01"',
           '-H "Metadata: true"',
         ),
       ),
-      block("network", curl("http://169.254.169.254/metadata/v1/")),
-      block("network", curl("http://100.100.100.200/latest/meta-data/")),
-      block("network", curl("http://169.254.169.254/opc/v2/instance/")),
+      block("deny-cloud-metadata", curl("http://169.254.169.254/metadata/v1/")),
+      block("deny-cloud-metadata", curl("http://100.100.100.200/latest/meta-data/")),
+      block("deny-cloud-metadata", curl("http://169.254.169.254/opc/v2/instance/")),
     ],
   },
   {
@@ -149,16 +151,16 @@ export const demoRoutes: readonly DemoRoute[] = [
     description:
       "Private ranges, link-local and the agentsh server itself blocked; a loopback dev server and public HTTPS allowed.",
     scenarios: [
-      block("network", curl("http://10.0.0.1/")),
-      block("network", curl("http://10.255.255.255/")),
-      block("network", curl("http://172.16.0.1/")),
-      block("network", curl("http://172.31.255.255/")),
-      block("network", curl("http://192.168.0.1/")),
-      block("network", curl("http://192.168.255.255/")),
-      block("network", curl("http://169.254.0.1/")),
+      block("deny-private-networks", curl("http://10.0.0.1/")),
+      block("deny-private-networks", curl("http://10.255.255.255/")),
+      block("deny-private-networks", curl("http://172.16.0.1/")),
+      block("deny-private-networks", curl("http://172.31.255.255/")),
+      block("deny-private-networks", curl("http://192.168.0.1/")),
+      block("deny-private-networks", curl("http://192.168.255.255/")),
+      block("deny-private-networks", curl("http://169.254.0.1/")),
       // Loopback by port: a dev server the command started is reachable, agentsh's API is not.
       allow(devServer(3000)),
-      block("network", curl("http://127.0.0.1:18080/health")),
+      block("deny-agentsh-api", curl("http://127.0.0.1:18080/health")),
       allow(`${curl("https://registry.npmjs.org/express")} | head -c 100`),
     ],
   },
@@ -191,11 +193,11 @@ export const demoRoutes: readonly DemoRoute[] = [
     description:
       "Domain and address filtering: malicious domains, private IPs, metadata, agentsh's API blocked; a loopback dev server and registries allowed.",
     scenarios: [
-      block("network", curl("http://evil.com")),
-      block("network", curl("http://10.0.0.1")),
-      block("network", curl("http://169.254.169.254")),
+      block("deny-malicious-domains", curl("http://evil.com")),
+      block("deny-private-networks", curl("http://10.0.0.1")),
+      block("deny-cloud-metadata", curl("http://169.254.169.254")),
       allow(devServer(3001)),
-      block("network", curl("http://127.0.0.1:18080/health")),
+      block("deny-agentsh-api", curl("http://127.0.0.1:18080/health")),
       allow(`${curl("https://registry.npmjs.org/express")} | head -c 100`),
     ],
   },

@@ -25,16 +25,19 @@ export async function forwardToContainer(
   try {
     return await container.fetch(forwarded);
   } catch (error) {
-    // Same envelope as the service's own errors.
+    // Same envelope as the service's own errors, with a request id of the Worker's own (the
+    // container never saw the request) that is also sent as X-Request-Id.
+    const requestId = crypto.randomUUID();
     return Response.json(
       {
+        requestId,
         error: {
           code: "container_unavailable",
           message: `The governed executor container is not reachable: ${error instanceof Error ? error.message : String(error)}`,
           hint: "Retry in a few seconds; the container may be starting.",
         },
       },
-      { status: 503, headers: { "Retry-After": "5" } },
+      { status: 503, headers: { "Retry-After": "5", "X-Request-Id": requestId } },
     );
   }
 }

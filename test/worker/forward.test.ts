@@ -71,8 +71,9 @@ describe("Cloudflare Worker forwarding", () => {
     const res = await forwardToContainer(new Request("https://w.example/demo/allowed"), stub);
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("5");
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
-      "container_unavailable",
-    );
+    const body = (await res.json()) as { error: { code: string }; requestId: string };
+    expect(Object.keys(body).sort()).toEqual(["error", "requestId"]);
+    expect(body.error.code).toBe("container_unavailable");
+    expect(body.requestId).toBe(res.headers.get("x-request-id"));
   });
 });
