@@ -13,7 +13,9 @@
 #                         dpkg-deb -x agentsh_<VERSION>_amd64.deb x
 #                         cp x/usr/bin/agentsh x/usr/bin/agentsh-unixwrap \
 #                            x/usr/lib/agentsh/libagentsh-ptracer.so .agentsh-prebuilt/
-#                       Their version must equal agentsh/VERSION (checked below).
+#                       Their version must equal agentsh/VERSION (checked below). The launcher
+#                       agentsh-launch is ours: build it with scripts/install-agentsh
+#                       (AGENTSH_PREFIX=DIR) and place it there too.
 #   NODE_IMAGE, GO_IMAGE  base images, public and pinned by default; replaceable by local
 #                       stand-ins (scripts/build-image makes them where no registry is reachable).
 #
@@ -35,7 +37,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY agentsh/VERSION agentsh/VERSION
+COPY agentsh/VERSION agentsh/go.mod agentsh/go.sum agentsh/tools.go agentsh/
+COPY agentsh/launcher agentsh/launcher
 COPY scripts/install-agentsh scripts/install-agentsh
 RUN AGENTSH_PREFIX=/opt/agentsh scripts/install-agentsh
 
@@ -48,7 +51,7 @@ COPY .agentsh-prebuilt/ /tmp/agentsh-prebuilt/
 # Without that read the file rules fail and the boot self-test refuses to start (measured by
 # denying process_vm_readv; Yama itself is absent on the test machine's kernel).
 RUN set -eu; src=/tmp/agentsh-prebuilt; dst=/opt/agentsh/bin; mkdir -p "$dst"; \
-    for f in agentsh agentsh-unixwrap; do \
+    for f in agentsh agentsh-unixwrap agentsh-launch; do \
       [ -f "$src/$f" ] || { echo "AGENTSH_SOURCE=prebuilt: .agentsh-prebuilt/$f is missing" >&2; exit 1; }; \
       install -m 0755 "$src/$f" "$dst/$f"; \
     done; \
