@@ -4,10 +4,17 @@ import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { Redis } from "ioredis";
 import { createAgentshExecutor } from "./agentsh/executor.js";
-import { runSelfTest } from "./agentsh/self-test.js";
+import {
+  isolationLayers,
+  type LauncherProbe,
+  type LauncherSettings,
+  probeLauncher,
+} from "./agentsh/launcher.js";
+import { CANARIES, launcherCanaries, runSelfTest } from "./agentsh/self-test.js";
 import { type AgentshServerApi, createAgentshServerApi } from "./agentsh/server-api.js";
 import { SessionPool } from "./agentsh/session-pool.js";
 import { createApp } from "./app.js";
+import { bindPortCount, conflictingBindPorts } from "./bundle/isolation-schema.js";
 import { loadPolicyBundle, type PolicyBundle } from "./bundle/load-bundle.js";
 import { createRedactor } from "./bundle/redactor.js";
 import { type Config, parseConfig } from "./config.js";
@@ -36,6 +43,9 @@ async function main(): Promise<void> {
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
   const staticChecks = await bundleChecks(bundle, agentshBin);
+  const { launcher, probe } = await setUpLauncher(config, bundle, agentshBin, logger);
+  staticChecks["launcher agentsh-launch installed"] = probe !== null;
+  staticChecks["Landlock TCP rules available (ABI >= 4)"] = probe?.landlockNet === true;
   const pool = new SessionPool(
     config.agentsh.sessionPrefix,
     config.limits.maxConcurrent,
@@ -54,7 +64,18 @@ async function main(): Promise<void> {
     sessions: pool,
     recreateSession: (id) => server.ensureSession(id),
     recordedDenials: server.recordedDenials,
+    ...(launcher ? { launcher } : {}),
   });
+  const canaries = [
+    ...CANARIES,
+    ...launcherCanaries({
+      loopbackPort: config.port,
+      servicePid: process.pid,
+      firstUid: bundle.isolation.identities.first_uid,
+      uidCount: config.limits.maxConcurrent,
+      udpAllowed: bundle.isolation.network.udp,
+    }),
+  ];
   const status = createServiceStatus({
     server,
     serverUrl: config.agentsh.serverUrl,
@@ -65,13 +86,21 @@ async function main(): Promise<void> {
     },
     allowDegraded: config.allowDegraded,
     bundle: { digest: bundle.digest, policy: bundle.policy.name },
+    isolation: {
+      landlockAbi: probe?.landlockAbi ?? null,
+      layers: isolationLayers(probe),
+      udp: bundle.isolation.network.udp,
+      bindTcpPorts: bundle.isolation.network.bind_tcp_ports.map((r) =>
+        r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`,
+      ),
+    },
     pool,
   });
 
   /** Sessions + canaries; run at boot and again whenever agentsh comes back. */
   const verify = async (): Promise<EnforcementReport> => {
     await Promise.all(pool.sessionIds.map((id) => server.ensureSession(id)));
-    const selfTest = await runSelfTest(executor);
+    const selfTest = await runSelfTest(executor, canaries);
     const checks = { ...staticChecks, ...selfTest.checks };
     const problems = Object.entries(checks)
       .filter(([, passed]) => !passed)
@@ -131,6 +160,56 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+/**
+ * Finds agentsh-launch next to the agentsh CLI (scripts/install-agentsh installs them together),
+ * asks it what the kernel supports, and checks isolation.yaml against this configuration.
+ * Without Landlock TCP rules the canaries fail and boot stops, unless ALLOW_DEGRADED is set: the
+ * launcher then runs best-effort and /health names the missing layer.
+ */
+async function setUpLauncher(
+  config: Config,
+  bundle: PolicyBundle,
+  agentshBin: string | undefined,
+  logger: Logger,
+): Promise<{ launcher: LauncherSettings | undefined; probe: LauncherProbe | null }> {
+  const { identities, network } = bundle.isolation;
+  if (identities.count < config.limits.maxConcurrent) {
+    throw new Error(
+      `isolation.yaml: identities.count is ${identities.count}, fewer than MAX_CONCURRENT_COMMANDS=${config.limits.maxConcurrent} (one uid per slot)`,
+    );
+  }
+  const reserved = [config.port, Number(new URL(config.agentsh.serverUrl).port || 80)];
+  const conflicts = conflictingBindPorts(network.bind_tcp_ports, reserved);
+  if (conflicts.length > 0) {
+    throw new Error(
+      `isolation.yaml: network.bind_tcp_ports includes the service's own port(s) ${conflicts.join(", ")}`,
+    );
+  }
+  const launcherPath = path.join(
+    path.dirname(agentshBin ?? "/usr/local/bin/agentsh"),
+    "agentsh-launch",
+  );
+  let probe: LauncherProbe | null = null;
+  try {
+    probe = await probeLauncher(launcherPath);
+  } catch (error) {
+    logger.error("agentsh-launch is missing or does not run", {
+      path: launcherPath,
+      error: String(error),
+    });
+    return { launcher: undefined, probe: null };
+  }
+  logger.info("kernel isolation", {
+    launcher: launcherPath,
+    landlockAbi: probe.landlockAbi,
+    bindPorts: bindPortCount(network.bind_tcp_ports),
+  });
+  return {
+    launcher: { path: launcherPath, isolation: bundle.isolation, bestEffort: config.allowDegraded },
+    probe,
+  };
 }
 
 /** Fails boot when a configured Redis is unreachable, rather than serving without limits. */

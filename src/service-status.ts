@@ -14,12 +14,23 @@ export interface EnforcementReport {
   problems: string[];
 }
 
+/** The launcher's kernel layers on this host. */
+export interface IsolationReport {
+  /** The kernel's Landlock ABI (0: none), null when the launcher is missing. */
+  landlockAbi: number | null;
+  /** Layer → "enforced", or why it is missing/unavailable. */
+  layers: Record<string, string>;
+  udp: boolean;
+  bindTcpPorts: string[];
+}
+
 export interface HealthReport {
   status: "ok" | "unavailable";
   reason?: string;
   agentsh: { server: "reachable" | "unreachable"; url: string };
   enforcement: EnforcementReport & { allowDegraded: boolean };
   bundle: { digest: string; policy: string };
+  isolation: IsolationReport;
   commands: { slots: number; inFlight: number; queued: number };
   uptimeSeconds: number;
 }
@@ -40,6 +51,7 @@ export function createServiceStatus(options: {
   enforcement: EnforcementReport;
   allowDegraded: boolean;
   bundle: { digest: string; policy: string };
+  isolation: IsolationReport;
   pool: SessionPool;
   now?: () => number;
 }): ServiceStatus {
@@ -72,6 +84,7 @@ export function createServiceStatus(options: {
         agentsh: { server: serverProblem ? "unreachable" : "reachable", url: options.serverUrl },
         enforcement: { ...enforcement, allowDegraded: options.allowDegraded },
         bundle: options.bundle,
+        isolation: options.isolation,
         commands: options.pool.stats,
         uptimeSeconds: Math.round((now() - started) / 1000),
       };

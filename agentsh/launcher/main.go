@@ -7,7 +7,8 @@
 //   - Landlock scopes (ABI >= 6): no signals and no abstract unix sockets towards processes
 //     outside this command's own sandbox;
 //   - a seccomp filter on socket(): only unix, TCP (and UDP when the bundle allows it) sockets;
-//     no raw, packet, netlink or other families; no io_uring (it would bypass the filter);
+//     NETLINK_ROUTE only when allowed; no raw, packet or other families; no io_uring (it would
+//     bypass the filter);
 //   - an unprivileged identity: setgroups([]), setresgid, setresuid, no capabilities, a umask,
 //     a private HOME/TMPDIR per identity.
 //
@@ -46,18 +47,18 @@ func init() {
 type portRange struct{ lo, hi uint16 }
 
 type options struct {
-	uid, gid    int
-	bind        []portRange
-	udp         bool
-	netlink     bool
-	umask       int
-	scratch     string
-	bestEffort  bool
-	tag         string
-	probe       bool
-	argv        []string
-	proxyPorts  []uint16
-	signalScope bool
+	uid, gid     int
+	bind         []portRange
+	udp          bool
+	netlinkRoute bool
+	umask        int
+	scratch      string
+	bestEffort   bool
+	tag          string
+	probe        bool
+	argv         []string
+	proxyPorts   []uint16
+	signalScope  bool
 }
 
 // refusal carries the layer that could not be applied.
@@ -111,7 +112,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.IntVar(&o.gid, "gid", -1, "primary gid to run as (required, > 0)")
 	fs.Var(&binds, "bind-ports", "TCP ports the command may bind, LO-HI or PORT (repeatable)")
 	fs.BoolVar(&o.udp, "udp", false, "allow UDP sockets (AF_INET/AF_INET6 SOCK_DGRAM)")
-	fs.BoolVar(&o.netlink, "netlink", false, "allow AF_NETLINK sockets")
+	fs.BoolVar(&o.netlinkRoute, "netlink-route", false, "allow AF_NETLINK sockets of protocol NETLINK_ROUTE (interface lists)")
 	fs.StringVar(&o.scratch, "scratch", "", "private HOME and TMPDIR for this identity, created if missing")
 	fs.BoolVar(&o.bestEffort, "best-effort", false, "skip Landlock layers the kernel lacks instead of refusing")
 	fs.StringVar(&o.tag, "tag", "", "appended to a refusal line, so the caller can tell it from command output")
@@ -184,7 +185,7 @@ func run(o *options) error {
 	if err := applyLandlock(o); err != nil {
 		return err
 	}
-	if err := applySocketFilter(o.udp, o.netlink); err != nil {
+	if err := applySocketFilter(o.udp, o.netlinkRoute); err != nil {
 		return err
 	}
 	path, err := lookPath(o.argv[0], env)

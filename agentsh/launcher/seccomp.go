@@ -12,7 +12,7 @@ import (
 //	AF_UNIX                                   allowed
 //	AF_INET/AF_INET6 SOCK_STREAM, proto 0/TCP allowed (Landlock then limits connect/bind ports)
 //	AF_INET/AF_INET6 SOCK_DGRAM,  proto 0/UDP allowed only with --udp
-//	AF_NETLINK                                allowed only with --netlink
+//	AF_NETLINK, NETLINK_ROUTE only            allowed only with --netlink-route (getifaddrs)
 //	anything else (SOCK_RAW, AF_PACKET, MPTCP, SCTP, ICMP, other families)  EACCES
 //
 // io_uring_setup is refused too: io_uring can create sockets without the socket() syscall.
@@ -50,8 +50,10 @@ func newProgram() *program {
 	return &program{fixups: map[int][2]string{}, labels: map[string]int{}}
 }
 
-func (p *program) stmt(code uint16, k uint32) { p.insns = append(p.insns, unix.SockFilter{Code: code, K: k}) }
-func (p *program) label(name string)          { p.labels[name] = len(p.insns) }
+func (p *program) stmt(code uint16, k uint32) {
+	p.insns = append(p.insns, unix.SockFilter{Code: code, K: k})
+}
+func (p *program) label(name string) { p.labels[name] = len(p.insns) }
 func (p *program) jump(code uint16, k uint32, ifTrue, ifFalse string) {
 	p.fixups[len(p.insns)] = [2]string{ifTrue, ifFalse}
 	p.insns = append(p.insns, unix.SockFilter{Code: code, K: k})
@@ -77,7 +79,7 @@ func (p *program) build() []unix.SockFilter {
 	return p.insns
 }
 
-func socketFilter(udp, netlink bool) []unix.SockFilter {
+func socketFilter(udp, netlinkRoute bool) []unix.SockFilter {
 	p := newProgram()
 	p.stmt(bpfLd, offArch)
 	p.jump(bpfJeq, auditArch, "", "deny")
@@ -93,8 +95,8 @@ func socketFilter(udp, netlink bool) []unix.SockFilter {
 	p.jump(bpfJeq, unix.AF_UNIX, "allow", "")
 	p.jump(bpfJeq, unix.AF_INET, "inet", "")
 	p.jump(bpfJeq, unix.AF_INET6, "inet", "")
-	if netlink {
-		p.jump(bpfJeq, unix.AF_NETLINK, "allow", "deny")
+	if netlinkRoute {
+		p.jump(bpfJeq, unix.AF_NETLINK, "netlink", "deny")
 	} else {
 		p.jump(bpfJeq, unix.AF_NETLINK, "deny", "deny")
 	}
@@ -119,6 +121,13 @@ func socketFilter(udp, netlink bool) []unix.SockFilter {
 	p.jump(bpfJeq, 0, "allow", "")
 	p.jump(bpfJeq, unix.IPPROTO_UDP, "allow", "deny")
 
+	// Read-only interface and route queries (getifaddrs: Node's os.networkInterfaces(), glibc's
+	// AI_ADDRCONFIG); sock_diag (other processes' sockets), audit, uevent, netfilter and generic
+	// netlink stay refused.
+	p.label("netlink")
+	p.stmt(bpfLd, offArg2)
+	p.jump(bpfJeq, unix.NETLINK_ROUTE, "allow", "deny")
+
 	p.label("allow")
 	p.stmt(bpfRet, retAllow)
 	p.label("deny")
@@ -127,8 +136,8 @@ func socketFilter(udp, netlink bool) []unix.SockFilter {
 }
 
 // applySocketFilter installs the filter on this thread (which then execs the command).
-func applySocketFilter(udp, netlink bool) error {
-	filter := socketFilter(udp, netlink)
+func applySocketFilter(udp, netlinkRoute bool) error {
+	filter := socketFilter(udp, netlinkRoute)
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return refuse("seccomp-socket", "prctl(PR_SET_NO_NEW_PRIVS): %v", err)

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { type CliOutcome, interpretCliOutcome, withRecordedDenials } from "./exec-response.js";
 import type { DenialLookup, Executor, GovernedCommand, GovernedResult } from "./governed-result.js";
+import { type LauncherSettings, launcherArgv, launcherRefusal } from "./launcher.js";
 import { killMarkedProcesses, RUN_MARKER } from "./process-reaper.js";
 import type { SessionPool } from "./session-pool.js";
 
@@ -30,6 +31,12 @@ export interface AgentshCliOptions {
    * the blocked syscall, and its event search flushes pending writes first, so little is needed.
    */
   eventSettleMs?: number;
+  /**
+   * agentsh-launch and the bundle's isolation settings: every command then runs as
+   * `<launcher> [options] -- /bin/bash -c <command>` under its slot's uid. Without it (stand-in
+   * CLIs in unit tests) the command is `/bin/bash -c <command>` as agentsh starts it.
+   */
+  launcher?: LauncherSettings;
 }
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
@@ -48,14 +55,24 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         // The session is ours alone until release, so every denial it records from here on
         // belongs to this command.
         const since = new Date(Date.now() - 5);
-        let cli = await runCli(options, lease.sessionId, request);
+        // Known only to the launcher's argv: its refusal line carries it (see launcherRefusal).
+        const tag = randomUUID();
+        const prefix = options.launcher ? launcherArgv(options.launcher, lease.slot, tag) : [];
+        let cli = await runCli(options, lease.sessionId, request, prefix);
         if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
           // Nothing ran: agentsh rejected the unknown session before starting the command.
           await options.recreateSession(lease.sessionId);
-          cli = await runCli(options, lease.sessionId, request);
+          cli = await runCli(options, lease.sessionId, request, prefix);
         }
         const result = interpretCliOutcome(cli, options.outputLimitBytes);
         if (result.sandboxed === null) return result; // no process was started
+        const refused = options.launcher
+          ? launcherRefusal(result.exitCode, result.stdout.text, result.stderr.text, tag)
+          : null;
+        if (refused) {
+          // The command never started: the launcher could not apply a layer it was asked for.
+          return { ...result, outcome: "blocked", decision: refused, denials: [refused] };
+        }
         await sleep(options.eventSettleMs ?? 25);
         const recorded = await options.recordedDenials(lease.sessionId, since, new Date());
         return withRecordedDenials(result, recorded);
@@ -68,18 +85,21 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
 
 /**
  * Exactly the argv we hand to the CLI; exported so tests can pin it. The request goes as JSON
- * (the only way to give the command an environment): `/bin/bash -c <command>` with the run
- * marker the reaper looks for, and agentsh's own time limit.
+ * (the only way to give the command an environment): `[launcher options --] /bin/bash -c
+ * <command>` with the run marker the reaper looks for, and agentsh's own time limit.
  */
 export function agentshExecArgv(
   sessionId: string,
   command: string,
   timeoutMs: number,
   runId: string,
+  launcher: readonly string[] = [],
 ): string[] {
+  const [program = "/bin/bash", ...launcherArgs] = launcher;
+  const shell = ["/bin/bash", "-c", command];
   const request = {
-    command: "/bin/bash",
-    args: ["-c", command],
+    command: program,
+    args: launcher.length > 0 ? [...launcherArgs, ...shell] : shell.slice(1),
     timeout: `${timeoutMs}ms`,
     env: { [RUN_MARKER]: runId },
   };
@@ -120,6 +140,7 @@ async function runCli(
   options: AgentshCliOptions,
   sessionId: string,
   request: GovernedCommand,
+  launcher: readonly string[],
 ): Promise<CliOutcome> {
   const started = performance.now();
   const runId = randomUUID();
@@ -130,7 +151,7 @@ async function runCli(
   request.signal?.addEventListener("abort", reap, { once: true });
   const result = await execa(
     options.bin,
-    agentshExecArgv(sessionId, request.command, request.timeoutMs, runId),
+    agentshExecArgv(sessionId, request.command, request.timeoutMs, runId, launcher),
     {
       env: agentshCliEnv(options, request.timeoutMs),
       extendEnv: false,

@@ -24,6 +24,8 @@ export interface Decision {
   /** What it was attempted on: a path, host, address or program. */
   target: string | null;
   message: string | null;
+  /** Set when the service's own launcher (not agentsh) stopped the command. */
+  layer?: "launcher";
 }
 
 export interface StreamOutput {

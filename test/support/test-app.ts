@@ -1,3 +1,4 @@
+import { isolationLayers } from "../../src/agentsh/launcher.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
 import { type AppDeps, createApp } from "../../src/app.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
@@ -48,6 +49,12 @@ export function buildTestApp(options: TestAppOptions = {}) {
     enforcement: options.enforcement ?? ENFORCED,
     allowDegraded: config.allowDegraded,
     bundle: { digest: "sha256:test", policy: "test-policy" },
+    isolation: {
+      landlockAbi: 7,
+      layers: isolationLayers({ landlockAbi: 7, landlockNet: true, signalScope: true }),
+      udp: false,
+      bindTcpPorts: ["8000-8099"],
+    },
     pool,
   });
   const app = createApp({
