@@ -205,7 +205,7 @@ func proxyPorts(environ []string) ([]uint16, error) {
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
 		switch name {
-		case "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy":
+		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy":
 		default:
 			continue
 		}
