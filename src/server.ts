@@ -74,6 +74,8 @@ async function main(): Promise<void> {
       firstUid: bundle.isolation.identities.first_uid,
       uidCount: config.limits.maxConcurrent,
       udpAllowed: bundle.isolation.network.udp,
+      uidDrop: bundle.isolation.identities.uid_drop,
+      signalScope: probe?.signalScope === true,
     }),
   ];
   const status = createServiceStatus({
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
     bundle: { digest: bundle.digest, policy: bundle.policy.name },
     isolation: {
       landlockAbi: probe?.landlockAbi ?? null,
-      layers: isolationLayers(probe),
+      layers: isolationLayers(probe, bundle.isolation.identities.uid_drop),
       udp: bundle.isolation.network.udp,
       bindTcpPorts: bundle.isolation.network.bind_tcp_ports.map((r) =>
         r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`,

@@ -10,7 +10,8 @@
 //     NETLINK_ROUTE only when allowed; no raw, packet or other families; no io_uring (it would
 //     bypass the filter);
 //   - an unprivileged identity: setgroups([]), setresgid, setresuid, no capabilities, a umask,
-//     a private HOME/TMPDIR per identity.
+//     a private HOME/TMPDIR per identity (--keep-identity skips it: agentsh's seccomp supervisor
+//     must read the command's memory, which needs CAP_SYS_PTRACE once the uids differ).
 //
 // It fails closed: when any requested layer cannot be applied, the command is not executed; one
 // line "agentsh-launch: refused: <layer>: <reason>" goes to stderr and the exit code is 122.
@@ -51,6 +52,7 @@ type options struct {
 	bind         []portRange
 	udp          bool
 	netlinkRoute bool
+	keepIdentity bool
 	umask        int
 	scratch      string
 	bestEffort   bool
@@ -108,7 +110,8 @@ func parseArgs(args []string) (*options, error) {
 	o := &options{}
 	var binds multiFlag
 	umask := fs.String("umask", "077", "umask of the command (octal)")
-	fs.IntVar(&o.uid, "uid", -1, "unprivileged uid to run as (required, > 0)")
+	fs.IntVar(&o.uid, "uid", -1, "unprivileged uid to run as (> 0; required unless --keep-identity)")
+	fs.BoolVar(&o.keepIdentity, "keep-identity", false, "do not change uid/gid (hosts where agentsh lacks CAP_SYS_PTRACE)")
 	fs.IntVar(&o.gid, "gid", -1, "primary gid to run as (required, > 0)")
 	fs.Var(&binds, "bind-ports", "TCP ports the command may bind, LO-HI or PORT (repeatable)")
 	fs.BoolVar(&o.udp, "udp", false, "allow UDP sockets (AF_INET/AF_INET6 SOCK_DGRAM)")
@@ -127,7 +130,11 @@ func parseArgs(args []string) (*options, error) {
 	if len(o.argv) == 0 {
 		return o, refuse("usage", "no command after --")
 	}
-	if o.uid <= 0 || o.gid <= 0 {
+	if o.keepIdentity {
+		if o.uid != -1 || o.gid != -1 || o.scratch != "" {
+			return o, refuse("usage", "--keep-identity excludes --uid, --gid and --scratch")
+		}
+	} else if o.uid <= 0 || o.gid <= 0 {
 		return o, refuse("identity", "--uid and --gid must be given and not 0")
 	}
 	m, err := strconv.ParseUint(*umask, 8, 32)
@@ -179,8 +186,10 @@ func run(o *options) error {
 		env = setEnv(env, "TMPDIR", o.scratch)
 	}
 	syscall.Umask(o.umask)
-	if err := dropIdentity(o.uid, o.gid); err != nil {
-		return err
+	if !o.keepIdentity {
+		if err := dropIdentity(o.uid, o.gid); err != nil {
+			return err
+		}
 	}
 	if err := applyLandlock(o); err != nil {
 		return err

@@ -34,12 +34,14 @@ export function launcherArgv(settings: LauncherSettings, slot: number, tag: stri
     throw new Error(`slot ${slot} has no identity: isolation.yaml declares ${identities.count}`);
   }
   const uid = slotUid(settings.isolation, slot);
+  const identity = identities.uid_drop
+    ? [`--uid=${uid}`, `--gid=${identities.gid}`]
+    : ["--keep-identity"];
   return [
     settings.path,
-    `--uid=${uid}`,
-    `--gid=${identities.gid}`,
+    ...identity,
     `--umask=${identities.umask}`,
-    `--scratch=${identities.scratch_root}/${uid}`,
+    ...(identities.uid_drop ? [`--scratch=${identities.scratch_root}/${uid}`] : []),
     ...network.bind_tcp_ports.map((r) => `--bind-ports=${r.lo}-${r.hi}`),
     ...(network.udp ? ["--udp"] : []),
     ...(network.netlink_route ? ["--netlink-route"] : []),
@@ -95,16 +97,24 @@ export async function probeLauncher(launcherPath: string): Promise<LauncherProbe
 }
 
 /** Each isolation layer and whether this kernel gives it, for /health. */
-export function isolationLayers(probe: LauncherProbe | null): Record<string, string> {
+export function isolationLayers(
+  probe: LauncherProbe | null,
+  uidDrop: boolean,
+): Record<string, string> {
   if (!probe) return { launcher: "missing: agentsh-launch not installed" };
+  const signalFallback = uidDrop
+    ? "the uid drop still isolates signals"
+    : "and the uid drop is off: commands can signal the service";
   return {
     "landlock-net (TCP connect only to the agentsh proxy, bind only to allowed ports)":
       probe.landlockNet ? "enforced" : `missing: Landlock ABI ${probe.landlockAbi} < 4`,
     "signal-scope (Landlock signals and abstract sockets)": probe.signalScope
       ? "enforced"
-      : `unavailable: Landlock ABI ${probe.landlockAbi} < 6; the uid drop still isolates signals`,
+      : `unavailable: Landlock ABI ${probe.landlockAbi} < 6; ${signalFallback}`,
     "seccomp-socket (no raw, packet, non-route netlink sockets; UDP per isolation.yaml)":
       "enforced",
-    "uid-drop (one unprivileged uid per slot, no capabilities)": "enforced",
+    "uid-drop (one unprivileged uid per slot, no capabilities)": uidDrop
+      ? "enforced"
+      : "off: isolation.yaml identities.uid_drop is false",
   };
 }

@@ -51,6 +51,10 @@ export interface LauncherCanaryTargets {
   uidCount: number;
   /** isolation.yaml's `udp`: when false, a UDP socket must be refused. */
   udpAllowed: boolean;
+  /** isolation.yaml's `uid_drop`. */
+  uidDrop: boolean;
+  /** Landlock signal scope available (ABI >= 6). */
+  signalScope: boolean;
 }
 
 /**
@@ -70,12 +74,17 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
       ),
       passes: (r) => r.exitCode === 3 && r.sandboxed === true,
     },
-    {
+  ];
+  // Proven wherever a layer provides it; /health names the gap where none does.
+  if (t.uidDrop || t.signalScope) {
+    canaries.push({
       name: "signal to the service refused (launcher: uid drop, Landlock signal scope)",
       command: refusedProbe(`os.kill(${t.servicePid}, 0)`),
       passes: (r) => r.exitCode === 3 && r.sandboxed === true,
-    },
-    {
+    });
+  }
+  if (t.uidDrop) {
+    canaries.push({
       name: "command runs as an unprivileged slot uid (launcher: uid drop)",
       command: "id -u",
       passes: (r) => {
@@ -87,8 +96,8 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
           uid < t.firstUid + t.uidCount
         );
       },
-    },
-  ];
+    });
+  }
   if (!t.udpAllowed) {
     canaries.push({
       name: "UDP socket refused (launcher: seccomp socket filter)",
@@ -123,7 +132,7 @@ export async function runSelfTest(
     checks[canary.name] = passed;
     if (!passed) {
       problems.push(
-        `${canary.name}: \`${canary.command}\` gave ${result.outcome} (exit ${result.exitCode}, rule ${result.decision?.rule ?? "none"}, sandboxed ${result.sandboxed})`,
+        `${canary.name}: \`${canary.command}\` gave ${result.outcome} (exit ${result.exitCode}, rule ${result.decision?.rule ?? "none"}${result.decision?.layer ? ` [${result.decision.operation}: ${result.decision.message}]` : ""}, sandboxed ${result.sandboxed})`,
       );
     }
   }

@@ -26,6 +26,7 @@ export type PortRange = z.output<typeof portRangeSchema>;
 export const isolationSchema = z.strictObject({
   version: z.literal(1),
   identities: z.strictObject({
+    uid_drop: z.boolean(),
     group: z.string().regex(/^[a-z_][a-z0-9_-]{0,30}$/),
     gid: z.number().int().min(1000).max(2_000_000_000),
     user_prefix: z.string().regex(/^[a-z_][a-z0-9_-]{0,20}$/),

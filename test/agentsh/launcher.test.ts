@@ -78,12 +78,34 @@ describe("launcher refusals", () => {
 
 describe("isolation layers for /health", () => {
   it("names the missing layer on a kernel without Landlock TCP rules", () => {
-    const layers = isolationLayers({ landlockAbi: 3, landlockNet: false, signalScope: false });
+    const layers = isolationLayers(
+      { landlockAbi: 3, landlockNet: false, signalScope: false },
+      true,
+    );
     expect(Object.entries(layers).find(([k]) => k.startsWith("landlock-net"))?.[1]).toMatch(
       /^missing: Landlock ABI 3 < 4/,
     );
     expect(Object.entries(layers).find(([k]) => k.startsWith("signal-scope"))?.[1]).toMatch(
       /^unavailable: .*uid drop/,
     );
+  });
+});
+
+describe("hosts where the agentsh server lacks CAP_SYS_PTRACE (uid_drop: false)", () => {
+  it("keeps the identity and says so in /health", async () => {
+    const s = await settings();
+    const keep = {
+      ...s,
+      isolation: { ...s.isolation, identities: { ...s.isolation.identities, uid_drop: false } },
+    };
+    const argv = launcherArgv(keep, 0, "t");
+    expect(argv).toContain("--keep-identity");
+    expect(argv.some((a) => a.startsWith("--uid") || a.startsWith("--scratch"))).toBe(false);
+    const layers = isolationLayers(
+      { landlockAbi: 5, landlockNet: true, signalScope: false },
+      false,
+    );
+    expect(Object.values(layers)).toContain("off: isolation.yaml identities.uid_drop is false");
+    expect(Object.values(layers).join("\n")).toMatch(/commands can signal the service/);
   });
 });

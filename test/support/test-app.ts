@@ -51,7 +51,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
     bundle: { digest: "sha256:test", policy: "test-policy" },
     isolation: {
       landlockAbi: 7,
-      layers: isolationLayers({ landlockAbi: 7, landlockNet: true, signalScope: true }),
+      layers: isolationLayers({ landlockAbi: 7, landlockNet: true, signalScope: true }, true),
       udp: false,
       bindTcpPorts: ["8000-8099"],
     },
