@@ -16,15 +16,17 @@ func dropIdentity(uid, gid int) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 		return refuse("identity", "clearing ambient capabilities: %v", err)
 	}
-	// The syscall package applies these to every thread of the process.
-	if err := syscall.Setgroups([]int{}); err != nil {
-		return refuse("identity", "setgroups([]): %v", err)
+	// Raw syscalls change this thread's credentials only (the kernel keeps them per thread; the
+	// syscall package would stop every runtime thread to change them all). This locked thread
+	// execs the command, and exec ends every other thread, so only its credentials carry over.
+	if _, _, errno := syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); errno != 0 {
+		return refuse("identity", "setgroups([]): %v", errno)
 	}
-	if err := syscall.Setresgid(gid, gid, gid); err != nil {
-		return refuse("identity", "setresgid(%d): %v", gid, err)
+	if _, _, errno := syscall.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); errno != 0 {
+		return refuse("identity", "setresgid(%d): %v", gid, errno)
 	}
-	if err := syscall.Setresuid(uid, uid, uid); err != nil {
-		return refuse("identity", "setresuid(%d): %v", uid, err)
+	if _, _, errno := syscall.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); errno != 0 {
+		return refuse("identity", "setresuid(%d): %v", uid, errno)
 	}
 	r, e, s := unix.Getresuid()
 	if r != uid || e != uid || s != uid {
