@@ -120,8 +120,13 @@ async function main(): Promise<void> {
   if (reachableAtBoot) {
     const report = await verify();
     if (report.mode !== "enforced" && !config.allowDegraded) {
+      // Measured: with the uid drop, agentsh's seccomp supervisor must read another uid's
+      // memory, which needs CAP_SYS_PTRACE; without it every exec is refused.
+      const ptraceHint = report.problems.some((p) => p.includes("[exec: "))
+        ? "\nA launcher exec refusal usually means the agentsh server lacks CAP_SYS_PTRACE, which the uid drop needs: grant it, or set identities.uid_drop: false in agentsh/isolation.yaml."
+        : "";
       throw new Error(
-        `Refusing to start: agentsh enforcement is not active.\n${report.problems.map((p) => `  - ${p}`).join("\n")}\nFix the cause above, or set ALLOW_DEGRADED=true to serve anyway (not recommended).`,
+        `Refusing to start: agentsh enforcement is not active.\n${report.problems.map((p) => `  - ${p}`).join("\n")}${ptraceHint}\nFix the cause above, or set ALLOW_DEGRADED=true to serve anyway (not recommended).`,
       );
     }
   } else {
