@@ -16,6 +16,8 @@
 #   GOPROXY             the module proxy list for the module route (default: the Go image's).
 #                       A file:// mirror is read from the build context named "goproxy", mounted
 #                       at /goproxy during that one RUN only: it never reaches an image layer.
+#                       The launcher agentsh-launch is this project's own: build it with
+#                       scripts/install-agentsh (AGENTSH_PREFIX=DIR) and place it there too.
 #   NODE_IMAGE, GO_IMAGE  base images, public and pinned by default; replaceable by local
 #                       stand-ins (tools/container/build-image makes them where no registry is
 #                       reachable). Pinned by exact version tag; add @sha256 digests where your
@@ -37,6 +39,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY agentsh/VERSION agentsh/go.mod agentsh/go.sum agentsh/tools.go agentsh/
+COPY agentsh/launcher agentsh/launcher
 COPY scripts/install-agentsh scripts/install-agentsh
 ARG GOPROXY
 # Go's module and build caches persist between builds (cache mounts), never in a layer.
@@ -54,7 +57,7 @@ COPY .agentsh-prebuilt/ /tmp/agentsh-prebuilt/
 # on hosts with Yama ptrace_scope=1; without it the file rules fail and the service refuses to
 # start there).
 RUN set -eu; src=/tmp/agentsh-prebuilt; dst=/opt/agentsh/bin; mkdir -p "$dst"; \
-    for f in agentsh agentsh-unixwrap; do \
+    for f in agentsh agentsh-unixwrap agentsh-launch; do \
       [ -f "$src/$f" ] || { echo "AGENTSH_SOURCE=prebuilt: .agentsh-prebuilt/$f is missing" >&2; exit 1; }; \
       install -m 0755 "$src/$f" "$dst/$f"; \
     done; \

@@ -2,7 +2,10 @@ module governed-executor/agentsh-build
 
 go 1.25.0
 
-require github.com/agentsh/agentsh v0.16.9
+require (
+	github.com/agentsh/agentsh v0.16.9
+	golang.org/x/sys v0.40.0
+)
 
 require (
 	cloud.google.com/go v0.120.0 // indirect
@@ -110,7 +113,6 @@ require (
 	golang.org/x/net v0.49.0 // indirect
 	golang.org/x/oauth2 v0.34.0 // indirect
 	golang.org/x/sync v0.19.0 // indirect
-	golang.org/x/sys v0.40.0 // indirect
 	golang.org/x/term v0.39.0 // indirect
 	golang.org/x/text v0.33.0 // indirect
 	golang.org/x/time v0.12.0 // indirect

@@ -20,6 +20,8 @@ export interface Decision {
   /** Name of the policy rule that matched, e.g. `deny-privilege-escalation`. */
   rule: string | null;
   kind: DecisionKind;
+  /** Which layer decided when it was not agentsh itself: `launcher` (agentsh-launch). */
+  layer?: "launcher";
   /** What was attempted, e.g. `execve`, `file_open`, `net_connect`. */
   operation: string | null;
   /** What it was attempted on: a path, host, address or program. */

@@ -1,7 +1,14 @@
 import path from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { createAgentsh } from "./agentsh/index.js";
+import {
+  hasCapSysPtrace,
+  isolationLayers,
+  launcherBootHint,
+  prepareLauncher,
+} from "./agentsh/launcher.js";
 import { locateExecutable } from "./agentsh/locate.js";
+import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
 import { createApp } from "./app.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
 import { loadPolicyBundle } from "./bundle/load-bundle.js";
@@ -31,6 +38,28 @@ async function main(): Promise<void> {
   });
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
+  const { isolation } = bundle;
+  const { launcher, probe, uidDrop } = await prepareLauncher({
+    isolation,
+    slots: config.limits.maxConcurrent,
+    servicePorts: [config.port, Number(new URL(config.agentsh.serverUrl).port || 80)],
+    agentshBin: agentshBin ?? "/usr/local/bin/agentsh",
+    bestEffort: config.allowDegraded,
+    capSysPtrace: await hasCapSysPtrace(),
+    logger,
+  });
+  const canaries = [
+    ...CANARIES,
+    ...launcherCanaries({
+      loopbackPort: config.port,
+      servicePid: process.pid,
+      firstUid: isolation.identities.first_uid,
+      uidCount: config.limits.maxConcurrent,
+      udpAllowed: isolation.network.udp,
+      uidDrop: uidDrop.enabled,
+      signalScope: probe?.signalScope === true,
+    }),
+  ];
   const agentsh = createAgentsh({
     bin: agentshBin ?? config.agentsh.bin,
     serverUrl: config.agentsh.serverUrl,
@@ -41,16 +70,23 @@ async function main(): Promise<void> {
     slots: config.limits.maxConcurrent,
     maxQueued: config.limits.maxQueued,
     queueWaitMs: config.limits.queueWaitMs,
+    ...(launcher ? { launcher } : {}),
+    canaries,
   });
   const monitor = createEnforcementMonitor({
     probe: agentsh.probe,
     prove: agentsh.prove,
-    staticChecks: staticEnforcementChecks(bundle, {
-      agentsh: agentshBin !== undefined,
-      unixwrap: (await locateExecutable("agentsh-unixwrap")) !== undefined,
-    }),
+    staticChecks: {
+      ...staticEnforcementChecks(bundle, {
+        agentsh: agentshBin !== undefined,
+        unixwrap: (await locateExecutable("agentsh-unixwrap")) !== undefined,
+      }),
+      "launcher agentsh-launch installed": probe !== null,
+      "Landlock TCP rules available (ABI >= 4)": probe?.landlockNet === true,
+    },
     allowDegraded: config.allowDegraded,
     logger,
+    bootHint: launcherBootHint,
   });
   const stopWatching = await monitor.start();
   const health = createHealthCheck({
@@ -59,6 +95,14 @@ async function main(): Promise<void> {
     agentshUrl: config.agentsh.serverUrl,
     allowDegraded: config.allowDegraded,
     bundle: { digest: bundle.digest, policy: bundle.policy.name },
+    isolation: {
+      landlockAbi: probe?.landlockAbi ?? null,
+      layers: isolationLayers(probe, uidDrop),
+      udp: isolation.network.udp,
+      bindTcpPorts: isolation.network.bind_tcp_ports.map((r) =>
+        r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`,
+      ),
+    },
     commandStats: agentsh.stats,
   });
 

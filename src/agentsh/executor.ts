@@ -11,6 +11,7 @@ import type {
 } from "../executor.js";
 import { withRecordedDenials } from "./denials.js";
 import { type CliOutcome, interpretCliOutcome } from "./interpret.js";
+import { type LauncherSettings, launcherArgv, launcherRefusal } from "./launcher.js";
 import { killMarkedProcesses, RUN_MARKER } from "./process-reaper.js";
 import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
 
@@ -41,6 +42,12 @@ export interface AgentshCliOptions {
    * queues, so under load a denial can reach the store after the command returned.
    */
   evidenceWaitMs?: number;
+  /**
+   * agentsh-launch and the bundle's isolation settings: every command then runs as
+   * `<launcher> [options] -- /bin/bash -c <command>` under its slot's uid. Without it (stand-in
+   * CLIs in unit tests) the command is `/bin/bash -c <command>` as agentsh starts it.
+   */
+  launcher?: LauncherSettings;
 }
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
@@ -70,22 +77,36 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         // The session is ours alone until release, so every denial it records from here on
         // belongs to this command.
         const since = new Date(Date.now() - 5);
-        let cli = await runCli(options, lease.sessionId, request);
+        // Known only to the launcher's argv: its refusal line carries it (see launcherRefusal).
+        const tag = randomUUID();
+        const prefix = options.launcher ? launcherArgv(options.launcher, lease.slot, tag) : [];
+        let cli = await runCli(options, lease.sessionId, request, prefix);
         if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
           // Nothing ran: agentsh rejected the unknown session before starting the command.
           await options.recreateSession(lease.sessionId);
-          cli = await runCli(options, lease.sessionId, request);
+          cli = await runCli(options, lease.sessionId, request, prefix);
         }
         const execution = interpretCliOutcome(cli, options.outputLimitBytes);
         // Nothing started (pre-check denial, no result): no nested denials to look for.
         if (execution.kind === "not_run" || execution.result.sandboxed === null) return execution;
+        const { result } = execution;
+        const refused = options.launcher
+          ? launcherRefusal(result.exitCode, result.stdout.text, result.stderr.text, tag)
+          : null;
+        if (refused) {
+          // The command never started: the launcher could not apply a layer it was asked for.
+          return {
+            kind: "result",
+            result: { ...result, outcome: "blocked", decision: refused, denials: [refused] },
+          };
+        }
         const recorded = await recordedDenials(
           options,
           lease.sessionId,
           since,
-          mayHaveBeenRefused(execution.result) ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS) : 0,
+          mayHaveBeenRefused(result) ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS) : 0,
         );
-        return { kind: "result", result: withRecordedDenials(execution.result, recorded) };
+        return { kind: "result", result: withRecordedDenials(result, recorded) };
       } finally {
         lease.release();
       }
@@ -121,18 +142,21 @@ async function recordedDenials(
 
 /**
  * Exactly the argv we hand to the CLI; exported so tests can pin it. The request goes as JSON
- * (the only way to give the command an environment): `/bin/bash -c <command>` with the run
- * marker the reaper looks for, and agentsh's own time limit.
+ * (the only way to give the command an environment): `[launcher options --] /bin/bash -c
+ * <command>` with the run marker the reaper looks for, and agentsh's own time limit.
  */
 export function agentshExecArgv(
   sessionId: string,
   command: string,
   timeoutMs: number,
   runId: string,
+  launcher: readonly string[] = [],
 ): string[] {
+  const [program = "/bin/bash", ...launcherArgs] = launcher;
+  const shell = ["/bin/bash", "-c", command];
   const request = {
-    command: "/bin/bash",
-    args: ["-c", command],
+    command: program,
+    args: launcher.length > 0 ? [...launcherArgs, ...shell] : shell.slice(1),
     timeout: `${timeoutMs}ms`,
     env: { [RUN_MARKER]: runId },
   };
@@ -173,6 +197,7 @@ async function runCli(
   options: AgentshCliOptions,
   sessionId: string,
   request: GovernedCommand,
+  launcher: readonly string[],
 ): Promise<CliOutcome> {
   const started = performance.now();
   const runId = randomUUID();
@@ -183,7 +208,7 @@ async function runCli(
   request.signal?.addEventListener("abort", reap, { once: true });
   const result = await execa(
     options.bin,
-    agentshExecArgv(sessionId, request.command, request.timeoutMs, runId),
+    agentshExecArgv(sessionId, request.command, request.timeoutMs, runId, launcher),
     {
       env: agentshCliEnv(options, request.timeoutMs),
       extendEnv: false,

@@ -1,7 +1,8 @@
 import type { Executor } from "../executor.js";
 import { createAgentshExecutor } from "./executor.js";
 import { collectInstallationReport, type InstallationReport } from "./installation-report.js";
-import { runSelfTest, type SelfTestReport } from "./self-test.js";
+import type { LauncherSettings } from "./launcher.js";
+import { type Canary, runSelfTest, type SelfTestReport } from "./self-test.js";
 import { createAgentshServerApi } from "./server-api.js";
 import { SessionPool } from "./session-pool.js";
 
@@ -39,6 +40,10 @@ export interface AgentshOptions {
   maxQueued: number;
   /** How long one may wait. */
   queueWaitMs: number;
+  /** agentsh-launch between agentsh's sandbox and every command (kernel isolation layers). */
+  launcher?: LauncherSettings;
+  /** The canary commands that prove enforcement (agentsh's layers and the launcher's). */
+  canaries: readonly Canary[];
 }
 
 export function createAgentsh(options: AgentshOptions): Agentsh {
@@ -61,6 +66,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     sessions: pool,
     recreateSession: (id) => api.ensureSession(id),
     recordedDenials: api.recordedDenials,
+    ...(options.launcher ? { launcher: options.launcher } : {}),
   });
   const ensureSessions = async () => {
     await Promise.all(pool.sessionIds.map((id) => api.ensureSession(id)));
@@ -71,7 +77,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     ensureSessions,
     async prove() {
       await ensureSessions();
-      return runSelfTest(executor);
+      return runSelfTest(executor, options.canaries);
     },
     stats: () => pool.stats,
     installationReport: () => collectInstallationReport(options.bin),

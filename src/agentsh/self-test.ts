@@ -42,6 +42,73 @@ export const CANARIES: readonly Canary[] = [
 
 /** A canary is a one-line command; if agentsh takes longer than this, something is wrong. */
 const CANARY_TIMEOUT_MS = 15_000;
+/** What the launcher canaries aim at; none of it is secret (a port and a pid). */
+export interface LauncherCanaryTargets {
+  /** A TCP port on 127.0.0.1 that is listening and is not the agentsh proxy (the app's own). */
+  loopbackPort: number;
+  /** A root-owned process outside the sandbox (the app itself). */
+  servicePid: number;
+  /** Slot uids: first .. first + count - 1. */
+  firstUid: number;
+  uidCount: number;
+  /** isolation.yaml's `udp`: when false, a UDP socket must be refused. */
+  udpAllowed: boolean;
+  /** isolation.yaml's `uid_drop`. */
+  uidDrop: boolean;
+  /** Landlock signal scope available (ABI >= 6). */
+  signalScope: boolean;
+}
+
+/**
+ * Python's own exception types say what the kernel answered: exit 3 = refused with EACCES/EPERM,
+ * 0 = it worked (the layer is missing), 4 = some other error (inconclusive, fails the canary).
+ */
+const refusedProbe = (body: string) =>
+  `python3 -c 'import socket, os, sys\ntry:\n    ${body}\nexcept PermissionError:\n    sys.exit(3)\nexcept OSError as e:\n    print(e)\n    sys.exit(4)\nsys.exit(0)'`;
+
+/** The launcher's layers, proven on every boot (agentsh-launch; see isolation.yaml). */
+export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
+  const canaries: Canary[] = [
+    {
+      name: "raw TCP connect outside the agentsh proxy refused (launcher: Landlock TCP rules)",
+      command: refusedProbe(
+        `socket.create_connection(("127.0.0.1", ${t.loopbackPort}), 3).close()`,
+      ),
+      passes: (r) => r.exitCode === 3 && r.sandboxed === true,
+    },
+  ];
+  // Proven wherever a layer provides it; /health names the gap where none does.
+  if (t.uidDrop || t.signalScope) {
+    canaries.push({
+      name: "signal to the service refused (launcher: uid drop, Landlock signal scope)",
+      command: refusedProbe(`os.kill(${t.servicePid}, 0)`),
+      passes: (r) => r.exitCode === 3 && r.sandboxed === true,
+    });
+  }
+  if (t.uidDrop) {
+    canaries.push({
+      name: "command runs as an unprivileged slot uid (launcher: uid drop)",
+      command: "id -u",
+      passes: (r) => {
+        const uid = Number(r.stdout.text.trim());
+        return (
+          r.outcome === "ok" &&
+          Number.isInteger(uid) &&
+          uid >= t.firstUid &&
+          uid < t.firstUid + t.uidCount
+        );
+      },
+    });
+  }
+  if (!t.udpAllowed) {
+    canaries.push({
+      name: "UDP socket refused (launcher: seccomp socket filter)",
+      command: refusedProbe("socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()"),
+      passes: (r) => r.exitCode === 3 && r.sandboxed === true,
+    });
+  }
+  return canaries;
+}
 
 export interface SelfTestReport {
   checks: Record<string, boolean>;
@@ -76,7 +143,7 @@ export async function runSelfTest(
     checks[canary.name] = passed;
     if (!passed) {
       problems.push(
-        `${canary.name}: \`${canary.command}\` gave ${result.outcome} (exit ${result.exitCode}, rule ${result.decision?.rule ?? "none"}, sandboxed ${result.sandboxed})`,
+        `${canary.name}: \`${canary.command}\` gave ${result.outcome} (exit ${result.exitCode}, rule ${result.decision?.rule ?? "none"}${result.decision?.layer ? ` [${result.decision.operation}: ${result.decision.message}]` : ""}, sandboxed ${result.sandboxed})`,
       );
     }
   }

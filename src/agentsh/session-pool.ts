@@ -8,6 +8,8 @@
 
 export interface SessionLease {
   sessionId: string;
+  /** 0-based index of the session's slot (each slot runs as its own uid). */
+  slot: number;
   release(): void;
 }
 
@@ -101,6 +103,7 @@ export class SessionPool {
     let released = false;
     return {
       sessionId,
+      slot: this.sessionIds.indexOf(sessionId),
       release: () => {
         if (released) return;
         released = true;

@@ -9,6 +9,7 @@ import {
   IGNORED_CONFIG_KEYS,
   KNOWN_CONFIG_KEYS,
 } from "./config-schema.js";
+import { type IsolationSettings, isolationSchema } from "./isolation-schema.js";
 import { type Policy, policySchema } from "./policy-schema.js";
 import { compileRedactionPatterns, type RedactionPattern } from "./redactor.js";
 
@@ -37,6 +38,8 @@ export interface PolicyBundle {
   config: AgentshConfig;
   policy: Policy;
   policyFile: string;
+  /** `isolation.yaml`: what agentsh-launch enforces on every command. */
+  isolation: IsolationSettings;
   enforcement: EnforcementSettings;
   redactionPatterns: RedactionPattern[];
   warnings: string[];
@@ -104,10 +107,21 @@ export async function loadPolicyBundle(
     }
   }
 
+  const isolationName = "isolation.yaml";
+  const isolationRaw = await readText(dir, isolationName, problems);
+  const isolationJson =
+    isolationRaw === undefined ? undefined : parseYaml(isolationName, isolationRaw, problems);
+  const isolation =
+    isolationJson === undefined
+      ? undefined
+      : validate(isolationSchema, isolationJson, isolationName, problems);
+
   const { patterns, problems: patternProblems } = compileRedactionPatterns(config?.dlp);
   problems.push(...patternProblems.map((p) => `${configName}: ${p}`));
 
-  if (problems.length > 0 || !config || !policy) throw new BundleError(dir, problems);
+  if (problems.length > 0 || !config || !policy || !isolation) {
+    throw new BundleError(dir, problems);
+  }
 
   return {
     dir,
@@ -116,6 +130,7 @@ export async function loadPolicyBundle(
     config,
     policy,
     policyFile,
+    isolation,
     enforcement: {
       landlock: config.landlock?.enabled === true,
       seccompHelper: config.sandbox?.unix_sockets?.enabled === true,

@@ -1,5 +1,15 @@
 import type { EnforcementMonitor, EnforcementState } from "./monitor.js";
 
+/** The launcher's kernel layers on this host. */
+export interface IsolationReport {
+  /** The kernel's Landlock ABI (0: none), null when the launcher is missing. */
+  landlockAbi: number | null;
+  /** Layer → "enforced", or why it is missing/unavailable. */
+  layers: Record<string, string>;
+  udp: boolean;
+  bindTcpPorts: string[];
+}
+
 /** What `GET /health` (and `/demo/status`) report about the service's ability to govern. */
 export interface HealthReport {
   status: "ok" | "unavailable";
@@ -7,6 +17,7 @@ export interface HealthReport {
   agentsh: { server: "reachable" | "unreachable"; url: string };
   enforcement: EnforcementState & { allowDegraded: boolean };
   bundle: { digest: string; policy: string };
+  isolation: IsolationReport;
   commands: { slots: number; inFlight: number; queued: number };
   uptimeSeconds: number;
 }
@@ -20,6 +31,7 @@ export function createHealthCheck(options: {
   agentshUrl: string;
   allowDegraded: boolean;
   bundle: { digest: string; policy: string };
+  isolation: IsolationReport;
   commandStats: () => HealthReport["commands"];
   now?: () => number;
 }): HealthCheck {
@@ -34,6 +46,7 @@ export function createHealthCheck(options: {
       agentsh: { server: serverProblem ? "unreachable" : "reachable", url: options.agentshUrl },
       enforcement: { ...options.monitor.state(), allowDegraded: options.allowDegraded },
       bundle: options.bundle,
+      isolation: options.isolation,
       commands: options.commandStats(),
       uptimeSeconds: Math.round((now() - started) / 1000),
     };

@@ -36,6 +36,8 @@ export interface EnforcementMonitorOptions {
   pollMs?: number;
   /** The state before the first proof (default: unverified, agentsh not reached yet). */
   initial?: EnforcementState;
+  /** What to tell the operator about a refused boot, given its problems (a likely cause). */
+  bootHint?: (problems: string[]) => string | undefined;
 }
 
 export interface EnforcementMonitor {
@@ -146,8 +148,9 @@ export function createEnforcementMonitor(options: EnforcementMonitorOptions): En
       if (reachable) {
         const after = await verify();
         if (after.mode !== "enforced" && !options.allowDegraded) {
+          const hint = options.bootHint?.(after.problems);
           throw new Error(
-            `Refusing to start: agentsh enforcement is not active.\n${after.problems.map((p) => `  - ${p}`).join("\n")}\nFix the cause above, or set ALLOW_DEGRADED=true to serve anyway (not recommended).`,
+            `Refusing to start: agentsh enforcement is not active.\n${after.problems.map((p) => `  - ${p}`).join("\n")}${hint ? `\n${hint}` : ""}\nFix the cause above, or set ALLOW_DEGRADED=true to serve anyway (not recommended).`,
           );
         }
       } else {

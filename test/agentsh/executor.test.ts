@@ -10,11 +10,27 @@ import { isRunning } from "../support/processes.js";
 
 const FAKE_CLI = path.resolve("test/support/fake-agentsh");
 
+const isolation = {
+  version: 1 as const,
+  identities: {
+    uid_drop: "when-permitted" as const,
+    group: "gexec",
+    gid: 47000,
+    user_prefix: "gexec-",
+    first_uid: 47001,
+    count: 2,
+    umask: "007",
+    scratch_root: "/tmp/gexec-home",
+  },
+  network: { bind_tcp_ports: [{ lo: 8000, hi: 8001 }], udp: false, netlink_route: true },
+};
+
 function executorWith(
   options: {
     recreate?: (id: string) => Promise<void>;
     apiKey?: string;
     recorded?: DenialLookup;
+    launcher?: boolean;
   } = {},
 ) {
   return createAgentshExecutor({
@@ -26,6 +42,16 @@ function executorWith(
     recreateSession: options.recreate ?? (async () => {}),
     recordedDenials: options.recorded ?? (async () => []),
     evidenceWaitMs: 200,
+    ...(options.launcher
+      ? {
+          launcher: {
+            path: "/opt/bin/agentsh-launch",
+            isolation,
+            bestEffort: false,
+            uidDrop: true,
+          },
+        }
+      : {}),
   });
 }
 
@@ -61,6 +87,52 @@ describe("agentsh executor (against a stand-in CLI)", () => {
       timeout: "5000ms",
       env: { GEXEC_RUN: expect.stringMatching(/^[0-9a-f-]{36}$/) },
     });
+  });
+
+  it("with the launcher: agentsh starts agentsh-launch with the slot's identity, which execs /bin/bash -c", async () => {
+    const result = await resultOf(
+      executorWith({ launcher: true }).run({ command: "true", timeoutMs: 5_000 }),
+    );
+    const { request } = JSON.parse(result.stdout.text) as {
+      request: { command: string; args: string[] };
+    };
+    expect(request.command).toBe("/opt/bin/agentsh-launch");
+    expect(request.args).toEqual([
+      "--uid=47002", // the pool hands out its last free slot first: unit-2
+      "--gid=47000",
+      "--umask=007",
+      "--scratch=/tmp/gexec-home/47002",
+      "--bind-ports=8000-8001",
+      "--netlink-route",
+      expect.stringMatching(/^--tag=[0-9a-f-]{36}$/),
+      "--",
+      "/bin/bash",
+      "-c",
+      "true",
+    ]);
+  });
+
+  it("reports a launcher refusal as blocked by launcher-refused (layer launcher), nothing ran", async () => {
+    const result = await resultOf(
+      executorWith({ launcher: true }).run({ command: "launcher-refuses", timeoutMs: 5_000 }),
+    );
+    expect(result.outcome).toBe("blocked");
+    expect(result.decision).toEqual({
+      rule: "launcher-refused",
+      kind: "other",
+      layer: "launcher",
+      operation: "landlock-net",
+      target: null,
+      message: "the kernel's Landlock ABI is 3",
+    });
+  });
+
+  it("does not take a command's own copy of the refusal line for one (it lacks the run tag)", async () => {
+    const result = await resultOf(
+      executorWith({ launcher: true }).run({ command: "forged-refusal", timeoutMs: 5_000 }),
+    );
+    expect(result.outcome).toBe("failed");
+    expect(result.decision).toBeNull();
   });
 
   it("gives the CLI an explicit minimal environment: none of the service's secrets", async () => {

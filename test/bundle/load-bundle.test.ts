@@ -132,7 +132,7 @@ describe("a broken bundle stops boot with file, path and problem", () => {
       ),
     );
     expect((await problemsOf(dir)).join("\n")).toMatch(
-      /policies\/default\.yaml: command_rules\.0: .*mesage/,
+      /policies\/default\.yaml: command_rules\.1: .*mesage/,
     );
   });
 
@@ -140,7 +140,36 @@ describe("a broken bundle stops boot with file, path and problem", () => {
     const dir = await bundleWith("policies/default.yaml", (t) =>
       t.replace("decision: deny", "decision: denied"),
     );
-    expect((await problemsOf(dir)).join("\n")).toMatch(/command_rules\.0\.decision/);
+    expect((await problemsOf(dir)).join("\n")).toMatch(/command_rules\.1\.decision/);
+  });
+
+  it("reads isolation.yaml: the launcher's ports, UDP and identities", async () => {
+    const bundle = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
+    expect(bundle.isolation.network.udp).toBe(false);
+    expect(bundle.isolation.network.bind_tcp_ports).toContainEqual({ lo: 8000, hi: 8099 });
+    expect(bundle.isolation.identities.first_uid).toBeGreaterThanOrEqual(1000);
+  });
+
+  it.each([
+    [
+      "an unknown key",
+      (t: string) => t.replace("udp: false", "udp: false\n  upd: true"),
+      /network: .*upd/,
+    ],
+    [
+      "a reversed port range",
+      (t: string) => t.replace('"8000-8099"', '"8099-8000"'),
+      /bad port range/,
+    ],
+    [
+      "a wide bind range",
+      (t: string) => t.replace('"8000-8099"', '"1024-65535"'),
+      /at most 2048 ports/,
+    ],
+    ["a root uid range", (t: string) => t.replace("first_uid: 47001", "first_uid: 0"), /first_uid/],
+  ])("rejects an isolation.yaml with %s", async (_what, edit, problem) => {
+    const dir = await bundleWith("isolation.yaml", edit);
+    expect((await problemsOf(dir)).join("\n")).toMatch(problem);
   });
 
   it("rejects invalid YAML", async () => {

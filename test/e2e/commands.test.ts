@@ -84,7 +84,9 @@ describe("dev tools (/demo/devtools)", () => {
 
   it("git works in the workspace", async () => {
     const result = await execute(
-      "rm -rf /workspace/e2e-repo && git init -q /workspace/e2e-repo && cd /workspace/e2e-repo && git -c user.email=a@b -c user.name=e2e commit -q --allow-empty -m first && git log --oneline | wc -l",
+      // A directory of this run's own: other stacks on the same machine share /workspace, and a
+      // root-owned e2e-repo left by one is not removable by this stack's unprivileged slot user.
+      `d=/workspace/e2e-repo-${process.pid} && rm -rf "$d" && git init -q "$d" && cd "$d" && git -c user.email=a@b -c user.name=e2e commit -q --allow-empty -m first && git log --oneline | wc -l; rc=$?; rm -rf "$d"; exit $rc`,
     );
     expectAllowed(result, "1\n");
   });

@@ -52,6 +52,27 @@ export async function execute(command: string, timeoutMs?: number): Promise<Comm
   return body.result;
 }
 
+/** The launcher's layers as /health reports them on this host ("enforced" or why not). */
+export async function isolationLayers(): Promise<Record<string, string>> {
+  const body = (await (await http("/health")).json()) as {
+    isolation: { layers: Record<string, string> };
+  };
+  return body.isolation.layers;
+}
+
+/** Whether /health says a layer (named by its key's first word, e.g. "uid-drop") is enforced. */
+export async function layerEnforced(name: string): Promise<boolean> {
+  const layers = await isolationLayers();
+  return Object.entries(layers).some(
+    ([key, state]) => key.startsWith(name) && state === "enforced",
+  );
+}
+
+/** Who governed commands run as: a slot user where the uid drop is enforced, else root. */
+export async function expectedCommandUser(): Promise<RegExp> {
+  return (await layerEnforced("uid-drop")) ? /^gexec-\d+\n$/ : /^root\n$/;
+}
+
 export interface DemoEntry {
   command: string;
   /** Set on `/demo/status`'s installation report, which the service runs itself. */

@@ -165,29 +165,6 @@ describe("network filtering", () => {
   });
 });
 
-/**
- * Measured limits, asserted as they are so the README stays true: without ptrace (Render has no
- * SYS_PTRACE) agentsh polices network traffic only through its proxy. A client that ignores the
- * proxy variables reaches the target. If one of these starts failing, enforcement improved —
- * update the README's protection table.
- */
-describe("known gaps without ptrace (measured, documented)", () => {
-  withCanary("a raw socket to the metadata address is NOT policed [local only]", async () => {
-    const { result, connections } = await executeWatching(
-      `python3 -c 'import socket; s=socket.create_connection(("169.254.169.254", 80), 3); print("connected")'`,
-      ["169.254.169.254"],
-    );
-    expect(result.stdout).toBe("connected\n");
-    expect(result.blocked).toBe(false);
-    expect(connections["169.254.169.254"]).toBe(1);
-  });
-
-  withCanary("curl --noproxy bypasses the proxy [local only]", async () => {
-    const { result, connections } = await executeWatching(
-      curl("http://10.0.0.1/", "--noproxy '*'"),
-      ["10.0.0.1"],
-    );
-    expect(result.blocked).toBe(false);
-    expect(connections["10.0.0.1"]).toBe(1);
-  });
-});
+// The former "known gaps without ptrace" (a raw socket to 169.254.169.254 and
+// `curl --noproxy '*'` reached their targets) are closed by the launcher's Landlock TCP rules:
+// proven with zero canary connections in isolation.test.ts.

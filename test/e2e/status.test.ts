@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { demo, entry, execute, expectAllowed, expectBlocked, http } from "./harness.js";
+import {
+  demo,
+  entry,
+  execute,
+  expectAllowed,
+  expectBlocked,
+  expectedCommandUser,
+  http,
+} from "./harness.js";
 
 describe("installation and status", () => {
   it("/health is 200 with every enforcement check passed by canary commands", async () => {
@@ -21,6 +29,10 @@ describe("installation and status", () => {
         "nested command denied by rule (seccomp execve interception)",
         "file read denied by rule (seccomp file monitor)",
         "binary outside the exec allow-list cannot run (Landlock)",
+        "raw TCP connect outside the agentsh proxy refused (launcher: Landlock TCP rules)",
+        "signal to the service refused (launcher: uid drop, Landlock signal scope)",
+        "command runs as an unprivileged slot uid (launcher: uid drop)",
+        "UDP socket refused (launcher: seccomp socket filter)",
       ]),
     );
     expect(Object.values(body.enforcement.checks).every(Boolean)).toBe(true);
@@ -37,7 +49,8 @@ describe("installation and status", () => {
     };
     expect(body.service.enforcement.mode).toBe("enforced");
     expectAllowed(entry(body.results, "uname -r").result, /^\d+\.\d+/);
-    expectAllowed(entry(body.results, "id -un").result, "root\n");
+    // One unprivileged account per command slot where the uid drop is enforced (isolation.yaml).
+    expectAllowed(entry(body.results, "id -un").result, await expectedCommandUser());
     const probe = entry(body.results, "agentsh session list");
     expect(probe.ranBy).toBeUndefined();
     expect(probe.result.decision?.rule).toBe("default-deny-execve");
@@ -73,12 +86,14 @@ describe("installation and status", () => {
     expect(result.stdout).not.toMatch(/key:/);
   });
 
-  it("the agentsh API refuses a governed command that bypasses the proxy (no key)", async () => {
+  it("a governed command cannot reach the agentsh API outside the proxy (kernel), nor with it (rule)", async () => {
     const result = await execute(
       `curl -s --noproxy '*' -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:18080/api/v1/sessions -H 'Content-Type: application/json' -d '{"id":"escape","workspace":"/"}'`,
     );
-    // Raw loopback traffic is not policed without ptrace; the API key is what holds.
-    expect(result.stdout).toBe("401");
+    // Landlock lets the command connect to the proxy's port only: the connect is refused (curl
+    // exit 7, no HTTP status). Before the launcher this reached the API and got 401 (its key).
+    expect(result.stdout).toBe("000");
+    expect(result.exitCode).toBe(7);
   });
 
   it("governed commands cannot read other processes' environment (where secrets live)", async () => {
@@ -102,8 +117,11 @@ describe("installation and status", () => {
 });
 
 describe("allowed commands", () => {
+  it("whoami (the slot user where the uid drop is enforced, else root, as /health says)", async () => {
+    expectAllowed(await execute("whoami"), await expectedCommandUser());
+  });
+
   it.each([
-    ["whoami", "root\n"],
     ["pwd", "/workspace\n"],
     ['echo "hello world"', "hello world\n"],
   ])("%s", async (command, stdout) => {

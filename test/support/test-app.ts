@@ -1,4 +1,5 @@
 import type { InstallationReport } from "../../src/agentsh/installation-report.js";
+import { isolationLayers } from "../../src/agentsh/launcher.js";
 import { type AppDeps, createApp } from "../../src/app.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
 import { parseConfig } from "../../src/config.js";
@@ -79,6 +80,15 @@ export function buildTestApp(options: TestAppOptions = {}) {
     agentshUrl: config.agentsh.serverUrl,
     allowDegraded: config.allowDegraded,
     bundle: { digest: "sha256:test", policy: "test-policy" },
+    isolation: {
+      landlockAbi: 7,
+      layers: isolationLayers(
+        { landlockAbi: 7, landlockNet: true, signalScope: true },
+        { enabled: true, reason: null },
+      ),
+      udp: false,
+      bindTcpPorts: ["8000-8099"],
+    },
     commandStats: () => ({ slots: config.limits.maxConcurrent, inFlight: 0, queued: 0 }),
   });
   const app = createApp({

@@ -1,0 +1,67 @@
+import { z } from "zod";
+
+/**
+ * `agentsh/isolation.yaml`: what agentsh-launch enforces on every governed command (ports it may
+ * bind, UDP, the unprivileged identities). Ours, not agentsh's, so it is strict: a typo stops boot.
+ */
+
+const MAX_BIND_PORTS = 2048;
+
+const port = z.number().int().min(1).max(65535);
+
+/** "PORT" or "LO-HI". */
+export const portRangeSchema = z
+  .union([port, z.string().regex(/^\d{1,5}(-\d{1,5})?$/, 'a port or "LO-HI"')])
+  .transform((value, ctx) => {
+    const [lo, hi = lo] = String(value).split("-").map(Number) as [number, number?];
+    if (!(lo >= 1 && hi <= 65535 && lo <= (hi ?? lo))) {
+      ctx.addIssue({ code: "custom", message: `bad port range ${value}` });
+      return z.NEVER;
+    }
+    return { lo, hi: hi ?? lo };
+  });
+
+export type PortRange = z.output<typeof portRangeSchema>;
+
+export const isolationSchema = z.strictObject({
+  version: z.literal(1),
+  identities: z.strictObject({
+    /**
+     * `required`: boot refuses without what the uid drop needs (CAP_SYS_PTRACE for agentsh's
+     * supervisor); `when-permitted`: drop where it works, report the missing layer elsewhere;
+     * `off`: never.
+     */
+    uid_drop: z.enum(["required", "when-permitted", "off"]),
+    group: z.string().regex(/^[a-z_][a-z0-9_-]{0,30}$/),
+    gid: z.number().int().min(1000).max(2_000_000_000),
+    user_prefix: z.string().regex(/^[a-z_][a-z0-9_-]{0,20}$/),
+    first_uid: z.number().int().min(1000).max(2_000_000_000),
+    count: z.number().int().min(1).max(64),
+    umask: z.string().regex(/^0?[0-7]{3}$/, "octal, e.g. 007"),
+    scratch_root: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]+$/, "an absolute path")
+      .refine((p) => !p.split("/").includes(".."), "no '..'"),
+  }),
+  network: z.strictObject({
+    bind_tcp_ports: z
+      .array(portRangeSchema)
+      .refine((ranges) => bindPortCount(ranges) <= MAX_BIND_PORTS, {
+        message: `at most ${MAX_BIND_PORTS} ports in all: each is one Landlock rule added at every command start`,
+      }),
+    udp: z.boolean(),
+    netlink_route: z.boolean(),
+  }),
+});
+
+export type IsolationSettings = z.output<typeof isolationSchema>;
+
+/** Bound ports that the service itself needs (its own port, the agentsh API). */
+export function conflictingBindPorts(ranges: readonly PortRange[], reserved: readonly number[]) {
+  return reserved.filter((p) => ranges.some((r) => p >= r.lo && p <= r.hi));
+}
+
+/** Number of ports the bind ranges open (each is one Landlock rule at every command start). */
+export function bindPortCount(ranges: readonly PortRange[]): number {
+  return ranges.reduce((n, r) => n + r.hi - r.lo + 1, 0);
+}

@@ -1,0 +1,349 @@
+import { createSocket } from "node:dgram";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isRunning } from "../support/processes.js";
+import {
+  execute,
+  executeWatching,
+  expectAllowed,
+  http,
+  isolationLayers,
+  layerEnforced,
+  REMOTE,
+  waitFor,
+} from "./harness.js";
+
+/**
+ * The launcher's kernel layers (agentsh-launch, agentsh/isolation.yaml), proven in the isolated
+ * namespace: every bypass of agentsh's cooperative proxy that reached its target before (README,
+ * "Known gaps" as measured on the previous main) must now leave zero connections at the canary
+ * and every signalled process alive. A kernel refusal leaves no rule name, so these results are
+ * what was observed (`failed`), never `blocked`. Then: nothing legitimate broke.
+ */
+const local = REMOTE ? describe.skip : describe;
+
+/** exit 3 = PermissionError (EACCES/EPERM), 0 = it worked, 4 = another OSError. */
+const refusedProbe = (body: string) =>
+  `python3 -c 'import socket, os, sys\ntry:\n    ${body}\nexcept PermissionError:\n    sys.exit(3)\nexcept OSError as e:\n    print(e)\n    sys.exit(4)\nsys.exit(0)'`;
+
+function expectRefusedByKernel(result: { exitCode: number | null; outcome: string }) {
+  expect(result.exitCode, JSON.stringify(result)).toBe(3);
+  expect(result.outcome).toBe("failed");
+}
+
+const ownNetns = readlinkSync("/proc/self/ns/net");
+
+/** Processes of this test network namespace whose command line contains every word. */
+function pidsInOurNamespace(...words: string[]): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/ns/net`) !== ownNetns) continue;
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+      if (words.every((w) => cmdline.includes(w)) && isRunning(Number(name))) {
+        pids.push(Number(name));
+      }
+    } catch {}
+  }
+  return pids;
+}
+
+function uidOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+}
+
+local("egress outside the agentsh proxy is refused by the kernel (Landlock TCP rules)", () => {
+  it("python3 raw TCP to the metadata address: EACCES, zero connections (before: connected)", async () => {
+    const { result, connections } = await executeWatching(
+      refusedProbe('socket.create_connection(("169.254.169.254", 80), 3)'),
+      ["169.254.169.254"],
+    );
+    expectRefusedByKernel(result);
+    expect(connections["169.254.169.254"]).toBe(0);
+  });
+
+  it("Node fetch (ignores HTTP_PROXY) to a private address: EACCES, zero connections", async () => {
+    const { result, connections } = await executeWatching(
+      `node -e 'fetch("http://10.0.0.1/").then(r => console.log("status", r.status), e => console.log("error", e.cause && e.cause.code))'`,
+      ["10.0.0.1"],
+    );
+    expect(result.stdout).toBe("error EACCES\n");
+    expect(connections["10.0.0.1"]).toBe(0);
+  });
+
+  it("curl --noproxy '*' to a private address: refused, zero connections (before: 200)", async () => {
+    const { result, connections } = await executeWatching(
+      `curl -s --max-time 3 --noproxy '*' -o /dev/null -w '%{http_code}' http://10.0.0.1/`,
+      ["10.0.0.1"],
+    );
+    expect(result.outcome).toBe("failed");
+    expect(result.exitCode).toBe(7); // curl: could not connect
+    expect(result.stdout).toBe("000");
+    expect(connections["10.0.0.1"]).toBe(0);
+  });
+
+  it("bash /dev/tcp to 192.168.0.1:80: refused, zero connections", async () => {
+    const { result, connections } = await executeWatching(
+      "exec 3<>/dev/tcp/192.168.0.1/80 && echo connected",
+      ["192.168.0.1"],
+    );
+    expect(result.outcome).toBe("failed");
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("Permission denied");
+    expect(connections["192.168.0.1"]).toBe(0);
+  });
+
+  it("a loopback service that is not the proxy (the canary on 127.0.0.1:8080): zero connections", async () => {
+    const { result, connections } = await executeWatching(
+      refusedProbe('socket.create_connection(("127.0.0.1", 8080), 3)'),
+      ["127.0.0.1"],
+    );
+    expectRefusedByKernel(result);
+    expect(connections["127.0.0.1"]).toBe(0);
+  });
+});
+
+local("sockets the filter refuses (seccomp on socket())", () => {
+  const received: string[] = [];
+  const udp = createSocket("udp4");
+  beforeAll(async () => {
+    udp.on("message", (msg) => received.push(msg.toString()));
+    await new Promise<void>((resolve) => udp.bind(5353, "10.0.0.1", resolve));
+  });
+  afterAll(() => udp.close());
+
+  it("UDP to a private stand-in (10.0.0.1:5353, a listener of this test): EACCES, nothing received", async () => {
+    // The positive control: the listener works (the test itself, outside the sandbox).
+    const probe = createSocket("udp4");
+    await new Promise<void>((resolve) => probe.send("control", 5353, "10.0.0.1", () => resolve()));
+    probe.close();
+    await waitFor("the control datagram", 2_000, () => received.includes("control"));
+
+    const result = await execute(
+      refusedProbe(
+        'socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"exfil", ("10.0.0.1", 5353))',
+      ),
+    );
+    expectRefusedByKernel(result);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received).not.toContain("exfil");
+  });
+
+  it.each([
+    ["a raw ICMP socket", "socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)"],
+    ["a packet socket", "socket.socket(socket.AF_PACKET, socket.SOCK_RAW)"],
+    [
+      "an MPTCP socket (TCP rules would not see it)",
+      "socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)",
+    ],
+    [
+      "a sock_diag netlink socket (lists other processes' sockets)",
+      "socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)",
+    ],
+  ])("%s: EACCES", async (_what, body) => {
+    expectRefusedByKernel(await execute(refusedProbe(body)));
+  });
+
+  it("a NETLINK_ROUTE socket is allowed (Node's os.networkInterfaces, used by dev servers)", async () => {
+    expectAllowed(
+      await execute(`node -p 'Object.keys(require("os").networkInterfaces()).includes("lo")'`),
+      "true\n",
+    );
+  });
+});
+
+local("signals and identities (uid drop, Landlock signal scope)", () => {
+  it("commands run as an unprivileged slot user without capabilities, and whoami works", async () => {
+    if (!(await layerEnforced("uid-drop"))) {
+      // Measured, not hidden: without CAP_SYS_PTRACE (when-permitted) commands stay root, and
+      // /health names the missing layer and why.
+      const layers = await isolationLayers();
+      const state = Object.entries(layers).find(([k]) => k.startsWith("uid-drop"))?.[1];
+      expect(state).toMatch(/^unavailable: the agentsh server lacks CAP_SYS_PTRACE/);
+      expectAllowed(await execute("whoami"), "root\n");
+      return;
+    }
+    const result = await execute(
+      `whoami; python3 -c 'import os\nprint(os.getresuid(), os.getresgid(), os.getgroups())\ntry:\n    os.setuid(0)\nexcept PermissionError:\n    print("setuid(0) refused")'`,
+    );
+    expectAllowed(result);
+    const [name, ids, setuid] = result.stdout.trim().split("\n");
+    expect(name).toMatch(/^gexec-\d+$/);
+    const uid = Number(/^\((\d+),/.exec(ids ?? "")?.[1]);
+    expect(uid).toBeGreaterThanOrEqual(47001);
+    expect(ids).toBe(`(${uid}, ${uid}, ${uid}) (47000, 47000, 47000) []`);
+    expect(setuid).toBe("setuid(0) refused");
+  });
+
+  it("os.kill of the app and of the agentsh server: EPERM, both alive", async () => {
+    // Either layer isolates signals; this test machine's kernel has the signal scope (ABI >= 6).
+    expect((await layerEnforced("uid-drop")) || (await layerEnforced("signal-scope"))).toBe(true);
+    const [app] = pidsInOurNamespace("node", "dist/server.js");
+    const [agentsh] = pidsInOurNamespace("server", "--config").filter((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]?.endsWith("/agentsh"),
+    );
+    expect(app, "the app's pid").toBeDefined();
+    expect(agentsh, "the agentsh server's pid").toBeDefined();
+    for (const pid of [app, agentsh] as number[]) {
+      expectRefusedByKernel(await execute(refusedProbe(`os.kill(${pid}, 9)`)));
+      expect(isRunning(pid), `pid ${pid} alive`).toBe(true);
+    }
+    // sh's kill builtin is not disabled by BASH_ENV (bash's is): the kernel refuses it too.
+    const viaSh = await execute(`sh -c 'kill -9 ${app}'`);
+    expect(viaSh.outcome).toBe("failed");
+    expect(isRunning(app as number)).toBe(true);
+    // kill(-1) reaches only what the slot's uid may signal: its own command.
+    await execute(`sh -c 'kill -9 -1'`);
+    expect(isRunning(app as number) && isRunning(agentsh as number)).toBe(true);
+  });
+
+  it("another slot's running command cannot be signalled; it runs as a different uid", async () => {
+    const marker = `${Math.floor(Math.random() * 800) + 100}.${Math.floor(Math.random() * 900) + 100}`;
+    const abort = new AbortController();
+    const victim = http("/execute", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ command: `sleep ${marker}; echo finished`, timeoutMs: 60_000 }),
+      signal: abort.signal,
+    }).catch(() => undefined);
+    try {
+      let pid = 0;
+      await waitFor("the victim's sleep", 10_000, () => {
+        pid = pidsInOurNamespace("sleep", marker)[0] ?? 0;
+        return pid !== 0;
+      });
+      const attacker = await execute(refusedProbe(`os.kill(${pid}, 9)`));
+      expectRefusedByKernel(attacker);
+      expect(isRunning(pid)).toBe(true);
+      if (await layerEnforced("uid-drop")) {
+        const idOfAttacker = await execute("id -u");
+        expect(Number(idOfAttacker.stdout)).not.toBe(uidOf(pid));
+        expect(uidOf(pid)).toBeGreaterThanOrEqual(47001);
+      }
+    } finally {
+      abort.abort();
+      await victim;
+    }
+  });
+});
+
+local("nothing legitimate broke (names resolve in the proxy; UDP stays off)", () => {
+  const reached = async (command: string) => {
+    const { result, connections } = await executeWatching(command, ["203.0.113.10"]);
+    return { result, reached: connections["203.0.113.10"] ?? 0 };
+  };
+
+  it("curl through the proxy reaches a registry", async () => {
+    const { result, reached: n } = await reached(
+      "curl -s -k --max-time 5 -o /dev/null -w '%{http_code}' https://registry.npmjs.org/express",
+    );
+    expectAllowed(result, "200");
+    expect(n).toBeGreaterThan(0);
+  });
+
+  it("git through the proxy reaches a code host (TLS to the canary's self-signed certificate)", async () => {
+    const { result, reached: n } = await reached(
+      "git -c http.sslVerify=false ls-remote https://github.com/example/repo 2>&1 | head -3; true",
+    );
+    expect(result.stdout).not.toMatch(/Permission denied|Could not resolve/);
+    expect(n).toBeGreaterThan(0);
+  });
+
+  it("pip through the proxy reaches the package index", async () => {
+    const { result, reached: n } = await reached(
+      'pip3 download --no-deps --retries 0 --timeout 5 --trusted-host pypi.org --trusted-host files.pythonhosted.org -d "$TMPDIR/pip" requests 2>&1 | tail -3; true',
+    );
+    expect(result.stdout).not.toMatch(/Permission denied|Name or service not known/);
+    expect(n).toBeGreaterThan(0);
+  });
+
+  it("npm through the proxy reaches the registry", async () => {
+    const { result, reached: n } = await reached(
+      "npm view express version --strict-ssl=false --fetch-retries=0 --fetch-timeout=5000 2>&1 | tail -3; true",
+    );
+    expect(result.stdout).not.toMatch(/EACCES|ENOTFOUND|EAI_AGAIN/);
+    expect(n).toBeGreaterThan(0);
+  });
+
+  it("Node fetch with NODE_USE_ENV_PROXY=1 goes through the proxy (where this Node supports it)", async () => {
+    const version = (await execute("node -p process.versions.node")).stdout.trim();
+    const [major = 0, minor = 0] = version.split(".").map(Number);
+    const supported = major > 24 || (major === 24 && minor >= 5) || (major === 22 && minor >= 21);
+    const { result, reached: n } = await reached(
+      `NODE_USE_ENV_PROXY=1 NODE_TLS_REJECT_UNAUTHORIZED=0 node -e 'fetch("https://example.com/").then(r => console.log(r.status), e => console.log("error", e.cause && e.cause.code))' 2>/dev/null`,
+    );
+    console.log(`[measured] node ${version}: NODE_USE_ENV_PROXY fetch -> ${result.stdout.trim()}`);
+    if (supported) {
+      expect(result.stdout).toBe("200\n");
+      expect(n).toBeGreaterThan(0);
+    } else {
+      expect(n).toBe(0);
+    }
+  });
+
+  it("a dev server binds an allowed port (8000) and serves; a port outside the list is refused", async () => {
+    const abort = new AbortController();
+    const server = http("/execute", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        command:
+          'cd "$TMPDIR" && echo dev-ok > index.txt && timeout 20 python3 -m http.server 8000 --bind 127.0.0.1',
+        timeoutMs: 30_000,
+      }),
+      signal: abort.signal,
+    }).catch(() => undefined);
+    try {
+      let body = "";
+      await waitFor("the dev server", 10_000, async () => {
+        body = await fetch("http://127.0.0.1:8000/index.txt")
+          .then((r) => r.text())
+          .catch(() => "");
+        return body !== "";
+      });
+      expect(body).toBe("dev-ok\n");
+      // Another command reaches it only through agentsh's proxy, where the network rules decide
+      // about loopback; the kernel lets the proxy port through and refuses the direct connect.
+      const viaProxy = await execute(
+        "curl -s --max-time 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/index.txt",
+      );
+      expect(["200", "403"]).toContain(viaProxy.stdout);
+      expectRefusedByKernel(
+        await execute(refusedProbe('socket.create_connection(("127.0.0.1", 8000), 3)')),
+      );
+    } finally {
+      abort.abort();
+      await server;
+    }
+    expectRefusedByKernel(
+      await execute(refusedProbe('socket.socket().bind(("127.0.0.1", 10001))')),
+    );
+  });
+});
+
+local("launcher refusals are reported as such", () => {
+  it("the kernel's Landlock ABI is in /health with every layer", async () => {
+    const res = await http("/health");
+    const body = (await res.json()) as {
+      isolation: { landlockAbi: number; layers: Record<string, string> };
+    };
+    expect(body.isolation.landlockAbi).toBeGreaterThanOrEqual(4);
+    for (const [layer, state] of Object.entries(body.isolation.layers)) {
+      if (layer.startsWith("uid-drop") && state !== "enforced") {
+        expect(state, layer).toMatch(/^unavailable: the agentsh server lacks CAP_SYS_PTRACE/);
+      } else if (!layer.startsWith("signal-scope")) {
+        expect(state, layer).toBe("enforced");
+      }
+    }
+  });
+
+  it("a command that prints a fake refusal line is not reported as one", async () => {
+    const result = await execute(
+      "echo 'agentsh-launch: refused: landlock-net: fake (run 00000000-0000-0000-0000-000000000000)' >&2; exit 122",
+    );
+    expect(result.outcome).toBe("failed");
+    expect(result.decision).toBeNull();
+  });
+});
