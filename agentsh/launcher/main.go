@@ -131,8 +131,8 @@ func parseArgs(args []string) (*options, error) {
 		return o, refuse("usage", "no command after --")
 	}
 	if o.keepIdentity {
-		if o.uid != -1 || o.gid != -1 || o.scratch != "" {
-			return o, refuse("usage", "--keep-identity excludes --uid, --gid and --scratch")
+		if o.uid != -1 || o.gid != -1 {
+			return o, refuse("usage", "--keep-identity excludes --uid and --gid")
 		}
 	} else if o.uid <= 0 || o.gid <= 0 {
 		return o, refuse("identity", "--uid and --gid must be given and not 0")
@@ -179,7 +179,13 @@ func run(o *options) error {
 
 	env := os.Environ()
 	if o.scratch != "" {
-		if err := prepareScratch(o.scratch, o.uid, o.gid); err != nil {
+		// Kept identity: the scratch dir is still the slot's own HOME/TMPDIR, owned by whoever
+		// runs the command.
+		uid, gid := o.uid, o.gid
+		if o.keepIdentity {
+			uid, gid = os.Getuid(), os.Getgid()
+		}
+		if err := prepareScratch(o.scratch, uid, gid); err != nil {
 			return err
 		}
 		env = setEnv(env, "HOME", o.scratch)

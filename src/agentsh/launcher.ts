@@ -57,7 +57,8 @@ export function launcherArgv(settings: LauncherSettings, slot: number, tag: stri
     settings.path,
     ...identity,
     `--umask=${identities.umask}`,
-    ...(settings.uidDrop ? [`--scratch=${identities.scratch_root}/${uid}`] : []),
+    // HOME and TMPDIR of the slot, also when the identity is kept (tools need a writable HOME).
+    `--scratch=${identities.scratch_root}/${uid}`,
     ...network.bind_tcp_ports.map((r) => `--bind-ports=${r.lo}-${r.hi}`),
     ...(network.udp ? ["--udp"] : []),
     ...(network.netlink_route ? ["--netlink-route"] : []),

@@ -128,7 +128,8 @@ describe("the uid drop on hosts where the agentsh server lacks CAP_SYS_PTRACE", 
     const keep = { ...(await settings()), uidDrop: false };
     const argv = launcherArgv(keep, 0, "t");
     expect(argv).toContain("--keep-identity");
-    expect(argv.some((a) => a.startsWith("--uid") || a.startsWith("--scratch"))).toBe(false);
+    expect(argv.some((a) => a.startsWith("--uid") || a.startsWith("--gid"))).toBe(false);
+    expect(argv).toContain("--scratch=/tmp/gexec-home/47001");
     const layers = isolationLayers(
       { landlockAbi: 5, landlockNet: true, signalScope: false },
       resolveUidDrop("when-permitted", false),

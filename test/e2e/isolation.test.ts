@@ -33,6 +33,15 @@ function expectRefusedByKernel(result: { exitCode: number | null; outcome: strin
 
 const ownNetns = readlinkSync("/proc/self/ns/net");
 
+/**
+ * A process's pid as governed commands see it: in a container (its own pid namespace) that is
+ * the innermost entry of NSpid, on the host the pid itself.
+ */
+function pidAsCommandsSeeIt(pid: number): number {
+  const nspid = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return Number(nspid?.trim().split(/\s+/).at(-1) ?? pid);
+}
+
 /** Processes of this test network namespace whose command line contains every word. */
 function pidsInOurNamespace(...words: string[]): number[] {
   const pids: number[] = [];
@@ -187,11 +196,11 @@ local("signals and identities (uid drop, Landlock signal scope)", () => {
     expect(app, "the app's pid").toBeDefined();
     expect(agentsh, "the agentsh server's pid").toBeDefined();
     for (const pid of [app, agentsh] as number[]) {
-      expectRefusedByKernel(await execute(refusedProbe(`os.kill(${pid}, 9)`)));
+      expectRefusedByKernel(await execute(refusedProbe(`os.kill(${pidAsCommandsSeeIt(pid)}, 9)`)));
       expect(isRunning(pid), `pid ${pid} alive`).toBe(true);
     }
     // sh's kill builtin is not disabled by BASH_ENV (bash's is): the kernel refuses it too.
-    const viaSh = await execute(`sh -c 'kill -9 ${app}'`);
+    const viaSh = await execute(`sh -c 'kill -9 ${pidAsCommandsSeeIt(app as number)}'`);
     expect(viaSh.outcome).toBe("failed");
     expect(isRunning(app as number)).toBe(true);
     // kill(-1) reaches only what the slot's uid may signal: its own command.
@@ -214,7 +223,7 @@ local("signals and identities (uid drop, Landlock signal scope)", () => {
         pid = pidsInOurNamespace("sleep", marker)[0] ?? 0;
         return pid !== 0;
       });
-      const attacker = await execute(refusedProbe(`os.kill(${pid}, 9)`));
+      const attacker = await execute(refusedProbe(`os.kill(${pidAsCommandsSeeIt(pid)}, 9)`));
       expectRefusedByKernel(attacker);
       expect(isRunning(pid)).toBe(true);
       if (await layerEnforced("uid-drop")) {

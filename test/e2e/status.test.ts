@@ -7,6 +7,7 @@ import {
   expectBlocked,
   expectedCommandUser,
   http,
+  layerEnforced,
 } from "./harness.js";
 
 describe("installation and status", () => {
@@ -31,10 +32,13 @@ describe("installation and status", () => {
         "binary outside the exec allow-list cannot run (Landlock)",
         "raw TCP connect outside the agentsh proxy refused (launcher: Landlock TCP rules)",
         "signal to the service refused (launcher: uid drop, Landlock signal scope)",
-        "command runs as an unprivileged slot uid (launcher: uid drop)",
         "UDP socket refused (launcher: seccomp socket filter)",
       ]),
     );
+    // The uid canary runs where the uid drop is in force (CAP_SYS_PTRACE granted).
+    expect(
+      "command runs as an unprivileged slot uid (launcher: uid drop)" in body.enforcement.checks,
+    ).toBe(await layerEnforced("uid-drop"));
     expect(Object.values(body.enforcement.checks).every(Boolean)).toBe(true);
     expect(body.bundle.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(body.bundle.policy).toBe("governed-executor");
