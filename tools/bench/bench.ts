@@ -104,7 +104,7 @@ function parseOptions(argv: string[]): Options {
   };
   return {
     runs: int(values.runs, quick ? 1 : 3, "runs"),
-    iterations: int(values.iterations, quick ? 4 : 25, "iterations"),
+    iterations: int(values.iterations, quick ? 4 : 40, "iterations"),
     warmup: quick ? 1 : 3,
     durationS: int(values.duration, quick ? 2 : 10, "duration"),
     levels: [1, 4, 16],
@@ -262,8 +262,12 @@ async function inside(options: Options): Promise<number> {
     cliSession,
     hopProbes,
   };
+  const appCommand =
+    stack.appPid === undefined
+      ? "(not found)"
+      : readFileSync(`/proc/${stack.appPid}/cmdline`, "utf8").split("\0").join(" ").trim();
   if (stack.appPid === undefined) log(`warning: no process found listening on port ${port}`);
-  else log(`app pid ${stack.appPid} (listening on :${port})`);
+  else log(`app: pid ${stack.appPid}, ${appCommand} (listening on :${port})`);
 
   const agentshVersion = (await run([bin, "--version"], cliEnv)).stdout.trim();
   const commit = (
@@ -283,6 +287,7 @@ async function inside(options: Options): Promise<number> {
     node: process.version,
     agentsh: agentshVersion,
     cpus: cpus().length,
+    appProcess: appCommand,
     loadavgBefore: loadBefore,
     loadavgAfter: loadavg(),
     options,
@@ -572,8 +577,32 @@ function summarize(runs: RunResult[]) {
       rssMaxMiB: spread(of.map((l) => l.rssMaxMiB ?? Number.NaN)),
     };
   });
+  // POST /execute p50 = HTTP side (a request that stops at validation) + executor.run() + the
+  // rest (run-command gate, result shaping and redaction, response). Each term from the same run.
+  const p50 = (r: RunResult, hop: string) => r.latency.hops[hop]?.p50 ?? Number.NaN;
+  const decomposition = {
+    execute: spread(runs.map((r) => r.latency.execute.p50)),
+    http: spread(runs.map((r) => r.latency.badRequest.p50)),
+    executorRun: spread(runs.map((r) => p50(r, "executorRun"))),
+    cli: spread(runs.map((r) => p50(r, "cliAsExecutor"))),
+    reaper: spread(runs.map((r) => p50(r, "reaperScan"))),
+    lookup: spread(runs.map((r) => p50(r, "executorLookup"))),
+    executorRest: spread(
+      runs.map(
+        (r) =>
+          p50(r, "executorRun") -
+          p50(r, "cliAsExecutor") -
+          p50(r, "reaperScan") -
+          p50(r, "executorLookup"),
+      ),
+    ),
+    appRest: spread(
+      runs.map((r) => r.latency.execute.p50 - r.latency.badRequest.p50 - p50(r, "executorRun")),
+    ),
+  };
   return {
     latency,
+    decomposition,
     ratio: { p50: ratio("p50"), p95: ratio("p95"), p99: ratio("p99") },
     hops,
     demos,
@@ -596,6 +625,7 @@ function renderReport(
     commit: string;
     agentsh: string;
     cpus: number;
+    appProcess: string;
     loadavgBefore: number[];
     loadavgAfter: number[];
   },
@@ -646,6 +676,23 @@ function renderReport(
         ]),
       ),
     );
+    const d = s.decomposition;
+    out.push("", "Where the p50 of POST /execute goes (differences of p50s from the same run, ms)");
+    out.push(
+      renderTable(
+        ["part", "ms"],
+        [
+          ["POST /execute p50", ms(d.execute)],
+          ["  HTTP, middleware, validation (the 400 request)", ms(d.http)],
+          ["  executor.run()", ms(d.executorRun)],
+          ["    agentsh exec CLI (spawn → agentsh answer)", ms(d.cli)],
+          ["    process reaper (/proc scan after the CLI)", ms(d.reaper)],
+          ["    event-store lookup", ms(d.lookup)],
+          ["    rest of the executor (by difference)", ms(d.executorRest)],
+          ["  rest of the app (by difference)", ms(d.appRest)],
+        ],
+      ),
+    );
   }
   out.push("", "Demo routes vs. their slowest command alone via POST /execute (ms)");
   out.push(
@@ -676,7 +723,7 @@ function renderReport(
     ),
   );
   const floodStatuses = [...new Set(s.flood.statuses)].join("/");
-  out.push("", "App RSS (MiB, VmRSS of the node process serving the app)");
+  out.push("", `App RSS (MiB, VmRSS of the process serving the app: ${meta.appProcess})`);
   out.push(
     renderTable(
       ["state", "RSS"],
