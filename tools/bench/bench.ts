@@ -607,11 +607,12 @@ function summarize(runs: RunResult[]) {
     hops,
     demos,
     load,
+    // Per run as well: the order shows whether memory comes back between runs.
     rss: {
-      rest: spread(runs.map((r) => r.rssRestMiB)),
-      load16: spread(runs.map((r) => r.load.at(-1)?.rssMaxMiB ?? Number.NaN)),
-      flood: spread(runs.map((r) => r.flood.rssMaxMiB)),
-      hwm: spread(runs.map((r) => r.flood.hwmMiB ?? Number.NaN)),
+      rest: withRuns(runs.map((r) => r.rssRestMiB)),
+      load16: withRuns(runs.map((r) => r.load.at(-1)?.rssMaxMiB ?? Number.NaN)),
+      flood: withRuns(runs.map((r) => r.flood.rssMaxMiB)),
+      hwm: withRuns(runs.map((r) => r.flood.hwmMiB ?? Number.NaN)),
     },
     flood: {
       wallMs: spread(runs.map((r) => r.flood.wallMs)),
@@ -619,6 +620,13 @@ function summarize(runs: RunResult[]) {
     },
   };
 }
+
+const withRuns = (values: number[]) => ({ ...spread(values), perRun: values });
+const rssRow = (label: string, figure: ReturnType<typeof withRuns>) => [
+  label,
+  formatSpread(figure, 0),
+  figure.perRun.map((v) => v.toFixed(0)).join(" → "),
+];
 
 function renderReport(
   meta: {
@@ -726,15 +734,15 @@ function renderReport(
   out.push("", `App RSS (MiB, VmRSS of the process serving the app: ${meta.appProcess})`);
   out.push(
     renderTable(
-      ["state", "RSS"],
+      ["state", "RSS", "run by run"],
       [
-        ["at rest", formatSpread(s.rss.rest, 0)],
-        ["concurrency 16 (max sampled)", formatSpread(s.rss.load16, 0)],
-        [
+        rssRow("at rest (before the run)", s.rss.rest),
+        rssRow("concurrency 16 (max sampled)", s.rss.load16),
+        rssRow(
           `flood ${options.floods} × ${options.floodMb} MB (max sampled; HTTP ${floodStatuses}, ${formatSpread(s.flood.wallMs, 0)} ms)`,
-          formatSpread(s.rss.flood, 0),
-        ],
-        ["VmHWM (peak since boot) after the flood", formatSpread(s.rss.hwm, 0)],
+          s.rss.flood,
+        ),
+        rssRow("VmHWM (peak since boot) after the flood", s.rss.hwm),
       ],
     ),
   );
