@@ -6,6 +6,9 @@
 //   npm run bench -- --runs 5         more runs
 //   npm run bench -- --quick          smoke test of the tool itself (1 short run)
 //   npm run bench -- --no-hops        skip the hop-by-hop profile
+//   npm run bench -- --cpu-prof       only profile the app (node --cpu-prof) over N sequential
+//                                     POST /execute (--iterations, default 200): where its main
+//                                     thread spends the time, per request
 // Options: --runs N, --iterations N (sequential samples per path and run), --duration S (per
 // concurrency level), --floods N, --flood-mb M, --demos a,b (only these /demo routes),
 // --out DIR (default bench-results/).
@@ -22,7 +25,15 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, loadavg } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,6 +41,12 @@ import { parseArgs } from "node:util";
 import { locateExecutable } from "../../src/agentsh/locate.js";
 import { loadPolicyBundle } from "../../src/bundle/load-bundle.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
+import {
+  findAppProfile,
+  type ProfileWindow,
+  renderCpuSummary,
+  summarizeProfile,
+} from "./cpu-profile.js";
 import { bundleVars, createHopProbes, HOP_NAMES, type HopSample } from "./hops.js";
 import {
   listenerPid,
@@ -63,6 +80,7 @@ interface Options {
   floodMb: number;
   demos: string[] | undefined;
   hops: boolean;
+  cpuProf: boolean;
   out: string;
   quick: boolean;
 }
@@ -78,6 +96,7 @@ function parseOptions(argv: string[]): Options {
       "flood-mb": { type: "string" },
       demos: { type: "string" },
       "no-hops": { type: "boolean" },
+      "cpu-prof": { type: "boolean" },
       out: { type: "string" },
       quick: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -96,6 +115,7 @@ function parseOptions(argv: string[]): Options {
     process.exit(0);
   }
   const quick = values.quick ?? false;
+  const cpuProf = values["cpu-prof"] ?? false;
   const int = (value: string | undefined, fallback: number, name: string) => {
     if (value === undefined) return fallback;
     const n = Number(value);
@@ -104,7 +124,7 @@ function parseOptions(argv: string[]): Options {
   };
   return {
     runs: int(values.runs, quick ? 1 : 3, "runs"),
-    iterations: int(values.iterations, quick ? 4 : 40, "iterations"),
+    iterations: int(values.iterations, cpuProf ? (quick ? 20 : 200) : quick ? 4 : 40, "iterations"),
     warmup: quick ? 1 : 3,
     durationS: int(values.duration, quick ? 2 : 10, "duration"),
     levels: [1, 4, 16],
@@ -112,6 +132,7 @@ function parseOptions(argv: string[]): Options {
     floodMb: int(values["flood-mb"], quick ? 5 : 50, "flood-mb"),
     demos: values.demos?.split(",") ?? (quick ? ["status", "allowed"] : undefined),
     hops: !(values["no-hops"] ?? false),
+    cpuProf,
     out: values.out ?? path.join(REPO_DIR, "bench-results"),
     quick,
   };
@@ -125,6 +146,9 @@ async function outside(options: Options, argv: string[]): Promise<number> {
     return 1;
   }
   const stateDir = `/var/lib/governed-executor-bench/${process.pid}`;
+  // The app writes its profile when it exits (at teardown), into a directory of this run.
+  const profileDir = options.cpuProf ? mkdtempSync("/tmp/bench-cpu-prof-") : undefined;
+  const nodeOptions = profileDir ? `NODE_OPTIONS='--cpu-prof --cpu-prof-dir=${profileDir}' ` : "";
   // Generous: boot (up to 90 s) + teardown + the runs themselves (~90 s each by default).
   const budgetMs =
     180_000 +
@@ -142,7 +166,11 @@ async function outside(options: Options, argv: string[]): Promise<number> {
         API_KEY: randomBytes(16).toString("hex"),
         AGENTSH_STATE_DIR: stateDir,
         BENCH_IN_STACK: "1",
-        STACK_CMD: "RATE_LIMIT_EXECUTE=100000 RATE_LIMIT_DEMO=100000 scripts/boot",
+        STACK_CMD: `RATE_LIMIT_EXECUTE=100000 RATE_LIMIT_DEMO=100000 ${nodeOptions}scripts/boot`,
+        ...(profileDir
+          ? // The app's own shutdown deadline is 10 s; the profile is written on its exit.
+            { BENCH_CPU_PROF_DIR: profileDir, STACK_STOP_TIMEOUT: "20" }
+          : {}),
       },
     },
   );
@@ -159,7 +187,39 @@ async function outside(options: Options, argv: string[]): Promise<number> {
   );
   clearTimeout(deadline);
   rmSync(stateDir, { recursive: true, force: true });
+  if (profileDir) {
+    try {
+      if (code === 0) reportCpuProfile(profileDir, options.out);
+    } finally {
+      rmSync(profileDir, { recursive: true, force: true });
+    }
+  }
   return code;
+}
+
+function reportCpuProfile(profileDir: string, outDir: string): void {
+  // Written by the app while it exits; the harness has waited for that, but give it a moment.
+  let file = findAppProfile(profileDir);
+  for (let i = 0; i < 50 && !file; i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    file = findAppProfile(profileDir);
+  }
+  if (!file) {
+    const found = readdirSync(profileDir).join(", ") || "nothing";
+    throw new Error(`the app wrote no CPU profile into ${profileDir} (found: ${found})`);
+  }
+  const window = JSON.parse(
+    readFileSync(path.join(profileDir, "window.json"), "utf8"),
+  ) as ProfileWindow & { executeP50Ms: number };
+  const summary = summarizeProfile(file, window);
+  process.stdout.write(
+    `POST /execute p50 ${window.executeP50Ms.toFixed(1)} ms over the same requests\n${renderCpuSummary(summary)}\n`,
+  );
+  mkdirSync(outDir, { recursive: true });
+  const base = path.join(outDir, `${new Date().toISOString().replace(/[:.]/g, "-")}-cpu`);
+  copyFileSync(file, `${base}.cpuprofile`);
+  writeFileSync(`${base}.json`, `${JSON.stringify({ window, summary }, null, 2)}\n`);
+  log(`profile (open in Chrome DevTools): ${path.relative(process.cwd(), `${base}.cpuprofile`)}`);
 }
 
 // --- inside the namespace ------------------------------------------------------------------------
@@ -269,6 +329,9 @@ async function inside(options: Options): Promise<number> {
   if (stack.appPid === undefined) log(`warning: no process found listening on port ${port}`);
   else log(`app: pid ${stack.appPid}, ${appCommand} (listening on :${port})`);
 
+  const profileDir = process.env.BENCH_CPU_PROF_DIR;
+  if (options.cpuProf && profileDir) return profileWorkload(stack, options, profileDir);
+
   const agentshVersion = (await run([bin, "--version"], cliEnv)).stdout.trim();
   const commit = (
     await run(["git", "rev-parse", "--short", "HEAD"], { PATH: "/usr/bin:/bin" })
@@ -299,6 +362,23 @@ async function inside(options: Options): Promise<number> {
   const file = path.join(options.out, `${started.toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify({ meta, summary, runs }, null, 2)}\n`);
   log(`raw figures: ${path.relative(process.cwd(), file)}`);
+  return 0;
+}
+
+/** Sequential POST /execute only, inside a window the profile summary selects by timestamp. */
+async function profileWorkload(stack: Stack, options: Options, profileDir: string) {
+  for (let i = 0; i < 5; i++) await stack.service.execute("echo hi");
+  const latencies: number[] = [];
+  const startUs = Number(process.hrtime.bigint() / 1_000n);
+  for (let i = 0; i < options.iterations; i++) {
+    const r = await timed(() => stack.service.execute("echo hi"));
+    if (r.value.status !== 200) throw new Error(`POST /execute: HTTP ${r.value.status}`);
+    latencies.push(r.ms);
+  }
+  const endUs = Number(process.hrtime.bigint() / 1_000n);
+  const window = { startUs, endUs, requests: options.iterations, executeP50Ms: median(latencies) };
+  writeFileSync(path.join(profileDir, "window.json"), JSON.stringify(window));
+  log(`${options.iterations} requests profiled; the app writes its profile at teardown`);
   return 0;
 }
 
