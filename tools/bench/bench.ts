@@ -148,7 +148,10 @@ async function outside(options: Options, argv: string[]): Promise<number> {
   const stateDir = `/var/lib/governed-executor-bench/${process.pid}`;
   // The app writes its profile when it exits (at teardown), into a directory of this run.
   const profileDir = options.cpuProf ? mkdtempSync("/tmp/bench-cpu-prof-") : undefined;
-  const nodeOptions = profileDir ? `NODE_OPTIONS='--cpu-prof --cpu-prof-dir=${profileDir}' ` : "";
+  const keepProfile = path.join(REPO_DIR, "tools/bench/keep-profile-on-term.cjs");
+  const nodeOptions = profileDir
+    ? `NODE_OPTIONS='--cpu-prof --cpu-prof-dir=${profileDir} --require ${keepProfile}' `
+    : "";
   // Generous: boot (up to 90 s) + teardown + the runs themselves (~90 s each by default).
   const budgetMs =
     180_000 +
@@ -198,12 +201,8 @@ async function outside(options: Options, argv: string[]): Promise<number> {
 }
 
 function reportCpuProfile(profileDir: string, outDir: string): void {
-  // Written by the app while it exits; the harness has waited for that, but give it a moment.
-  let file = findAppProfile(profileDir);
-  for (let i = 0; i < 50 && !file; i++) {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
-    file = findAppProfile(profileDir);
-  }
+  // Written by the app as it exits, before the harness sees it gone.
+  const file = findAppProfile(profileDir);
   if (!file) {
     const found = readdirSync(profileDir).join(", ") || "nothing";
     throw new Error(`the app wrote no CPU profile into ${profileDir} (found: ${found})`);

@@ -137,7 +137,14 @@ export function renderCpuSummary(summary: CpuSummary): string {
     `App main thread during ${summary.requests} sequential POST /execute (${summary.windowMs.toFixed(0)} ms), per request (ms)`,
     renderTable(
       ["where", "ms/request"],
-      [...summary.perRequest.map((p) => [p.part, ms(p.ms)]), ["total (sampled)", ms(total)]],
+      [
+        ...summary.perRequest.slice(0, 14).map((p) => [p.part, ms(p.ms)]),
+        [
+          `${Math.max(0, summary.perRequest.length - 14)} more (in the JSON)`,
+          ms(summary.perRequest.slice(14).reduce((sum, p) => sum + p.ms, 0)),
+        ],
+        ["total (sampled)", ms(total)],
+      ],
     ),
     "",
     "Functions with the most self time, per request (ms)",
