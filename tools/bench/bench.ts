@@ -2,7 +2,7 @@
 // bench: how much the service adds on top of agentsh, measured against the real local stack.
 //
 // Usage (from the repository root, as root):
-//   npm run bench                     3 runs (about 4-5 minutes on 2 cores)
+//   npm run bench                     3 runs (about 5-6 minutes on 2 shared cores)
 //   npm run bench -- --runs 5         more runs
 //   npm run bench -- --quick          smoke test of the tool itself (1 short run)
 //   npm run bench -- --no-hops        skip the hop-by-hop profile
@@ -16,7 +16,8 @@
 // It boots the stack (scripts/boot: agentsh server + the app) in a sealed network namespace
 // through test/net/with-stack.ts, with rate limits raised and a state dir of its own, and runs
 // itself inside it. Each run measures, interleaved so a noisy machine hits every path alike:
-//   - latency of `echo hi`: plain bash, the bare agentsh CLI, POST /execute (+ the hops below)
+//   - latency of `echo hi`: plain bash, the bare agentsh CLI, POST /execute, and each hop of
+//     POST /execute timed alone (hops.ts)
 //   - every /demo/* route against the slowest of its commands, each timed alone via /execute
 //   - throughput and status counts at concurrency 1, 4, 16 for --duration seconds each
 //   - the app's RSS at rest, under concurrency 16 and during an output flood
