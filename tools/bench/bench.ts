@@ -32,6 +32,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -191,6 +192,9 @@ async function outside(options: Options, argv: string[]): Promise<number> {
   );
   clearTimeout(deadline);
   rmSync(stateDir, { recursive: true, force: true });
+  try {
+    rmdirSync(path.dirname(stateDir)); // only when no other benchmark is using it
+  } catch {}
   if (profileDir) {
     try {
       if (code === 0) reportCpuProfile(profileDir, options.out);
