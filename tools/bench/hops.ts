@@ -1,15 +1,12 @@
 import { randomUUID } from "node:crypto";
 import path from "node:path";
-import {
-  type CliOutcome,
-  interpretCliOutcome,
-  withRecordedDenials,
-} from "../../src/agentsh/exec-response.js";
+import { withRecordedDenials } from "../../src/agentsh/denials.js";
 import {
   agentshCliEnv,
   agentshExecArgv,
   createAgentshExecutor,
 } from "../../src/agentsh/executor.js";
+import { type CliOutcome, interpretCliOutcome } from "../../src/agentsh/interpret.js";
 import { killMarkedProcesses } from "../../src/agentsh/process-reaper.js";
 import { createAgentshServerApi } from "../../src/agentsh/server-api.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
