@@ -12,7 +12,7 @@ import type {
 import { withRecordedDenials } from "./denials.js";
 import { type CliOutcome, interpretCliOutcome } from "./interpret.js";
 import { type LauncherSettings, launcherArgv, launcherRefusal } from "./launcher.js";
-import { killMarkedProcesses, RUN_MARKER } from "./process-reaper.js";
+import { killMarkedProcesses, markPids, RUN_MARKER } from "./process-reaper.js";
 import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
 
 /** Looks up denials agentsh recorded in its event store (nested execve, file, unix socket). */
@@ -201,7 +201,9 @@ async function runCli(
 ): Promise<CliOutcome> {
   const started = performance.now();
   const runId = randomUUID();
-  const reap = () => void killMarkedProcesses(runId);
+  // Before the command exists: its processes will all get pids after this mark.
+  const since = await markPids();
+  const reap = () => void killMarkedProcesses(runId, { since });
   // Descendants that hold the output pipe keep agentsh's exec open past its timeout; ending
   // them lets agentsh answer with its timeout result. A caller who leaves ends them at once.
   const deadline = setTimeout(reap, request.timeoutMs + REAP_AFTER_TIMEOUT_MS);
@@ -225,7 +227,7 @@ async function runCli(
     request.signal?.removeEventListener("abort", reap);
   });
   // Nothing a command started outlives its request (background jobs included).
-  await killMarkedProcesses(runId);
+  await killMarkedProcesses(runId, { since });
   return {
     exitCode: result.exitCode ?? null,
     stdout: typeof result.stdout === "string" ? result.stdout : "",

@@ -18,12 +18,49 @@ interface ProcessInfo {
   marked: boolean;
 }
 
-export async function killMarkedProcesses(runId: string, procRoot = "/proc"): Promise<number> {
+/**
+ * Where pid allocation stood when a command started: the last pid handed out in this pid
+ * namespace and the number of forks since boot. Every process the command creates gets a
+ * higher pid, unless allocation wrapped around pid_max meanwhile, which the fork count reveals.
+ */
+export interface PidMark {
+  lastPid: number;
+  forks: number;
+}
+
+export async function markPids(procRoot = "/proc"): Promise<PidMark | null> {
+  try {
+    const [lastPid, stat] = await Promise.all([
+      readFile(`${procRoot}/sys/kernel/ns_last_pid`, "utf8"),
+      readFile(`${procRoot}/stat`, "utf8"),
+    ]);
+    const forks = Number(/^processes (\d+)$/m.exec(stat)?.[1]);
+    const last = Number(lastPid.trim());
+    return Number.isSafeInteger(forks) && Number.isSafeInteger(last)
+      ? { lastPid: last, forks }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Kills the processes carrying `runId` and their descendants. With `since` (taken before the
+ * command started) only pids allocated after it are inspected, so a command that left nothing
+ * behind costs one directory listing; without it, or when pids may have wrapped, every process.
+ */
+export async function killMarkedProcesses(
+  runId: string,
+  options: { procRoot?: string; since?: PidMark | null } = {},
+): Promise<number> {
+  const procRoot = options.procRoot ?? "/proc";
   const needle = `${RUN_MARKER}=${runId}`;
   let killed = 0;
   // A process may fork while we scan; a few rounds settle it.
   for (let round = 0; round < 5; round++) {
-    const targets = doomed(await snapshot(procRoot, needle));
+    const targets = doomed(
+      await snapshot(procRoot, needle, await newPidsFloor(procRoot, options.since)),
+    );
     if (targets.length === 0) break;
     for (const pid of targets) {
       try {
@@ -52,13 +89,25 @@ function doomed(processes: ProcessInfo[]): number[] {
   return [...result];
 }
 
-async function snapshot(procRoot: string, needle: string): Promise<ProcessInfo[]> {
+/**
+ * The pid above which every process created since `since` lies, or 0 (inspect everything) when
+ * that cannot be known: no mark, or more forks happened than pids were handed out (a wrap).
+ * Forks in other pid namespaces also count, which only errs towards a full scan.
+ */
+async function newPidsFloor(procRoot: string, since: PidMark | null | undefined): Promise<number> {
+  if (!since) return 0;
+  const now = await markPids(procRoot);
+  if (!now || now.lastPid < since.lastPid) return 0;
+  return now.forks - since.forks <= now.lastPid - since.lastPid ? since.lastPid : 0;
+}
+
+async function snapshot(procRoot: string, needle: string, floor: number): Promise<ProcessInfo[]> {
   const entries = await readdir(procRoot);
-  const infos = await Promise.all(
-    entries
-      .filter((name) => /^\d+$/.test(name))
-      .map((name) => inspect(procRoot, Number(name), needle)),
-  );
+  const pids = entries.filter((name) => /^\d+$/.test(name)).map(Number);
+  // Only processes created since the mark can carry the marker, and their descendants are
+  // newer still: above the floor is everything the command started.
+  const fresh = floor > 0 ? pids.filter((pid) => pid > floor) : pids;
+  const infos = await Promise.all(fresh.map((pid) => inspect(procRoot, pid, needle)));
   return infos.filter((info): info is ProcessInfo => info !== null);
 }
 

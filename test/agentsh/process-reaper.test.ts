@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { killMarkedProcesses, RUN_MARKER } from "../../src/agentsh/process-reaper.js";
+import { killMarkedProcesses, markPids, RUN_MARKER } from "../../src/agentsh/process-reaper.js";
 import { isRunning } from "../support/processes.js";
 
 const started: number[] = [];
@@ -64,5 +64,39 @@ describe("killMarkedProcesses", () => {
 
   it("returns 0 when nothing carries the marker", async () => {
     expect(await killMarkedProcesses(randomUUID())).toBe(0);
+  });
+
+  it("with a pid mark taken before the command, finds the same tree", async () => {
+    const since = await markPids();
+    expect(since).not.toBeNull();
+    const runId = randomUUID();
+    const tree = await startTree(
+      "sleep 304 & echo $!; (sleep 305 & echo $!; wait) & echo ready; wait",
+      {
+        [RUN_MARKER]: runId,
+      },
+    );
+    expect(await killMarkedProcesses(runId, { since })).toBeGreaterThanOrEqual(tree.length);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(tree.filter(isRunning)).toEqual([]);
+  });
+
+  it("with a mark, inspects only processes created after it (an older marked one is not seen)", async () => {
+    const runId = randomUUID();
+    const older = await startTree("sleep 306 & echo $!; echo ready; wait", { [RUN_MARKER]: runId });
+    const since = await markPids();
+    expect(await killMarkedProcesses(runId, { since })).toBe(0);
+    expect(older.every(isRunning)).toBe(true);
+    // Without the mark it is found: the mark is what narrowed the scan.
+    expect(await killMarkedProcesses(runId)).toBeGreaterThanOrEqual(older.length);
+  });
+
+  it("falls back to inspecting everything when pids may have wrapped (more forks than pids)", async () => {
+    const runId = randomUUID();
+    const older = await startTree("sleep 307 & echo $!; echo ready; wait", { [RUN_MARKER]: runId });
+    const now = await markPids();
+    // A mark whose fork count is far behind: as if pid allocation had wrapped since.
+    const since = now && { lastPid: now.lastPid, forks: now.forks - 1_000_000 };
+    expect(await killMarkedProcesses(runId, { since })).toBeGreaterThanOrEqual(older.length);
   });
 });
