@@ -94,29 +94,44 @@ function doomed(processes: ProcessInfo[]): number[] {
  * that cannot be known: no mark, or more forks happened than pids were handed out (a wrap).
  * Forks in other pid namespaces also count, which only errs towards a full scan.
  */
-async function newPidsFloor(procRoot: string, since: PidMark | null | undefined): Promise<number> {
-  if (!since) return 0;
+async function newPidsFloor(
+  procRoot: string,
+  since: PidMark | null | undefined,
+): Promise<{ floor: number; last: number } | null> {
+  if (!since) return null;
   const now = await markPids(procRoot);
-  if (!now || now.lastPid < since.lastPid) return 0;
-  return now.forks - since.forks <= now.lastPid - since.lastPid ? since.lastPid : 0;
+  if (!now || now.lastPid < since.lastPid) return null;
+  return now.forks - since.forks <= now.lastPid - since.lastPid
+    ? { floor: since.lastPid, last: now.lastPid }
+    : null;
 }
 
-async function snapshot(procRoot: string, needle: string, floor: number): Promise<ProcessInfo[]> {
-  const entries = await readdir(procRoot);
-  const pids = entries.filter((name) => /^\d+$/.test(name)).map(Number);
+/** Ranges this small are probed pid by pid instead of listing all of /proc. */
+const DIRECT_PROBE_MAX = 512;
+
+async function snapshot(
+  procRoot: string,
+  needle: string,
+  range: { floor: number; last: number } | null,
+): Promise<ProcessInfo[]> {
   // Only processes created since the mark can carry the marker, and their descendants are
-  // newer still: above the floor is everything the command started.
-  const fresh = floor > 0 ? pids.filter((pid) => pid > floor) : pids;
-  const infos = await Promise.all(fresh.map((pid) => inspect(procRoot, pid, needle)));
+  // newer still: the pids in (floor, last] are everything the command started.
+  let pids: number[];
+  if (range && range.last - range.floor <= DIRECT_PROBE_MAX) {
+    pids = Array.from({ length: range.last - range.floor }, (_, i) => range.floor + 1 + i);
+  } else {
+    const all = (await readdir(procRoot)).filter((name) => /^\d+$/.test(name)).map(Number);
+    pids = range ? all.filter((pid) => pid > range.floor) : all;
+  }
+  const infos = await Promise.all(pids.map((pid) => inspect(procRoot, pid, needle)));
   return infos.filter((info): info is ProcessInfo => info !== null);
 }
 
 async function inspect(procRoot: string, pid: number, needle: string): Promise<ProcessInfo | null> {
   try {
-    const [stat, environ] = await Promise.all([
-      readFile(`${procRoot}/${pid}/stat`, "utf8"),
-      readFile(`${procRoot}/${pid}/environ`, "latin1").catch(() => ""),
-    ]);
+    // stat first: most probed pids are gone already, and then environ is never opened.
+    const stat = await readFile(`${procRoot}/${pid}/stat`, "utf8");
+    const environ = await readFile(`${procRoot}/${pid}/environ`, "latin1").catch(() => "");
     // Field 4 (ppid) follows the command name, which may itself contain spaces and parens.
     const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
     return { pid, ppid, marked: environ.split("\0").includes(needle) };

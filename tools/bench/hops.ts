@@ -7,7 +7,7 @@ import {
   createAgentshExecutor,
 } from "../../src/agentsh/executor.js";
 import { type CliOutcome, interpretCliOutcome } from "../../src/agentsh/interpret.js";
-import { killMarkedProcesses } from "../../src/agentsh/process-reaper.js";
+import { killMarkedProcesses, markPids } from "../../src/agentsh/process-reaper.js";
 import { createAgentshServerApi } from "../../src/agentsh/server-api.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
 import type { Redactor } from "../../src/bundle/redactor.js";
@@ -134,9 +134,12 @@ export async function createHopProbes(context: HopContext) {
     [
       "reaperScan",
       async () => {
+        // As the executor does it: a pid mark before a command (here /bin/true), then the reap
+        // with a fresh run id that no process carries (nothing is killed): the scan alone.
+        const since = await markPids();
+        await run(["/bin/true"], {});
         const started = performance.now();
-        // A fresh run id: no process carries it, so nothing is killed; this is the scan alone.
-        await killMarkedProcesses(randomUUID());
+        await killMarkedProcesses(randomUUID(), { since });
         return performance.now() - started;
       },
     ],
