@@ -65,7 +65,7 @@ export function createApp(deps: AppDeps) {
       await next();
       logger.info("request", {
         requestId: c.get("requestId"),
-        agentshSessionId: c.get("agentshSessionId"),
+        agentsh: c.get("agentsh"),
         method: c.req.method,
         path: c.req.path,
         status: c.res.status,

@@ -56,6 +56,8 @@ export interface GovernedResult {
   sandboxed: boolean | null;
   /** The agentsh session the command ran in (for correlating logs with agentsh's events). */
   sessionId?: string;
+  /** agentsh's id for this command (its events carry it as command_id). */
+  commandId?: string;
 }
 
 /**

@@ -27,8 +27,8 @@ export type RunOutcome =
   | {
       outcome: "result";
       result: CommandResult;
-      /** The agentsh session it ran in. */
-      sessionId?: string;
+      /** agentsh's ids for it (session, command). */
+      agentsh: { sessionId: string | null; commandId: string | null };
     }
   | Refusal;
 
@@ -75,7 +75,7 @@ export function createRunCommand(
       outcome: {
         outcome: "result",
         result: toCommandResult(result, redact),
-        ...(result.sessionId ? { sessionId: result.sessionId } : {}),
+        agentsh: { sessionId: result.sessionId ?? null, commandId: result.commandId ?? null },
       },
       result,
     };
@@ -110,5 +110,6 @@ function auditEntry(
     exitCode: result?.exitCode ?? null,
     durationMs: result?.durationMs ?? null,
     sessionId: result?.sessionId ?? null,
+    commandId: result?.commandId ?? null,
   };
 }

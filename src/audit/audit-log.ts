@@ -43,6 +43,8 @@ export interface AuditEntry {
   durationMs: number | null;
   /** The agentsh session it ran in (agentsh's `events query --session`); null when not run. */
   sessionId: string | null;
+  /** agentsh's command id (`command_id` in its events); null when not known. */
+  commandId: string | null;
 }
 
 export interface AuditFilter {

@@ -63,7 +63,7 @@ export function createExecuteRoutes(options: {
         { requestId },
       );
       if (run.outcome !== "result") throw refusalError(run);
-      if (run.sessionId) c.set("agentshSessionId", run.sessionId);
+      c.set("agentsh", run.agentsh);
       return c.json({ command, result: run.result, requestId });
     },
   );

@@ -17,6 +17,7 @@ function entry(at: number, command: string): AuditEntry {
     exitCode: 0,
     durationMs: 1,
     sessionId: null,
+    commandId: null,
   };
 }
 

@@ -32,6 +32,7 @@ describe.runIf(HAS_KEY)("GET /audit against the real agentsh", () => {
       rule: "deny-privilege-escalation",
       layer: "agentsh",
       sessionId: expect.stringMatching(/\S/),
+      commandId: expect.stringMatching(/\S/),
     });
     const filtered = await http("/audit?outcome=blocked&rule=deny-privilege-escalation");
     const blocked = (await filtered.json()) as AuditPage;

@@ -82,6 +82,7 @@ describe("GET /audit: what is recorded", () => {
           exitCode: 126,
           durationMs: 3,
           sessionId: null,
+          commandId: null,
         },
       ],
       nextCursor: null,
@@ -96,19 +97,23 @@ describe("GET /audit: what is recorded", () => {
     expect(page.entries).toMatchObject([{ outcome: "busy", rule: null, exitCode: null }]);
   });
 
-  it("logs agentsh's session id on the request line of /execute", async () => {
+  it("logs agentsh's session and command ids on the request line of /execute", async () => {
     const executor = new FakeExecutor().respond(() => ({
       ...blockedResult(),
       sessionId: "gexec-3",
+      commandId: "cmd-42",
     }));
     const { app, logLines } = buildTestApp({ env: ENV, executor });
     const { body } = await execute(app, "sudo id");
     const line = logLines
       .map((l) => JSON.parse(l))
       .find((l) => l.message === "request" && l.requestId === body.requestId);
-    expect(line).toMatchObject({ path: "/execute", agentshSessionId: "gexec-3" });
+    expect(line).toMatchObject({
+      path: "/execute",
+      agentsh: { sessionId: "gexec-3", commandId: "cmd-42" },
+    });
     const page = await readJson(await audit(app));
-    expect(page.entries[0].sessionId).toBe("gexec-3");
+    expect(page.entries[0]).toMatchObject({ sessionId: "gexec-3", commandId: "cmd-42" });
   });
 
   it("redacts the command with the bundle's DLP patterns: no secret /execute would redact", async () => {
