@@ -4,5 +4,7 @@ export interface AppEnv {
     requestId: string;
     /** The caller's address as established by `clientAddress` (socket or trusted proxy hop). */
     clientAddress: string;
+    /** agentsh's ids for the command of this request (for the request log line). */
+    agentsh?: { sessionId: string | null; commandId: string | null };
   };
 }

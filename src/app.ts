@@ -5,6 +5,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
 import type { InstallationReport } from "./agentsh/installation-report.js";
 import type { AppEnv } from "./app-env.js";
+import { type AuditLog, createAuditLog } from "./audit/audit-log.js";
 import type { Redactor } from "./bundle/redactor.js";
 import type { Config } from "./config.js";
 import { demoRoutes } from "./demo-scenarios.js";
@@ -16,6 +17,7 @@ import { clientAddress, type SocketAddressOf } from "./http/client-address.js";
 import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
 import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
+import { createAuditRoutes } from "./routes/audit.js";
 import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createHealthRoutes } from "./routes/health.js";
@@ -35,12 +37,15 @@ export interface AppDeps {
   socketAddressOf: SocketAddressOf;
   /** Shared rate-limit counters (e.g. Redis) for more than one instance; memory by default. */
   rateLimitStore?: () => Store<AppEnv>;
+  /** Where the runner records every command for `GET /audit` (default: a small in-memory log). */
+  audit?: AuditLog;
 }
 
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
 export function createApp(deps: AppDeps) {
   const { config, logger } = deps;
-  const runCommand = createRunCommand(deps.executor, deps.redact, deps.enforcement);
+  const audit = deps.audit ?? createAuditLog({ maxEntries: 1000, maxAgeMs: 86_400_000 });
+  const runCommand = createRunCommand(deps.executor, deps.redact, deps.enforcement, audit);
   const limit = (name: string, max: number) =>
     rateLimit({
       name,
@@ -60,6 +65,7 @@ export function createApp(deps: AppDeps) {
       await next();
       logger.info("request", {
         requestId: c.get("requestId"),
+        agentsh: c.get("agentsh"),
         method: c.req.method,
         path: c.req.path,
         status: c.res.status,
@@ -88,6 +94,7 @@ export function createApp(deps: AppDeps) {
           "GET /demo": "list of demo scenarios",
           "GET /demo/:name": "run a demo scenario table",
           "POST /execute": '{"command": "...", "timeoutMs"?: number}',
+          "GET /audit": "recent commands and decisions (API key)",
         },
       }),
     )
@@ -110,6 +117,14 @@ export function createApp(deps: AppDeps) {
         runCommand,
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
         maxTimeoutMs: config.limits.maxTimeoutMs,
+        guard: requireApiKey(config.apiKey),
+      }),
+    )
+    .route(
+      "/audit",
+      createAuditRoutes({
+        audit,
+        apiKeyConfigured: config.apiKey !== undefined,
         guard: requireApiKey(config.apiKey),
       }),
     );

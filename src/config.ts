@@ -58,6 +58,20 @@ const envObject = z.object({
   TRUSTED_PROXY_HOPS: intFromEnv(0, 0, 10),
   /** Serve even when the boot self-test found enforcement degraded. Never on by default. */
   ALLOW_DEGRADED: booleanFromEnv(false),
+  /** Commands kept for GET /audit (in memory, newest win). */
+  AUDIT_MAX_ENTRIES: intFromEnv(10_000, 100, 1_000_000),
+  /** Age limit of the audit log and of agentsh's event database. */
+  AUDIT_RETENTION_HOURS: intFromEnv(168, 1, 87_600),
+  /** agentsh's event database (audit.storage.sqlite_path); default: $AGENTSH_STATE_DIR/events.db. */
+  AGENTSH_EVENTS_DB: z
+    .string()
+    .startsWith("/", "must be an absolute path")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  /** Live bytes agentsh's event database may hold before its oldest events are deleted. */
+  AGENTSH_EVENTS_MAX_MB: intFromEnv(256, 1, 1_000_000),
+  /** How often the retention job runs. */
+  RETENTION_INTERVAL_S: intFromEnv(600, 10, 86_400),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Shared rate-limit counters for more than one instance; unset = in memory. */
   REDIS_URL: z
@@ -102,6 +116,13 @@ export interface Config {
   allowDegraded: boolean;
   logLevel: ParsedEnv["LOG_LEVEL"];
   redisUrl: string | undefined;
+  audit: {
+    maxEntries: number;
+    maxAgeMs: number;
+    eventsDb: string | undefined;
+    eventsMaxBytes: number;
+    retentionIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -149,5 +170,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     allowDegraded: e.ALLOW_DEGRADED,
     logLevel: e.LOG_LEVEL,
     redisUrl: e.REDIS_URL,
+    audit: {
+      maxEntries: e.AUDIT_MAX_ENTRIES,
+      maxAgeMs: e.AUDIT_RETENTION_HOURS * 3_600_000,
+      eventsDb: e.AGENTSH_EVENTS_DB,
+      eventsMaxBytes: e.AGENTSH_EVENTS_MAX_MB * 1024 * 1024,
+      retentionIntervalMs: e.RETENTION_INTERVAL_S * 1000,
+    },
   };
 }

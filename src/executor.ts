@@ -54,6 +54,10 @@ export interface GovernedResult {
    * wrapper's first stderr line). null when no process was started (a pre-check denial).
    */
   sandboxed: boolean | null;
+  /** The agentsh session the command ran in (for correlating logs with agentsh's events). */
+  sessionId?: string;
+  /** agentsh's id for this command (its events carry it as command_id). */
+  commandId?: string;
 }
 
 /**

@@ -1,7 +1,8 @@
+import type { AuditEntry, AuditLog } from "./audit/audit-log.js";
 import type { Redactor } from "./bundle/redactor.js";
 import { type CommandResult, toCommandResult } from "./command-result.js";
 import type { EnforcementMonitor } from "./enforcement/monitor.js";
-import type { Executor } from "./executor.js";
+import type { Executor, GovernedResult } from "./executor.js";
 
 /**
  * Runs one governed command and says how it ended. The fail-closed rules live here:
@@ -22,37 +23,93 @@ export type Refusal =
   /** agentsh ran it without its seccomp/Landlock sandbox: output withheld, service degraded. */
   | { outcome: "unenforced"; detail: string };
 
-export type RunOutcome = { outcome: "result"; result: CommandResult } | Refusal;
+export type RunOutcome =
+  | {
+      outcome: "result";
+      result: CommandResult;
+      /** agentsh's ids for it (session, command). */
+      agentsh: { sessionId: string | null; commandId: string | null };
+    }
+  | Refusal;
+
+/** Who asked: recorded with the command in the audit log. */
+export interface RunContext {
+  requestId?: string;
+}
 
 export type RunCommand = (
   command: string,
   timeoutMs: number,
   signal?: AbortSignal,
+  context?: RunContext,
 ) => Promise<RunOutcome>;
 
 export function createRunCommand(
   executor: Executor,
   redact: Redactor,
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost">,
+  audit?: Pick<AuditLog, "record">,
 ): RunCommand {
-  return async (command, timeoutMs, signal) => {
+  const run = async (
+    command: string,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ outcome: RunOutcome; result?: GovernedResult }> => {
     const closed = enforcement.gate();
-    if (closed) return { outcome: "degraded", detail: closed };
+    if (closed) return { outcome: { outcome: "degraded", detail: closed } };
     const execution = await executor.run({ command, timeoutMs, ...(signal ? { signal } : {}) });
     if (execution.kind === "not_run") {
-      return { outcome: execution.reason, detail: execution.detail };
+      return { outcome: { outcome: execution.reason, detail: execution.detail } };
     }
-    if (execution.result.sandboxed === false) {
+    const { result } = execution;
+    if (result.sandboxed === false) {
       // agentsh runs a command without seccomp/Landlock when its wrapper fails (fail-open);
       // we fail closed: the output is withheld and the service stops accepting commands.
       enforcement.markLost("a command ran without the agentsh sandbox (no Landlock line)");
       if (enforcement.gate() !== null) {
-        return {
-          outcome: "unenforced",
-          detail: "agentsh ran the command without its seccomp/Landlock sandbox",
-        };
+        const detail = "agentsh ran the command without its seccomp/Landlock sandbox";
+        return { outcome: { outcome: "unenforced", detail }, result };
       }
     }
-    return { outcome: "result", result: toCommandResult(execution.result, redact) };
+    return {
+      outcome: {
+        outcome: "result",
+        result: toCommandResult(result, redact),
+        agentsh: { sessionId: result.sessionId ?? null, commandId: result.commandId ?? null },
+      },
+      result,
+    };
+  };
+
+  return async (command, timeoutMs, signal, context = {}) => {
+    const { outcome, result } = await run(command, timeoutMs, signal);
+    audit?.record(auditEntry(command, outcome, result, context, redact));
+    return outcome;
+  };
+}
+
+/** One audit record; the command text passes the same DLP redaction as the output. */
+function auditEntry(
+  command: string,
+  outcome: RunOutcome,
+  result: GovernedResult | undefined,
+  context: RunContext,
+  redact: Redactor,
+): AuditEntry {
+  const decision = result?.decision ?? null;
+  return {
+    time: new Date().toISOString(),
+    requestId: context.requestId ?? null,
+    command: redact(command).text,
+    outcome: outcome.outcome === "result" ? outcome.result.outcome : outcome.outcome,
+    rule: decision?.rule ?? null,
+    layer: decision ? (decision.layer ?? "agentsh") : null,
+    kind: decision?.kind ?? null,
+    operation: decision?.operation ?? null,
+    target: decision?.target ? redact(decision.target).text : null,
+    exitCode: result?.exitCode ?? null,
+    durationMs: result?.durationMs ?? null,
+    sessionId: result?.sessionId ?? null,
+    commandId: result?.commandId ?? null,
   };
 }

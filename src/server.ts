@@ -10,6 +10,7 @@ import {
 import { locateExecutable } from "./agentsh/locate.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
 import { createApp } from "./app.js";
+import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
 import { loadPolicyBundle } from "./bundle/load-bundle.js";
 import { createRedactor } from "./bundle/redactor.js";
@@ -106,6 +107,12 @@ async function main(): Promise<void> {
     commandStats: agentsh.stats,
   });
 
+  const audit = startServiceAudit({
+    config: config.audit,
+    logger,
+    stateDir: process.env.AGENTSH_STATE_DIR ?? "/var/lib/governed-executor",
+    idle: () => agentsh.stats().inFlight === 0,
+  });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   // Run once by the service itself (never by a governed command), served by /demo/status.
   const app = createApp({
@@ -118,6 +125,7 @@ async function main(): Promise<void> {
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,
     ...(redis ? { rateLimitStore: redisRateLimitStore(redis) } : {}),
+    audit: audit.log,
   });
   const server = listen(app, { port: config.port, hostname: config.host }, (port) =>
     logStartup({ logger, config, bundle, agentshBin, port, enforcement: monitor.state() }),
@@ -126,6 +134,7 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     logger.info("shutting down", { signal });
     stopWatching();
+    audit.stop();
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
     server.close(() => process.exit(0));

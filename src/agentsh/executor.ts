@@ -86,7 +86,11 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           await options.recreateSession(lease.sessionId);
           cli = await runCli(options, lease.sessionId, request, prefix);
         }
-        const execution = interpretCliOutcome(cli, options.outputLimitBytes);
+        const interpreted = interpretCliOutcome(cli, options.outputLimitBytes);
+        const execution: Execution =
+          interpreted.kind === "result"
+            ? { kind: "result", result: { ...interpreted.result, sessionId: lease.sessionId } }
+            : interpreted;
         // Nothing started (pre-check denial, no result): no nested denials to look for.
         if (execution.kind === "not_run" || execution.result.sandboxed === null) return execution;
         const { result } = execution;

@@ -71,6 +71,7 @@ export function interpretExecResponse(response: ExecResponse, outputLimitBytes: 
       problem:
         outcome === "timed_out" ? "the command exceeded its time limit and was killed" : null,
       sandboxed: precheckDenied ? null : stderr.sandboxed,
+      ...(response.command_id ? { commandId: response.command_id } : {}),
     },
   };
 }

@@ -55,13 +55,16 @@ export function createExecuteRoutes(options: {
     }),
     async (c) => {
       const { command, timeoutMs } = c.req.valid("json");
+      const requestId = c.get("requestId");
       const run = await options.runCommand(
         command,
         timeoutMs ?? options.defaultTimeoutMs,
         c.req.raw.signal,
+        { requestId },
       );
       if (run.outcome !== "result") throw refusalError(run);
-      return c.json({ command, result: run.result });
+      c.set("agentsh", run.agentsh);
+      return c.json({ command, result: run.result, requestId });
     },
   );
 }

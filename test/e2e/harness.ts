@@ -39,6 +39,7 @@ export async function http(path: string, init: RequestInit = {}): Promise<Respon
 export interface ExecuteResponse {
   command: string;
   result: CommandResult;
+  requestId: string;
 }
 
 export async function execute(command: string, timeoutMs?: number): Promise<CommandResult> {

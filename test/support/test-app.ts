@@ -19,6 +19,7 @@ export interface TestAppOptions {
   redact?: AppDeps["redact"];
   installation?: InstallationReport;
   rateLimitStore?: AppDeps["rateLimitStore"];
+  audit?: AppDeps["audit"];
 }
 
 /** What the service's boot-time run of `agentsh --version` / `agentsh detect` might report. */
@@ -101,6 +102,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
     logger,
     socketAddressOf: () => options.socketAddress ?? "192.0.2.10",
     ...(options.rateLimitStore ? { rateLimitStore: options.rateLimitStore } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
   });
   return { app, executor, logLines, config, monitor };
 }

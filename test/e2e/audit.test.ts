@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import type { AuditEntry, AuditPage } from "../../src/audit/audit-log.js";
+import { type ExecuteResponse, expectBlocked, http } from "./harness.js";
+
+const HAS_KEY = process.env.E2E_API_KEY !== undefined;
+
+async function executeWithId(command: string) {
+  const res = await http("/execute", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ command }),
+  });
+  const body = (await res.json()) as ExecuteResponse;
+  expect(res.status, JSON.stringify(body)).toBe(200);
+  expect(body.requestId).toBe(res.headers.get("x-request-id"));
+  return body;
+}
+
+describe.runIf(HAS_KEY)("GET /audit against the real agentsh", () => {
+  it("finds a blocked command by the requestId of its /execute response, with the rule", async () => {
+    const body = await executeWithId("sudo id");
+    expectBlocked(body.result, "deny-privilege-escalation");
+
+    const res = await http(`/audit?requestId=${encodeURIComponent(body.requestId)}`);
+    const page = (await res.json()) as AuditPage;
+    expect(res.status, JSON.stringify(page)).toBe(200);
+    expect(page.entries).toHaveLength(1);
+    expect(page.entries[0]).toMatchObject({
+      requestId: body.requestId,
+      command: "sudo id",
+      outcome: "blocked",
+      rule: "deny-privilege-escalation",
+      layer: "agentsh",
+      sessionId: expect.stringMatching(/\S/),
+      commandId: expect.stringMatching(/\S/),
+    });
+    const filtered = await http("/audit?outcome=blocked&rule=deny-privilege-escalation");
+    const blocked = (await filtered.json()) as AuditPage;
+    expect(blocked.entries.map((e: AuditEntry) => e.requestId)).toContain(body.requestId);
+  });
+
+  it("records the command redacted with the bundle's DLP patterns", async () => {
+    const secret = `sk-proj-${"Q".repeat(32)}`;
+    const body = await executeWithId(`echo ${secret} >/dev/null`);
+    const text = await (await http(`/audit?requestId=${body.requestId}`)).text();
+    expect(text).not.toContain(secret);
+    const entries = (JSON.parse(text) as AuditPage).entries;
+    expect(entries[0]?.command).toMatch(/^echo \[REDACTED:[a-z_]+\] >\/dev\/null$/);
+  });
+});
+
+describe.skipIf(HAS_KEY)("GET /audit without an API key", () => {
+  it("is refused with 403 audit_disabled", async () => {
+    const res = await http("/audit");
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { error: { code: string } };
+    expect(body.error.code).toBe("audit_disabled");
+  });
+});
