@@ -10,7 +10,9 @@ import type { Config } from "./config.js";
 import { demoRoutes } from "./demo-scenarios.js";
 import type { HealthCheck } from "./enforcement/health.js";
 import type { EnforcementMonitor } from "./enforcement/monitor.js";
+import type { ProtectionReport } from "./enforcement/protections.js";
 import type { Executor } from "./executor.js";
+import type { Explainer } from "./explain/explain.js";
 import { requireApiKey } from "./http/api-key.js";
 import { clientAddress, type SocketAddressOf } from "./http/client-address.js";
 import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
@@ -18,14 +20,20 @@ import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
 import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
+import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
+import { createSelftestRoutes } from "./routes/selftest.js";
 import { createRunCommand } from "./run-command.js";
 
 export interface AppDeps {
   config: Pick<Config, "apiKey" | "limits" | "rateLimits" | "trustedProxyHops">;
   executor: Executor;
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
-  enforcement: Pick<EnforcementMonitor, "gate" | "markLost">;
+  enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof">;
+  /** Per protection category: the bundle's claim and the last canary proof (/demo/status). */
+  protections: ProtectionReport;
+  /** `POST /explain`: the policy's verdict on a command, without running it. */
+  explain: Explainer;
   health: HealthCheck;
   /** `agentsh --version` / `agentsh detect`, run by the service at boot (for `/demo/status`). */
   installation: InstallationReport;
@@ -88,6 +96,8 @@ export function createApp(deps: AppDeps) {
           "GET /demo": "list of demo scenarios",
           "GET /demo/:name": "run a demo scenario table",
           "POST /execute": '{"command": "...", "timeoutMs"?: number}',
+          "POST /explain": '{"command": "..."}: the policy\'s verdict, nothing is run',
+          "POST /selftest": "run the enforcement canaries now (API key required)",
         },
       }),
     )
@@ -101,6 +111,7 @@ export function createApp(deps: AppDeps) {
         timeoutMs: config.limits.defaultTimeoutMs,
         health: deps.health,
         installation: deps.installation,
+        protections: deps.protections,
       }),
     )
     .use("/execute", limit("execute", config.rateLimits.execute))
@@ -110,6 +121,25 @@ export function createApp(deps: AppDeps) {
         runCommand,
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
         maxTimeoutMs: config.limits.maxTimeoutMs,
+        guard: requireApiKey(config.apiKey),
+      }),
+    )
+    .use("/explain", limit("explain", config.rateLimits.execute))
+    .route(
+      "/explain",
+      createExplainRoutes({
+        explain: deps.explain,
+        maxTimeoutMs: config.limits.maxTimeoutMs,
+        guard: requireApiKey(config.apiKey),
+      }),
+    )
+    .use("/selftest", limit("selftest", config.rateLimits.selftest))
+    .route(
+      "/selftest",
+      createSelftestRoutes({
+        monitor: deps.enforcement,
+        protections: deps.protections,
+        apiKeyConfigured: config.apiKey !== undefined,
         guard: requireApiKey(config.apiKey),
       }),
     );

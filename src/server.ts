@@ -16,6 +16,10 @@ import { createRedactor } from "./bundle/redactor.js";
 import { parseConfig } from "./config.js";
 import { createHealthCheck } from "./enforcement/health.js";
 import { createEnforcementMonitor } from "./enforcement/monitor.js";
+import { createProtectionReport } from "./enforcement/protections.js";
+import { createExplainer } from "./explain/explain.js";
+import { hostResolver, programResolver } from "./explain/resolve.js";
+import { createPolicyMatcher } from "./explain/rules.js";
 import { connectRedis, redisRateLimitStore } from "./http/redis-rate-limit-store.js";
 import { listen } from "./listen.js";
 import { createJsonLogger } from "./logger.js";
@@ -30,12 +34,13 @@ async function main(): Promise<void> {
   const logger = createJsonLogger(config.logLevel);
   const agentshBin = await locateExecutable(config.agentsh.bin);
   // The values agentsh will expand in config.yaml; scripts/boot exports the same defaults.
-  const bundle = await loadPolicyBundle(config.agentsh.bundleDir, {
+  const policyVars = {
     AGENTSH_BUNDLE_DIR: path.resolve(config.agentsh.bundleDir),
     AGENTSH_STATE_DIR: "/var/lib/governed-executor",
     AGENTSH_BIN_DIR: path.dirname(agentshBin ?? "/usr/local/bin/agentsh"),
     ...stringEnv(process.env),
-  });
+  };
+  const bundle = await loadPolicyBundle(config.agentsh.bundleDir, policyVars);
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
   const { isolation } = bundle;
@@ -73,17 +78,19 @@ async function main(): Promise<void> {
     ...(launcher ? { launcher } : {}),
     canaries,
   });
+  const staticChecks = {
+    ...staticEnforcementChecks(bundle, {
+      agentsh: agentshBin !== undefined,
+      unixwrap: (await locateExecutable("agentsh-unixwrap")) !== undefined,
+    }),
+    "launcher agentsh-launch installed": probe !== null,
+    "Landlock TCP rules available (ABI >= 4)": probe?.landlockNet === true,
+  };
   const monitor = createEnforcementMonitor({
     probe: agentsh.probe,
     prove: agentsh.prove,
-    staticChecks: {
-      ...staticEnforcementChecks(bundle, {
-        agentsh: agentshBin !== undefined,
-        unixwrap: (await locateExecutable("agentsh-unixwrap")) !== undefined,
-      }),
-      "launcher agentsh-launch installed": probe !== null,
-      "Landlock TCP rules available (ABI >= 4)": probe?.landlockNet === true,
-    },
+    staticChecks,
+    reverifyMs: config.selftestIntervalMs,
     allowDegraded: config.allowDegraded,
     logger,
     bootHint: launcherBootHint,
@@ -118,6 +125,15 @@ async function main(): Promise<void> {
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,
     ...(redis ? { rateLimitStore: redisRateLimitStore(redis) } : {}),
+    protections: createProtectionReport({ canaries, staticChecks, lastProof: monitor.lastProof }),
+    explain: createExplainer({
+      matcher: createPolicyMatcher(bundle.policy, policyVars),
+      workspace: config.agentsh.workspace,
+      wrapper: launcher ? "agentsh-launch" : "/bin/bash",
+      // Commands get the agentsh server's PATH, which scripts/boot gives it from ours.
+      resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
+      resolveHost: hostResolver(),
+    }),
   });
   const server = listen(app, { port: config.port, hostname: config.host }, (port) =>
     logStartup({ logger, config, bundle, agentshBin, port, enforcement: monitor.state() }),

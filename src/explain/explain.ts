@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { NetworkHit, PolicyMatcher, RuleHit } from "./rules.js";
-import { analyzeShell, type Step } from "./shell.js";
+import { analyzeShell } from "./shell.js";
 
 /**
  * `POST /explain`: what the loaded policy would do with a command, decided from its text alone.

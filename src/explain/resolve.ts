@@ -1,5 +1,5 @@
-import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { lookup } from "node:dns/promises";
+import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 
 /**

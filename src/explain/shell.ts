@@ -287,7 +287,7 @@ class Walker {
     }
     const prefix = PREFIX_PROGRAMS[base];
     if (prefix) return this.prefixed(base, prefix, rest, text, node, conditional);
-    if (base === "find") return this.find(rest, text, node, conditional);
+    if (base === "find") return this.find(rest, text, node);
     this.paths(base, rest, node, conditional);
   }
 
@@ -379,7 +379,7 @@ class Walker {
     this.argv(program, text, node, conditional);
   }
 
-  find(rest: Array<string | null>, text: string, node: ShNode, conditional: boolean) {
+  find(rest: Array<string | null>, text: string, node: ShNode) {
     for (let i = 0; i < rest.length; i++) {
       const a = rest[i];
       if (a === "-exec" || a === "-execdir" || a === "-ok" || a === "-okdir") {
@@ -411,7 +411,7 @@ class Walker {
     if (!use) {
       // An unknown program: its absolute path operands, operation unknown.
       for (const a of rest) {
-        if (a !== null && a.startsWith("/")) {
+        if (a?.startsWith("/")) {
           this.steps.push({ type: "file", path: a, operations: [], via: base, conditional });
         }
       }
