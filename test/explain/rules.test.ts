@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { Policy } from "../../src/bundle/policy-schema.js";
 import { compileGlob } from "../../src/explain/glob.js";
-import { createPolicyMatcher, expandPolicyVars } from "../../src/explain/rules.js";
+import {
+  createPolicyMatcher,
+  expandPolicyVars,
+  type NetworkQuery,
+} from "../../src/explain/rules.js";
 import { POLICY } from "../support/test-app.js";
 
 describe("gobwas-style globs", () => {
@@ -32,6 +36,10 @@ describe("gobwas-style globs", () => {
 
 describe("policy matcher (agentsh 0.16.9 semantics, the bundle's policy)", () => {
   const m = createPolicyMatcher(POLICY, {});
+  const net = (query: NetworkQuery) => {
+    const hit = m.network(query);
+    return "rule" in hit ? hit : { rule: null, undecided: hit.undecided };
+  };
 
   it("commands: basename, case-insensitive, first match wins, default-deny-execve", () => {
     expect(m.command("/usr/bin/sudo").rule).toBe("deny-privilege-escalation");
@@ -87,45 +95,42 @@ describe("policy matcher (agentsh 0.16.9 semantics, the bundle's policy)", () =>
     });
   });
 
-  it("files: ${VAR:-fallback} paths expand from the server's environment", () => {
+  it("files: policy variables with fallbacks expand from the server's environment", () => {
     expect(m.file("/var/lib/governed-executor/api-keys.yaml", "open").rule).toBe(
       "deny-agentsh-state",
     );
     const custom = createPolicyMatcher(POLICY, { AGENTSH_STATE_DIR: "/srv/state" });
     expect(custom.file("/srv/state/x", "open").rule).toBe("deny-agentsh-state");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: agentsh syntax, not a template
     expect(expandPolicyVars("${A:-x}/${B}", { B: "b" })).toBe("x/b");
   });
 
   it("network: every selector present must match; cidrs need addresses; default deny", () => {
-    expect(m.network({ host: "169.254.169.254", port: 80, addresses: null }).rule).toBe(
+    expect(net({ host: "169.254.169.254", port: 80, addresses: null }).rule).toBe(
       "deny-cloud-metadata",
     );
-    expect(
-      m.network({ host: "metadata.google.internal", port: 80, addresses: null }),
-    ).toMatchObject({
+    expect(net({ host: "metadata.google.internal", port: 80, addresses: null })).toMatchObject({
       rule: "deny-cloud-metadata",
     });
-    expect(m.network({ host: "127.0.0.1", port: 18080, addresses: null })).toMatchObject({
+    expect(net({ host: "127.0.0.1", port: 18080, addresses: null })).toMatchObject({
       rule: "deny-agentsh-api",
     });
-    expect(m.network({ host: "127.0.0.1", port: 3000, addresses: null })).toMatchObject({
+    expect(net({ host: "127.0.0.1", port: 3000, addresses: null })).toMatchObject({
       rule: "allow-loopback-dev-servers",
       effect: "allow",
     });
-    expect(m.network({ host: "127.0.0.1", port: 22, addresses: null }).rule).toBe("deny-loopback");
-    expect(m.network({ host: "::1", port: 9090, addresses: null }).rule).toBe("deny-agentsh-api");
+    expect(net({ host: "127.0.0.1", port: 22, addresses: null }).rule).toBe("deny-loopback");
+    expect(net({ host: "::1", port: 9090, addresses: null }).rule).toBe("deny-agentsh-api");
     // A name: CIDR rules match by its addresses (resolved as agentsh resolves them).
-    expect(m.network({ host: "sneaky.example", port: 443, addresses: ["10.1.2.3"] }).rule).toBe(
+    expect(net({ host: "sneaky.example", port: 443, addresses: ["10.1.2.3"] }).rule).toBe(
       "deny-private-networks",
     );
-    expect(
-      m.network({ host: "registry.npmjs.org", port: 443, addresses: ["203.0.113.5"] }).rule,
-    ).toBe("allow-package-registries");
-    expect(m.network({ host: "example.com", port: 80, addresses: ["203.0.113.5"] }).rule).toBe(
+    expect(net({ host: "registry.npmjs.org", port: 443, addresses: ["203.0.113.5"] }).rule).toBe(
+      "allow-package-registries",
+    );
+    expect(net({ host: "example.com", port: 80, addresses: ["203.0.113.5"] }).rule).toBe(
       "default-deny-network",
     );
-    expect(m.network({ host: "example.com", port: 443, addresses: null })).toHaveProperty(
-      "undecided",
-    );
+    expect(net({ host: "example.com", port: 443, addresses: null })).toHaveProperty("undecided");
   });
 });
