@@ -37,7 +37,7 @@ const SANDBOX = "sandbox wrapper applied (agentsh-unixwrap: seccomp + Landlock)"
 
 describe("protection proven continuously", () => {
   local(
-    "enforcement broken on purpose (agentsh-unixwrap taken off agentsh's PATH, the documented fail-open): POST /selftest sees the must-block canaries fail, /health turns 503, /execute refuses; restored: enforced again [local only]",
+    "enforcement broken on purpose (agentsh-unixwrap taken off agentsh's PATH, the documented fail-open): POST /selftest sees the must-block canaries fail, /health turns 503, /execute refuses; restored: a fresh round proves it again [local only]",
     async () => {
       const before = await selftest();
       expect(before.mode).toBe("enforced");
@@ -70,14 +70,10 @@ describe("protection proven continuously", () => {
         expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
           "enforcement_degraded",
         );
-        const status = (await (await http("/demo/status")).json()) as {
-          protections: Array<{ category: string; proof: { proved: boolean | null } }>;
-        };
-        expect(status.protections.find((p) => p.category === "sandbox wrapper")?.proof.proved).toBe(
-          false,
-        );
       } finally {
         renameSync(hidden, helper);
+        // Recover even when an assertion above failed, so later files meet an enforced service.
+        await http("/selftest", { method: "POST" }).catch(() => undefined);
       }
 
       const after = await selftest();
