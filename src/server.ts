@@ -9,6 +9,7 @@ import {
 } from "./agentsh/launcher.js";
 import { locateExecutable } from "./agentsh/locate.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
+import { createAgentshServerApi } from "./agentsh/server-api.js";
 import { createApp } from "./app.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
 import { loadPolicyBundle } from "./bundle/load-bundle.js";
@@ -133,6 +134,12 @@ async function main(): Promise<void> {
       // Commands get the agentsh server's PATH, which scripts/boot gives it from ours.
       resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
       resolveHost: hostResolver(),
+      // agentsh's own engine answers the same lookups; the response lists any difference.
+      policyTest: createAgentshServerApi({
+        serverUrl: config.agentsh.serverUrl,
+        apiKey: config.agentsh.apiKey,
+        workspace: config.agentsh.workspace,
+      }).policyTest,
     }),
   });
   const server = listen(app, { port: config.port, hostname: config.host }, (port) =>

@@ -52,6 +52,11 @@ export interface Explanation {
   network: NetworkExplanation[];
   /** What only the run decides. */
   runtime: string[];
+  /**
+   * The same lookups asked of agentsh's own engine (its policy-test API), when available:
+   * how many were asked, and any where agentsh names a different rule.
+   */
+  agentsh: { checked: number; disagreements: string[] } | null;
   executed: false;
 }
 
@@ -65,7 +70,14 @@ export interface ExplainerOptions {
   resolveProgram: (name: string) => string | null;
   /** A host's addresses, as agentsh's resolver would answer; null = not resolved. */
   resolveHost: (host: string) => Promise<string[] | null>;
+  /** agentsh's policy-test API (`exec`, `file_<op>`, `connect`); null answers are skipped. */
+  policyTest?: (operation: string, target: string) => Promise<{ rule: string } | null>;
 }
+
+/** agentsh names its command default after the check that applied it; the rule is the same. */
+const DEFAULT_COMMAND_RULES = new Set(["default-deny-commands", "default-deny-execve"]);
+const sameRule = (a: string, b: string) =>
+  a === b || (DEFAULT_COMMAND_RULES.has(a) && DEFAULT_COMMAND_RULES.has(b));
 
 type Decided = { effect: RuleHit["effect"]; rule: string; what: string; conditional: boolean };
 
@@ -82,6 +94,7 @@ export function createExplainer(options: ExplainerOptions) {
       files: [],
       network: [],
       runtime: [],
+      agentsh: null,
       executed: false,
     };
     // Everything decided, in execution order, and what only the run can decide before it.
@@ -310,6 +323,7 @@ export function createExplainer(options: ExplainerOptions) {
       break;
     }
     out.runtime = [...new Set(unknowns)];
+    if (options.policyTest) out.agentsh = await crossCheck(out, options.policyTest);
     if (out.verdict !== "blocked") {
       if (out.runtime.length > 0) {
         out.verdict = "undecidable";
@@ -320,6 +334,48 @@ export function createExplainer(options: ExplainerOptions) {
     }
     return out;
   };
+}
+
+/** Asks agentsh's engine the same questions explain answered, and lists where it differs. */
+async function crossCheck(
+  out: Explanation,
+  policyTest: NonNullable<ExplainerOptions["policyTest"]>,
+): Promise<Explanation["agentsh"]> {
+  const questions: Array<[string, string, string | null, string]> = [
+    ...out.programs
+      .filter((p) => p.executable !== null && p.rule !== null)
+      .map((p): [string, string, string | null, string] => [
+        "exec",
+        p.executable ?? "",
+        p.rule,
+        p.program,
+      ]),
+    ...out.files.map((f): [string, string, string | null, string] => [
+      `file_${f.operation}`,
+      f.path,
+      f.rule,
+      `${f.operation} ${f.path}`,
+    ]),
+    ...out.network
+      .filter((n) => n.rule !== null)
+      .map((n): [string, string, string | null, string] => [
+        "connect",
+        `${n.host.includes(":") ? `[${n.host}]` : n.host}:${n.port}`,
+        n.rule,
+        `${n.host}:${n.port}`,
+      ]),
+  ];
+  const answers = await Promise.all(questions.map(([op, target]) => policyTest(op, target)));
+  let checked = 0;
+  const disagreements: string[] = [];
+  answers.forEach((answer, i) => {
+    const [, , ours, what] = questions[i] ?? [];
+    if (!answer || !ours) return;
+    checked++;
+    if (!sameRule(answer.rule, ours))
+      disagreements.push(`${what}: explain ${ours}, agentsh ${answer.rule}`);
+  });
+  return checked === 0 ? null : { checked, disagreements };
 }
 
 export type Explainer = ReturnType<typeof createExplainer>;

@@ -31,6 +31,7 @@ interface Case {
 describe("POST /explain agrees with real runs", () => {
   it("over every demo command: blocked with the same rule, allowed, or undecidable (said why)", async () => {
     const cases: Case[] = [];
+    const engine = { checked: 0, disagreements: [] as string[] };
     for (const route of demoRoutes) {
       const entries = (await demo(route.name)).filter((e) => !("ranBy" in e));
       for (const [i, scenario] of route.scenarios.entries()) {
@@ -45,6 +46,8 @@ describe("POST /explain agrees with real runs", () => {
             : "allowed";
         const e = await explain(scenario.command);
         expect(e.executed).toBe(false);
+        engine.checked += e.agentsh?.checked ?? 0;
+        engine.disagreements.push(...(e.agentsh?.disagreements ?? []));
         const explained = e.verdict === "blocked" ? `blocked ${e.rule}` : e.verdict;
         cases.push({
           route: route.name,
@@ -65,7 +68,13 @@ describe("POST /explain agrees with real runs", () => {
         (c) => `  /demo/${c.route}: ${c.command}\n    real: ${c.real}; why: ${c.why}`,
       ),
     ];
+    lines.push(
+      `agentsh's own engine (POST /api/v1/policy/test) on the same ${engine.checked} program/path/URL lookups: ${engine.checked - engine.disagreements.length} name the same rule`,
+      ...engine.disagreements.map((d) => `  differs: ${d}`),
+    );
     console.log(lines.join("\n"));
+    expect(engine.checked).toBeGreaterThan(0);
+    expect(engine.disagreements).toEqual([]);
     const wrong = decided.filter((c) => !c.agrees);
     expect(
       wrong.map((c) => `/demo/${c.route}: ${c.command}: explain ${c.explained}, real ${c.real}`),
