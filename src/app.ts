@@ -11,7 +11,9 @@ import type { Config } from "./config.js";
 import { demoRoutes } from "./demo-scenarios.js";
 import type { HealthCheck } from "./enforcement/health.js";
 import type { EnforcementMonitor } from "./enforcement/monitor.js";
+import type { ProtectionReport } from "./enforcement/protections.js";
 import type { Executor } from "./executor.js";
+import type { Explainer } from "./explain/explain.js";
 import { requireApiKey } from "./http/api-key.js";
 import { clientAddress, type SocketAddressOf } from "./http/client-address.js";
 import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
@@ -20,14 +22,20 @@ import type { Logger } from "./logger.js";
 import { createAuditRoutes } from "./routes/audit.js";
 import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
+import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
+import { createSelftestRoutes } from "./routes/selftest.js";
 import { createRunCommand } from "./run-command.js";
 
 export interface AppDeps {
   config: Pick<Config, "apiKey" | "limits" | "rateLimits" | "trustedProxyHops">;
   executor: Executor;
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
-  enforcement: Pick<EnforcementMonitor, "gate" | "markLost">;
+  enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof">;
+  /** Per protection category: the bundle's claim and the last canary proof (/demo/status). */
+  protections: ProtectionReport;
+  /** `POST /explain`: the policy's verdict on a command, without running it. */
+  explain: Explainer;
   health: HealthCheck;
   /** `agentsh --version` / `agentsh detect`, run by the service at boot (for `/demo/status`). */
   installation: InstallationReport;
@@ -95,6 +103,8 @@ export function createApp(deps: AppDeps) {
           "GET /demo/:name": "run a demo scenario table",
           "POST /execute": '{"command": "...", "timeoutMs"?: number}',
           "GET /audit": "recent commands and decisions (API key)",
+          "POST /explain": '{"command": "..."}: the policy\'s verdict, nothing is run',
+          "POST /selftest": "run the enforcement canaries now (API key required)",
         },
       }),
     )
@@ -108,6 +118,7 @@ export function createApp(deps: AppDeps) {
         timeoutMs: config.limits.defaultTimeoutMs,
         health: deps.health,
         installation: deps.installation,
+        protections: deps.protections,
       }),
     )
     .use("/execute", limit("execute", config.rateLimits.execute))
@@ -124,6 +135,25 @@ export function createApp(deps: AppDeps) {
       "/audit",
       createAuditRoutes({
         audit,
+        apiKeyConfigured: config.apiKey !== undefined,
+        guard: requireApiKey(config.apiKey),
+      }),
+    )
+    .use("/explain", limit("explain", config.rateLimits.execute))
+    .route(
+      "/explain",
+      createExplainRoutes({
+        explain: deps.explain,
+        maxTimeoutMs: config.limits.maxTimeoutMs,
+        guard: requireApiKey(config.apiKey),
+      }),
+    )
+    .use("/selftest", limit("selftest", config.rateLimits.selftest))
+    .route(
+      "/selftest",
+      createSelftestRoutes({
+        monitor: deps.enforcement,
+        protections: deps.protections,
         apiKeyConfigured: config.apiKey !== undefined,
         guard: requireApiKey(config.apiKey),
       }),

@@ -51,6 +51,14 @@ const envObject = z.object({
   RATE_LIMIT_WINDOW_MS: intFromEnv(60_000, 1000, 3_600_000),
   RATE_LIMIT_DEMO: intFromEnv(30, 1, 100_000),
   RATE_LIMIT_EXECUTE: intFromEnv(10, 1, 100_000),
+  /** `POST /selftest` runs every canary; a few per window are plenty. */
+  RATE_LIMIT_SELFTEST: intFromEnv(6, 1, 100_000),
+  /** Re-run the enforcement canaries this often (ms); 0 = only at boot and on POST /selftest. */
+  SELFTEST_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .refine((v) => v === 0 || (v >= 10_000 && v <= 86_400_000), "must be 0 or 10000-86400000")
+    .default(600_000),
   /**
    * Reverse-proxy hops in front of the service that append to X-Forwarded-For.
    * 0 = use the socket address (direct exposure); Render's edge adds exactly one.
@@ -111,7 +119,9 @@ export interface Config {
     outputLimitBytes: number;
     maxBodyBytes: number;
   };
-  rateLimits: { windowMs: number; demo: number; execute: number };
+  rateLimits: { windowMs: number; demo: number; execute: number; selftest: number };
+  /** 0 = the canaries run only at boot, after agentsh restarts and on POST /selftest. */
+  selftestIntervalMs: number;
   trustedProxyHops: number;
   allowDegraded: boolean;
   logLevel: ParsedEnv["LOG_LEVEL"];
@@ -165,7 +175,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       windowMs: e.RATE_LIMIT_WINDOW_MS,
       demo: e.RATE_LIMIT_DEMO,
       execute: e.RATE_LIMIT_EXECUTE,
+      selftest: e.RATE_LIMIT_SELFTEST,
     },
+    selftestIntervalMs: e.SELFTEST_INTERVAL_MS,
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     allowDegraded: e.ALLOW_DEGRADED,
     logLevel: e.LOG_LEVEL,

@@ -9,6 +9,7 @@ import {
 } from "./agentsh/launcher.js";
 import { locateExecutable } from "./agentsh/locate.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
+import { createAgentshServerApi } from "./agentsh/server-api.js";
 import { createApp } from "./app.js";
 import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
@@ -17,6 +18,10 @@ import { createRedactor } from "./bundle/redactor.js";
 import { parseConfig } from "./config.js";
 import { createHealthCheck } from "./enforcement/health.js";
 import { createEnforcementMonitor } from "./enforcement/monitor.js";
+import { createProtectionReport } from "./enforcement/protections.js";
+import { createExplainer } from "./explain/explain.js";
+import { hostResolver, programResolver } from "./explain/resolve.js";
+import { createPolicyMatcher } from "./explain/rules.js";
 import { connectRedis, redisRateLimitStore } from "./http/redis-rate-limit-store.js";
 import { listen } from "./listen.js";
 import { createJsonLogger } from "./logger.js";
@@ -31,12 +36,13 @@ async function main(): Promise<void> {
   const logger = createJsonLogger(config.logLevel);
   const agentshBin = await locateExecutable(config.agentsh.bin);
   // The values agentsh will expand in config.yaml; scripts/boot exports the same defaults.
-  const bundle = await loadPolicyBundle(config.agentsh.bundleDir, {
+  const policyVars = {
     AGENTSH_BUNDLE_DIR: path.resolve(config.agentsh.bundleDir),
     AGENTSH_STATE_DIR: "/var/lib/governed-executor",
     AGENTSH_BIN_DIR: path.dirname(agentshBin ?? "/usr/local/bin/agentsh"),
     ...stringEnv(process.env),
-  });
+  };
+  const bundle = await loadPolicyBundle(config.agentsh.bundleDir, policyVars);
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
   const { isolation } = bundle;
@@ -74,17 +80,19 @@ async function main(): Promise<void> {
     ...(launcher ? { launcher } : {}),
     canaries,
   });
+  const staticChecks = {
+    ...staticEnforcementChecks(bundle, {
+      agentsh: agentshBin !== undefined,
+      unixwrap: (await locateExecutable("agentsh-unixwrap")) !== undefined,
+    }),
+    "launcher agentsh-launch installed": probe !== null,
+    "Landlock TCP rules available (ABI >= 4)": probe?.landlockNet === true,
+  };
   const monitor = createEnforcementMonitor({
     probe: agentsh.probe,
     prove: agentsh.prove,
-    staticChecks: {
-      ...staticEnforcementChecks(bundle, {
-        agentsh: agentshBin !== undefined,
-        unixwrap: (await locateExecutable("agentsh-unixwrap")) !== undefined,
-      }),
-      "launcher agentsh-launch installed": probe !== null,
-      "Landlock TCP rules available (ABI >= 4)": probe?.landlockNet === true,
-    },
+    staticChecks,
+    reverifyMs: config.selftestIntervalMs,
     allowDegraded: config.allowDegraded,
     logger,
     bootHint: launcherBootHint,
@@ -126,6 +134,21 @@ async function main(): Promise<void> {
     socketAddressOf: (c) => getConnInfo(c).remote.address,
     ...(redis ? { rateLimitStore: redisRateLimitStore(redis) } : {}),
     audit: audit.log,
+    protections: createProtectionReport({ canaries, staticChecks, lastProof: monitor.lastProof }),
+    explain: createExplainer({
+      matcher: createPolicyMatcher(bundle.policy, policyVars),
+      workspace: config.agentsh.workspace,
+      wrapper: launcher ? "agentsh-launch" : "/bin/bash",
+      // Commands get the agentsh server's PATH, which scripts/boot gives it from ours.
+      resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
+      resolveHost: hostResolver(),
+      // agentsh's own engine answers the same lookups; the response lists any difference.
+      policyTest: createAgentshServerApi({
+        serverUrl: config.agentsh.serverUrl,
+        apiKey: config.agentsh.apiKey,
+        workspace: config.agentsh.workspace,
+      }).policyTest,
+    }),
   });
   const server = listen(app, { port: config.port, hostname: config.host }, (port) =>
     logStartup({ logger, config, bundle, agentshBin, port, enforcement: monitor.state() }),

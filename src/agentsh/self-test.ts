@@ -7,6 +7,10 @@ import type { Executor, GovernedResult } from "../executor.js";
  */
 export interface Canary {
   name: string;
+  /** The protection category it proves (what /demo/status groups by). */
+  category: string;
+  /** The static checks (bundle, installation) that claim this protection. */
+  claimedBy: string[];
   command: string;
   passes: (result: GovernedResult) => boolean;
 }
@@ -14,18 +18,24 @@ export interface Canary {
 export const CANARIES: readonly Canary[] = [
   {
     name: "sandbox wrapper applied (agentsh-unixwrap: seccomp + Landlock)",
+    category: "sandbox wrapper",
+    claimedBy: ["seccomp helper agentsh-unixwrap installed", "seccomp helper enabled in bundle"],
     command: "true",
     passes: (r) => r.outcome === "ok" && r.sandboxed === true,
   },
   {
     // mount is on every Debian-based system (util-linux), so the exec really is attempted.
     name: "nested command denied by rule (seccomp execve interception)",
+    category: "command rules",
+    claimedBy: ["nested execve interception enabled"],
     command: "mount --version",
     passes: (r) =>
       r.outcome === "blocked" && r.decision?.kind === "command" && r.decision.rule !== null,
   },
   {
     name: "file read denied by rule (seccomp file monitor)",
+    category: "file rules",
+    claimedBy: ["seccomp file monitor enabled"],
     command: "cat /etc/shadow",
     passes: (r) =>
       r.outcome === "blocked" && r.decision?.kind === "file" && !r.stdout.text.includes(":"),
@@ -34,6 +44,8 @@ export const CANARIES: readonly Canary[] = [
     // The basename is allowed by the command rules, so only Landlock (no exec right in /tmp)
     // can stop it; agentsh records no rule for kernel denials.
     name: "binary outside the exec allow-list cannot run (Landlock)",
+    category: "exec allow-list",
+    claimedBy: ["landlock enabled in bundle"],
     command:
       'd=$(mktemp -d) && cp /usr/bin/true "$d/true" && "$d/true"; rc=$?; rm -rf "$d"; exit $rc',
     passes: (r) => r.exitCode === 126 && r.sandboxed === true,
@@ -71,6 +83,8 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
   const canaries: Canary[] = [
     {
       name: "raw TCP connect outside the agentsh proxy refused (launcher: Landlock TCP rules)",
+      category: "network egress",
+      claimedBy: ["launcher agentsh-launch installed", "Landlock TCP rules available (ABI >= 4)"],
       command: refusedProbe(
         `socket.create_connection(("127.0.0.1", ${t.loopbackPort}), 3).close()`,
       ),
@@ -81,6 +95,8 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
   if (t.uidDrop || t.signalScope) {
     canaries.push({
       name: "signal to the service refused (launcher: uid drop, Landlock signal scope)",
+      category: "signals",
+      claimedBy: ["launcher agentsh-launch installed"],
       command: refusedProbe(`os.kill(${t.servicePid}, 0)`),
       passes: (r) => r.exitCode === 3 && r.sandboxed === true,
     });
@@ -88,6 +104,8 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
   if (t.uidDrop) {
     canaries.push({
       name: "command runs as an unprivileged slot uid (launcher: uid drop)",
+      category: "identity",
+      claimedBy: ["launcher agentsh-launch installed"],
       command: "id -u",
       passes: (r) => {
         const uid = Number(r.stdout.text.trim());
@@ -103,6 +121,8 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
   if (!t.udpAllowed) {
     canaries.push({
       name: "UDP socket refused (launcher: seccomp socket filter)",
+      category: "network egress",
+      claimedBy: ["launcher agentsh-launch installed"],
       command: refusedProbe("socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()"),
       passes: (r) => r.exitCode === 3 && r.sandboxed === true,
     });

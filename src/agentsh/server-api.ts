@@ -15,6 +15,12 @@ export interface AgentshServerApi {
   ensureSession(sessionId: string): Promise<void>;
   /** Denials recorded for a session in a time window (agentsh's event store). */
   recordedDenials: DenialLookup;
+  /**
+   * agentsh's own rule lookup (`POST /api/v1/policy/test {operation, path}`), on the server's
+   * policy engine: `exec` + a program, `file_<op>` + a path, `connect` + host:port. Null when
+   * the server does not answer it.
+   */
+  policyTest(operation: string, target: string): Promise<{ rule: string; decision: string } | null>;
 }
 
 export interface AgentshServerOptions {
@@ -57,6 +63,24 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
       throw new Error(
         `creating agentsh session ${sessionId} failed: HTTP ${response.status} ${body}`,
       );
+    },
+
+    async policyTest(operation, target) {
+      try {
+        const response = await doFetch(`${options.serverUrl}/api/v1/policy/test`, {
+          method: "POST",
+          headers: { ...headers, "Content-Type": "application/json" },
+          body: JSON.stringify({ operation, path: target }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!response.ok) return null;
+        const body = (await response.json()) as { rule?: unknown; decision?: unknown };
+        return typeof body.rule === "string" && typeof body.decision === "string"
+          ? { rule: body.rule, decision: body.decision }
+          : null;
+      } catch {
+        return null;
+      }
     },
 
     async recordedDenials(sessionId, since, until) {

@@ -23,6 +23,12 @@ export interface Proof {
   problems: string[];
 }
 
+/** The last round of canaries and when it ran. */
+export interface ProofRecord extends Proof {
+  /** ISO time the round finished. */
+  at: string;
+}
+
 export interface EnforcementMonitorOptions {
   /** null when agentsh answers, else what is wrong. */
   probe: () => Promise<string | null>;
@@ -38,6 +44,9 @@ export interface EnforcementMonitorOptions {
   initial?: EnforcementState;
   /** What to tell the operator about a refused boot, given its problems (a likely cause). */
   bootHint?: (problems: string[]) => string | undefined;
+  /** Re-run the canaries this often while agentsh answers (ms); 0 or unset = never. */
+  reverifyMs?: number;
+  now?: () => Date;
 }
 
 export interface EnforcementMonitor {
@@ -46,8 +55,10 @@ export interface EnforcementMonitor {
   gate(): string | null;
   /** A command ran without the sandbox: degraded until restart, whatever canaries say later. */
   markLost(problem: string): void;
-  /** Runs the canaries now and records the result. */
+  /** Runs the canaries now and records the result (concurrent calls share one round). */
   verify(): Promise<EnforcementState>;
+  /** The last round of canaries, or null before the first. */
+  lastProof(): ProofRecord | null;
   /**
    * Boot: verifies when agentsh answers and throws when enforcement is missing (unless
    * degraded service is allowed); then watches agentsh. Returns the watcher's stop function.
@@ -66,6 +77,9 @@ export function createEnforcementMonitor(options: EnforcementMonitorOptions): En
     problems: ["agentsh not reached yet"],
   };
   let lost: string | null = null;
+  let last: ProofRecord | null = null;
+  let inFlight: Promise<EnforcementState> | null = null;
+  const now = options.now ?? (() => new Date());
 
   const state = (): EnforcementState =>
     lost === null
@@ -82,8 +96,16 @@ export function createEnforcementMonitor(options: EnforcementMonitorOptions): En
     return `enforcement is ${mode}: ${problems.join("; ") || "not verified"}`;
   };
 
-  const verify = async (): Promise<EnforcementState> => {
+  const verify = (): Promise<EnforcementState> => {
+    inFlight ??= runProof().finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  };
+
+  const runProof = async (): Promise<EnforcementState> => {
     const proof = await options.prove();
+    last = { checks: proof.checks, problems: proof.problems, at: now().toISOString() };
     const checks = { ...staticChecks, ...proof.checks };
     const failed = Object.entries(checks)
       .filter(([, passed]) => !passed)
@@ -136,10 +158,39 @@ export function createEnforcementMonitor(options: EnforcementMonitorOptions): En
     return () => clearInterval(timer);
   };
 
+  /**
+   * Proof that holds over time: the canaries again on a schedule, so a protection that stops
+   * working (a helper removed, a policy edited, a kernel feature gone) turns /health 503 within
+   * one interval, and a fixed one turns it back.
+   */
+  const schedule = (everyMs: number): (() => void) => {
+    const timer = setInterval(async () => {
+      if (inFlight) return;
+      const before = current.mode;
+      try {
+        if ((await options.probe()) !== null) return; // the watcher handles an absent agentsh
+        const after = await verify();
+        if (after.mode !== before) {
+          const log = after.mode === "enforced" ? logger.info : logger.error;
+          log("scheduled self-test changed the enforcement state", {
+            from: before,
+            to: after.mode,
+            problems: after.problems,
+          });
+        }
+      } catch (error) {
+        logger.error("scheduled self-test failed to run; will retry", { error: String(error) });
+      }
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  };
+
   return {
     state,
     gate,
     verify,
+    lastProof: () => last,
     markLost(problem) {
       lost = problem;
     },
@@ -156,7 +207,12 @@ export function createEnforcementMonitor(options: EnforcementMonitorOptions): En
       } else {
         logger.warn("agentsh server not reachable at boot; commands are refused until it is");
       }
-      return watch(reachable);
+      const stopWatching = watch(reachable);
+      const stopSchedule = options.reverifyMs ? schedule(options.reverifyMs) : () => {};
+      return () => {
+        stopWatching();
+        stopSchedule();
+      };
     },
   };
 }

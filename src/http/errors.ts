@@ -21,7 +21,7 @@ export const ERROR_CODES = {
   duplicate_key: 400,
   api_key_missing: 401,
   api_key_invalid: 401,
-  audit_disabled: 403,
+  api_key_not_configured: 403,
   not_found: 404,
   method_not_allowed: 405,
   body_too_large: 413,

@@ -48,7 +48,7 @@ export function createAuditRoutes(options: {
     async (_c, next) => {
       if (!options.apiKeyConfigured) {
         throw new ApiError({
-          code: "audit_disabled",
+          code: "api_key_not_configured",
           message: "The audit API is disabled because no API_KEY is configured.",
           hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
         });

@@ -4,6 +4,7 @@ import type { AppEnv } from "../app-env.js";
 import type { CommandResult } from "../command-result.js";
 import type { DemoRoute, DemoScenario, Expectation } from "../demo-scenarios.js";
 import type { HealthCheck } from "../enforcement/health.js";
+import type { ProtectionReport } from "../enforcement/protections.js";
 import { ApiError, refusalError } from "../http/errors.js";
 import type { RunCommand } from "../run-command.js";
 
@@ -14,6 +15,7 @@ export function createDemoRoutes(options: {
   timeoutMs: number;
   health: HealthCheck;
   installation: InstallationReport;
+  protections: ProtectionReport;
 }) {
   const { demos: routes, runCommand, timeoutMs, installation } = options;
   const byName = new Map(routes.map((route) => [route.name, route]));
@@ -61,7 +63,10 @@ export function createDemoRoutes(options: {
       }
       // v0 shape: a bare array, except for routes that carry an explanation.
       if (route.note) {
-        const service = route.includeServiceStatus ? { service: await options.health() } : {};
+        // What the bundle claims per protection next to what the last canary round proved.
+        const service = route.includeServiceStatus
+          ? { service: await options.health(), protections: options.protections() }
+          : {};
         return c.json({ description: route.description, note: route.note, ...service, results });
       }
       return c.json(results);

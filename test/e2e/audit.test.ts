@@ -50,10 +50,10 @@ describe.runIf(HAS_KEY)("GET /audit against the real agentsh", () => {
 });
 
 describe.skipIf(HAS_KEY)("GET /audit without an API key", () => {
-  it("is refused with 403 audit_disabled", async () => {
+  it("is refused with 403 api_key_not_configured", async () => {
     const res = await http("/audit");
     expect(res.status).toBe(403);
     const body = (await res.json()) as { error: { code: string } };
-    expect(body.error.code).toBe("audit_disabled");
+    expect(body.error.code).toBe("api_key_not_configured");
   });
 });

@@ -10,7 +10,12 @@ const FAILED: Proof = {
 };
 
 /** A monitor whose agentsh reachability and canary verdict the test controls. */
-function monitorWith(options: { reachable?: boolean; proof?: Proof; allowDegraded?: boolean }) {
+function monitorWith(options: {
+  reachable?: boolean;
+  proof?: Proof;
+  allowDegraded?: boolean;
+  reverifyMs?: number;
+}) {
   const world = { reachable: options.reachable ?? true, proof: options.proof ?? PASSED, proofs: 0 };
   const monitor = createEnforcementMonitor({
     probe: async () => (world.reachable ? null : "agentsh server is not reachable"),
@@ -22,6 +27,7 @@ function monitorWith(options: { reachable?: boolean; proof?: Proof; allowDegrade
     allowDegraded: options.allowDegraded ?? false,
     logger: silent,
     pollMs: 1_000,
+    ...(options.reverifyMs ? { reverifyMs: options.reverifyMs } : {}),
   });
   return { monitor, world };
 }
@@ -129,5 +135,49 @@ describe("enforcement monitor", () => {
     world.reachable = false;
     await vi.advanceTimersByTimeAsync(5_000);
     expect(monitor.state().mode).toBe("enforced");
+  });
+
+  it("scheduled self-test: a canary that stops passing degrades it; a passing round recovers", async () => {
+    const { monitor, world } = monitorWith({ reverifyMs: 60_000 });
+    const stop = await monitor.start();
+    const bootProof = monitor.lastProof();
+    expect(bootProof?.checks).toEqual(PASSED.checks);
+    expect(monitor.gate()).toBeNull();
+
+    // Enforcement breaks between rounds: nothing changes until the next round runs.
+    world.proof = FAILED;
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(monitor.state().mode).toBe("enforced");
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(monitor.state().mode).toBe("degraded");
+    expect(monitor.gate()).toMatch(/failed: canary: sudo denied/);
+    expect(Date.parse(monitor.lastProof()?.at ?? "")).toBeGreaterThan(
+      Date.parse(bootProof?.at ?? ""),
+    );
+
+    world.proof = PASSED;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(monitor.state().mode).toBe("enforced");
+    expect(monitor.gate()).toBeNull();
+    stop();
+    const proofs = world.proofs;
+    await vi.advanceTimersByTimeAsync(300_000);
+    expect(world.proofs).toBe(proofs);
+  });
+
+  it("scheduled self-test skips rounds while agentsh is away (the watcher handles that)", async () => {
+    const { monitor, world } = monitorWith({ reverifyMs: 60_000 });
+    const stop = await monitor.start();
+    world.reachable = false;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(monitor.state().mode).toBe("unverified");
+    expect(world.proofs).toBe(1);
+    stop();
+  });
+
+  it("concurrent verify() calls share one round of canaries", async () => {
+    const { monitor, world } = monitorWith({});
+    await Promise.all([monitor.verify(), monitor.verify(), monitor.verify()]);
+    expect(world.proofs).toBe(1);
   });
 });

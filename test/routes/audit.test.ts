@@ -25,13 +25,13 @@ const audit = (app: ReturnType<typeof buildTestApp>["app"], query = "", headers 
   app.request(`/audit${query}`, { headers });
 
 describe("GET /audit: access", () => {
-  it("answers 403 audit_disabled when no API_KEY is configured, saying what to set", async () => {
+  it("answers 403 api_key_not_configured when no API_KEY is configured, saying what to set", async () => {
     const { app } = buildTestApp();
     await app.request("/execute", postJson({ command: "echo hi" }));
     const res = await app.request("/audit");
     expect(res.status).toBe(403);
     const body = await readJson(res);
-    expect(body.error.code).toBe("audit_disabled");
+    expect(body.error.code).toBe("api_key_not_configured");
     expect(body.error.message).toContain("API_KEY");
     expect(body.requestId).toBe(res.headers.get("x-request-id"));
   });

@@ -1,10 +1,17 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
 import type { InstallationReport } from "../../src/agentsh/installation-report.js";
 import { isolationLayers } from "../../src/agentsh/launcher.js";
+import { CANARIES } from "../../src/agentsh/self-test.js";
 import { type AppDeps, createApp } from "../../src/app.js";
+import { policySchema } from "../../src/bundle/policy-schema.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
 import { parseConfig } from "../../src/config.js";
 import { createHealthCheck } from "../../src/enforcement/health.js";
 import { createEnforcementMonitor, type EnforcementState } from "../../src/enforcement/monitor.js";
+import { createProtectionReport } from "../../src/enforcement/protections.js";
+import { createExplainer } from "../../src/explain/explain.js";
+import { createPolicyMatcher } from "../../src/explain/rules.js";
 import type { Logger } from "../../src/logger.js";
 import { FakeExecutor } from "./fake-executor.js";
 
@@ -20,7 +27,18 @@ export interface TestAppOptions {
   installation?: InstallationReport;
   rateLimitStore?: AppDeps["rateLimitStore"];
   audit?: AppDeps["audit"];
+  /** What explain's DNS lookups answer (default: no name has an address). */
+  hosts?: Record<string, string[]>;
 }
+
+/** The bundle's real policy (agentsh/policies/default.yaml), for explain. */
+export const POLICY = policySchema.parse(
+  parseYaml(readFileSync(new URL("../../agentsh/policies/default.yaml", import.meta.url), "utf8")),
+);
+
+/** Programs as explain finds them on PATH; python3 is a symlink, as on Debian. */
+export const testProgramResolver = (name: string): string | null =>
+  name === "missing-tool" ? null : name === "python3" ? "/usr/bin/python3.11" : `/usr/bin/${name}`;
 
 /** What the service's boot-time run of `agentsh --version` / `agentsh detect` might report. */
 export const INSTALLATION: InstallationReport = {
@@ -103,6 +121,18 @@ export function buildTestApp(options: TestAppOptions = {}) {
     socketAddressOf: () => options.socketAddress ?? "192.0.2.10",
     ...(options.rateLimitStore ? { rateLimitStore: options.rateLimitStore } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
+    protections: createProtectionReport({
+      canaries: CANARIES,
+      staticChecks: { "seccomp helper enabled in bundle": true },
+      lastProof: monitor.lastProof,
+    }),
+    explain: createExplainer({
+      matcher: createPolicyMatcher(POLICY, {}),
+      workspace: "/workspace",
+      wrapper: "agentsh-launch",
+      resolveProgram: testProgramResolver,
+      resolveHost: async (host) => options.hosts?.[host] ?? [],
+    }),
   });
   return { app, executor, logLines, config, monitor };
 }

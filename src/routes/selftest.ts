@@ -1,0 +1,54 @@
+import { Hono, type MiddlewareHandler } from "hono";
+import type { AppEnv } from "../app-env.js";
+import type { EnforcementMonitor } from "../enforcement/monitor.js";
+import type { ProtectionReport } from "../enforcement/protections.js";
+import { ApiError } from "../http/errors.js";
+
+/**
+ * `POST /selftest`: runs the enforcement canaries now and returns the fresh result. It makes the
+ * service run commands on demand, so it exists only behind a configured API key.
+ */
+export function createSelftestRoutes(options: {
+  monitor: Pick<EnforcementMonitor, "verify" | "lastProof">;
+  protections: ProtectionReport;
+  apiKeyConfigured: boolean;
+  guard: MiddlewareHandler<AppEnv>;
+}) {
+  return new Hono<AppEnv>().post(
+    "/",
+    async (_c, next) => {
+      if (!options.apiKeyConfigured) {
+        throw new ApiError({
+          code: "api_key_not_configured",
+          message:
+            "POST /selftest runs the enforcement canaries on demand, so it is only served when the service has an API key; none is configured.",
+          hint: "Set API_KEY on the service. Without it, /health still shows the last scheduled self-test.",
+        });
+      }
+      await next();
+    },
+    options.guard,
+    async (c) => {
+      let state: Awaited<ReturnType<typeof options.monitor.verify>>;
+      try {
+        state = await options.monitor.verify();
+      } catch (error) {
+        throw new ApiError(
+          {
+            code: "agentsh_unavailable",
+            message: `The self-test could not run: ${error instanceof Error ? error.message : String(error)}.`,
+            hint: "GET /health shows agentsh's state; retry once it reports ok.",
+          },
+          { "Retry-After": "5" },
+        );
+      }
+      return c.json({
+        mode: state.mode,
+        probedAt: options.monitor.lastProof()?.at ?? null,
+        checks: state.checks,
+        problems: state.problems,
+        protections: options.protections(),
+      });
+    },
+  );
+}
