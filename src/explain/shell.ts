@@ -1,4 +1,15 @@
-import sh, { type ShNode } from "mvdan-sh";
+import { createRequire } from "node:module";
+import type { ShNode } from "mvdan-sh";
+
+/**
+ * mvdan-sh (GopherJS) costs about 19 MiB of memory once loaded: loaded on the first explain,
+ * not at boot, so a service that never explains does not carry it.
+ */
+let parserModule: typeof import("mvdan-sh").default | undefined;
+function shParser(): typeof import("mvdan-sh").default {
+  parserModule ??= createRequire(import.meta.url)("mvdan-sh") as typeof import("mvdan-sh").default;
+  return parserModule;
+}
 
 /**
  * What a bash command line does that can be seen without running it, in execution order: the
@@ -141,7 +152,7 @@ class Walker {
   }
 
   command(cmd: ShNode, conditional: boolean) {
-    const type = sh.syntax.NodeType(cmd);
+    const type = shParser().syntax.NodeType(cmd);
     switch (type) {
       case "CallExpr":
         return this.call(cmd, conditional);
@@ -190,9 +201,9 @@ class Walker {
   nested(node: ShNode | null | undefined, conditional: boolean) {
     if (!node) return;
     const found: ShNode[] = [];
-    sh.syntax.Walk(node, (n: ShNode | null) => {
+    shParser().syntax.Walk(node, (n: ShNode | null) => {
       if (!n) return true;
-      const t = sh.syntax.NodeType(n);
+      const t = shParser().syntax.NodeType(n);
       if (t === "CmdSubst" || t === "ProcSubst") {
         found.push(n);
         return false;
@@ -215,7 +226,7 @@ class Walker {
     let value = "";
     let dynamic = false;
     for (const part of word.Parts ?? []) {
-      const t = sh.syntax.NodeType(part);
+      const t = shParser().syntax.NodeType(part);
       if (t === "Lit") {
         const raw: string = part.Value;
         // Unquoted: globs and brace expansion are expanded by bash at run time; ~ is HOME.
@@ -231,7 +242,7 @@ class Walker {
         value += part.Value;
       } else if (t === "DblQuoted") {
         for (const inner of part.Parts ?? []) {
-          if (sh.syntax.NodeType(inner) === "Lit") {
+          if (shParser().syntax.NodeType(inner) === "Lit") {
             value += (inner.Value as string).replace(/\\\n/g, "").replace(/\\([\\"$`])/g, "$1");
           } else {
             dynamic = true;
@@ -440,7 +451,9 @@ class Walker {
 export function analyzeShell(command: string): ShellAnalysis {
   let file: ShNode;
   try {
-    file = sh.syntax.NewParser(sh.syntax.Variant(sh.syntax.LangBash)).Parse(command, "command");
+    file = shParser()
+      .syntax.NewParser(shParser().syntax.Variant(shParser().syntax.LangBash))
+      .Parse(command, "command");
   } catch (error) {
     const e = error as { Error?: () => string };
     return { ok: false, error: typeof e?.Error === "function" ? e.Error() : String(error) };

@@ -85,7 +85,7 @@ describe("load", () => {
       expect(health.status).toBe(200);
       expect(healthMs).toBeLessThan(2_000);
       // The whole life of the app so far (VmHWM: 100 parallel requests, then this flood) stayed
-      // under 150 MiB (scripts/boot caps V8's heap; measured peaks 128–131 MiB).
+      // under 150 MiB (scripts/boot caps V8's heap; measured peaks 128–145 MiB).
       expect(after.peakMiB).toBeLessThan(150);
       console.log(
         `[measured] 4 × (200 MB stdout + 50 MB stderr): app peak RSS ${before.peakMiB} → ${after.peakMiB} MiB, /health during flood ${healthMs} ms`,
