@@ -24,7 +24,12 @@ describe("the service's secrets are out of reach of governed commands", () => {
     ["every process command line", find("cat /proc/[0-9]*/cmdline")],
     ["the agentsh state (API keys file, audit database)", find("cat /var/lib/*/* /var/lib/*/*/*")],
     ["the app's files", find("grep -r -a . /app /work /opt /srv /root /home")],
-    ["the shared scratch space", find("grep -r -a . /tmp /workspace")],
+    // Files written since the stack booted (a leak would be newer than that); bounded so that a
+    // host's old caches in /tmp do not turn the probe into a timeout.
+    [
+      "the shared scratch space",
+      find("find /tmp /workspace -xdev -type f -mmin -180 -size -20M -exec cat {} +"),
+    ],
   ])("not in %s [local only]", async (_route, command) => {
     const result = await execute(command);
     expect(result.stdout.trim(), JSON.stringify(result)).toBe("0");
