@@ -17,22 +17,27 @@ const selftest = async () => {
 };
 
 /**
- * Where the agentsh server under test finds agentsh-unixwrap: the first hit on its own PATH, in
- * its own root (/proc/PID/root: the container's file system when the stack is the image).
+ * Every agentsh-unixwrap the agentsh server under test could find on its own PATH, in its own
+ * root (/proc/PID/root: the container's file system when the stack is the image). All of them
+ * are hidden: with one left further down PATH, agentsh would still find a helper.
  */
-function helperOfAgentshServer(): string {
+function helpersOfAgentshServer(): string[] {
   const out = execFileSync("ss", ["-Hltnp", "sport = :18080"], { encoding: "utf8" });
   const pid = out.match(/pid=(\d+)/)?.[1];
   if (!pid) throw new Error(`no agentsh listener on :18080: ${out}`);
   const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
   const searchPath = env.find((v) => v.startsWith("PATH="))?.slice(5) ?? "";
-  const helper = searchPath
-    .split(":")
-    .map((dir) => path.join(`/proc/${pid}/root`, dir, "agentsh-unixwrap"))
-    .find((candidate) => existsSync(candidate));
-  if (!helper)
+  const helpers = [
+    ...new Set(
+      searchPath
+        .split(":")
+        .map((dir) => path.join(`/proc/${pid}/root`, dir, "agentsh-unixwrap"))
+        .filter((candidate) => existsSync(candidate)),
+    ),
+  ];
+  if (helpers.length === 0)
     throw new Error(`agentsh-unixwrap is not on the agentsh server's PATH ${searchPath}`);
-  return helper;
+  return helpers;
 }
 
 const local = REMOTE ? it.skip : it;
@@ -48,9 +53,9 @@ describe("protection proven continuously", () => {
 
       // The real precondition of seccomp + Landlock in agentsh 0.16.9: the helper on the server's
       // PATH. Without it agentsh runs commands unsandboxed and says nothing; only a probe sees it.
-      const helper = helperOfAgentshServer();
-      const hidden = `${helper}.e2e-hidden-${process.pid}`;
-      renameSync(helper, hidden);
+      const helpers = helpersOfAgentshServer();
+      const hidden = (helper: string) => `${helper}.e2e-hidden-${process.pid}`;
+      for (const helper of helpers) renameSync(helper, hidden(helper));
       try {
         const broken = await selftest();
         expect(broken.mode).toBe("degraded");
@@ -74,7 +79,7 @@ describe("protection proven continuously", () => {
           "enforcement_degraded",
         );
       } finally {
-        renameSync(hidden, helper);
+        for (const helper of helpers) renameSync(hidden(helper), helper);
         // Recover even when an assertion above failed, so later files meet an enforced service.
         await http("/selftest", { method: "POST" }).catch(() => undefined);
       }
