@@ -4,7 +4,7 @@ import type { CommandResult } from "../../src/command-result.js";
 
 /**
  * The end-to-end suite talks to a running governed stack over HTTP only.
- * - Local: `scripts/test --e2e` starts agentsh + the app inside an isolated network namespace
+ * - Local: `scripts/test` starts agentsh + the app inside an isolated network namespace
  *   (`test/net/with-stack.ts`) and passes SERVICE_URL and CANARY_LOG.
  * - Deployment: `TEST_URL=https://… npx vitest run --project e2e`; the canary checks need the
  *   local namespace and are skipped there, saying so in their names.
@@ -18,7 +18,7 @@ const API_KEY = process.env.E2E_API_KEY;
 
 if (!BASE_URL) {
   throw new Error(
-    "The e2e suite needs a governed stack: run `scripts/test --e2e`, or set TEST_URL to a deployment.",
+    "The e2e suite needs a governed stack: run `scripts/test`, or set TEST_URL to a deployment.",
   );
 }
 if (!REMOTE && !CANARY_LOG) {
