@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { createAgentshExecutor, type DenialLookup } from "../../src/agentsh/executor.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
 import type { Execution, GovernedResult } from "../../src/executor.js";
@@ -53,6 +53,18 @@ function executorWith(
         }
       : {}),
   });
+}
+
+const scratch: string[] = [];
+afterEach(() => {
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary directory removed after the test. */
+async function scratchDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "gexec-"));
+  scratch.push(dir);
+  return dir;
 }
 
 /** The result of an execution that must have produced one. */
@@ -188,7 +200,7 @@ describe("agentsh executor (against a stand-in CLI)", () => {
   });
 
   it("ends background processes a command left behind", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "gexec-"));
+    const dir = await scratchDir();
     const pidFile = path.join(dir, "pid");
     const result = await resultOf(
       executorWith().run({ command: `background:${pidFile}`, timeoutMs: 5_000 }),
@@ -199,7 +211,7 @@ describe("agentsh executor (against a stand-in CLI)", () => {
   });
 
   it("re-creates a missing session once and then runs the command", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "gexec-"));
+    const dir = await scratchDir();
     const marker = path.join(dir, "created");
     const recreated: string[] = [];
     const executor = executorWith({

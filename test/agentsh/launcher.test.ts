@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -120,8 +120,12 @@ describe("the uid drop on hosts where the agentsh server lacks CAP_SYS_PTRACE", 
     const without = path.join(dir, "without");
     await writeFile(with19, "Name:\tnode\nCapEff:\t00000000a80c25fb\n");
     await writeFile(without, "Name:\tnode\nCapEff:\t00000000a80425fb\n");
-    expect(await hasCapSysPtrace(with19)).toBe(true);
-    expect(await hasCapSysPtrace(without)).toBe(false);
+    try {
+      expect(await hasCapSysPtrace(with19)).toBe(true);
+      expect(await hasCapSysPtrace(without)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("without the drop the launcher keeps the identity and /health says what is missing", async () => {
