@@ -135,8 +135,7 @@ export function createApp(deps: AppDeps) {
       "/audit",
       createAuditRoutes({
         audit,
-        apiKeyConfigured: config.apiKey !== undefined,
-        guard: requireApiKey(config.apiKey),
+        apiKey: config.apiKey,
       }),
     )
     .use("/explain", limit("explain", config.rateLimits.execute))
@@ -154,8 +153,7 @@ export function createApp(deps: AppDeps) {
       createSelftestRoutes({
         monitor: deps.enforcement,
         protections: deps.protections,
-        apiKeyConfigured: config.apiKey !== undefined,
-        guard: requireApiKey(config.apiKey),
+        apiKey: config.apiKey,
       }),
     );
 

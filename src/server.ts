@@ -9,7 +9,6 @@ import {
 } from "./agentsh/launcher.js";
 import { locateExecutable } from "./agentsh/locate.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
-import { createAgentshServerApi } from "./agentsh/server-api.js";
 import { createApp } from "./app.js";
 import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
@@ -143,11 +142,7 @@ async function main(): Promise<void> {
       resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
       resolveHost: hostResolver(),
       // agentsh's own engine answers the same lookups; the response lists any difference.
-      policyTest: createAgentshServerApi({
-        serverUrl: config.agentsh.serverUrl,
-        apiKey: config.agentsh.apiKey,
-        workspace: config.agentsh.workspace,
-      }).policyTest,
+      policyTest: agentsh.policyTest,
     }),
   });
   const server = listen(app, { port: config.port, hostname: config.host }, (port) =>

@@ -95,21 +95,13 @@ func socketFilter(udp, netlinkRoute bool) []unix.SockFilter {
 	p.jump(bpfJeq, unix.AF_UNIX, "allow", "")
 	p.jump(bpfJeq, unix.AF_INET, "inet", "")
 	p.jump(bpfJeq, unix.AF_INET6, "inet", "")
-	if netlinkRoute {
-		p.jump(bpfJeq, unix.AF_NETLINK, "netlink", "deny")
-	} else {
-		p.jump(bpfJeq, unix.AF_NETLINK, "deny", "deny")
-	}
+	p.jump(bpfJeq, unix.AF_NETLINK, allowedTo(netlinkRoute, "netlink"), "deny")
 
 	p.label("inet")
 	p.stmt(bpfLd, offArg1)
 	p.stmt(bpfAnd, sockTypeMask)
 	p.jump(bpfJeq, unix.SOCK_STREAM, "stream", "")
-	if udp {
-		p.jump(bpfJeq, unix.SOCK_DGRAM, "dgram", "deny")
-	} else {
-		p.jump(bpfJeq, unix.SOCK_DGRAM, "deny", "deny")
-	}
+	p.jump(bpfJeq, unix.SOCK_DGRAM, allowedTo(udp, "dgram"), "deny")
 
 	p.label("stream")
 	p.stmt(bpfLd, offArg2)
@@ -147,4 +139,13 @@ func applySocketFilter(udp, netlinkRoute bool) error {
 		return refuse("seccomp-socket", "seccomp(SECCOMP_SET_MODE_FILTER): %v", errno)
 	}
 	return nil
+}
+
+// allowedTo is the label a permitted socket kind goes on to be checked at, or "deny" when the
+// bundle does not allow that kind at all.
+func allowedTo(allowed bool, label string) string {
+	if allowed {
+		return label
+	}
+	return "deny"
 }

@@ -3,7 +3,7 @@ import { createAgentshExecutor } from "./executor.js";
 import { collectInstallationReport, type InstallationReport } from "./installation-report.js";
 import type { LauncherSettings } from "./launcher.js";
 import { type Canary, runSelfTest, type SelfTestReport } from "./self-test.js";
-import { createAgentshServerApi } from "./server-api.js";
+import { type AgentshServerApi, createAgentshServerApi } from "./server-api.js";
 import { SessionPool } from "./session-pool.js";
 
 /**
@@ -24,6 +24,8 @@ export interface Agentsh {
   stats(): { slots: number; inFlight: number; queued: number };
   /** `agentsh --version` and `agentsh detect`, run by the service itself (never governed). */
   installationReport(): Promise<InstallationReport>;
+  /** agentsh's own verdict on one operation (its policy-test API), for `/explain`'s cross-check. */
+  policyTest: AgentshServerApi["policyTest"];
 }
 
 export interface AgentshOptions {
@@ -81,5 +83,6 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     },
     stats: () => pool.stats,
     installationReport: () => collectInstallationReport(options.bin),
+    policyTest: api.policyTest,
   };
 }

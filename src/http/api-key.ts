@@ -33,6 +33,23 @@ export function requireApiKey(apiKey: string | undefined): MiddlewareHandler<App
   };
 }
 
+/**
+ * For endpoints that must never be open (they publish what agents tried, or run commands on
+ * demand): without a configured key they answer 403 `api_key_not_configured`, saying `why`;
+ * with one they check it like `requireApiKey`.
+ */
+export function requireConfiguredApiKey(
+  apiKey: string | undefined,
+  why: { message: string; hint: string },
+): MiddlewareHandler<AppEnv> {
+  if (apiKey === undefined) {
+    return async () => {
+      throw new ApiError({ code: "api_key_not_configured", ...why });
+    };
+  }
+  return requireApiKey(apiKey);
+}
+
 function bearerToken(header: string | undefined): string | undefined {
   const match = header?.match(/^Bearer\s+(.+)$/i);
   return match?.[1];

@@ -1,8 +1,9 @@
 import { zValidator } from "@hono/zod-validator";
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
 import { AUDIT_OUTCOMES, type AuditLog, InvalidCursorError } from "../audit/audit-log.js";
+import { requireConfiguredApiKey } from "../http/api-key.js";
 import { ApiError } from "../http/errors.js";
 
 export const AUDIT_PAGE_DEFAULT = 50;
@@ -40,22 +41,14 @@ export const auditQuerySchema = z
  */
 export function createAuditRoutes(options: {
   audit: Pick<AuditLog, "query">;
-  apiKeyConfigured: boolean;
-  guard: MiddlewareHandler<AppEnv>;
+  apiKey: string | undefined;
 }) {
   return new Hono<AppEnv>().get(
     "/",
-    async (_c, next) => {
-      if (!options.apiKeyConfigured) {
-        throw new ApiError({
-          code: "api_key_not_configured",
-          message: "The audit API is disabled because no API_KEY is configured.",
-          hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
-        });
-      }
-      await next();
-    },
-    options.guard,
+    requireConfiguredApiKey(options.apiKey, {
+      message: "The audit API is disabled because no API_KEY is configured.",
+      hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
+    }),
     zValidator("query", auditQuerySchema, (result) => {
       if (!result.success) {
         throw new ApiError({

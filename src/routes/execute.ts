@@ -28,6 +28,26 @@ export function executeBodySchema(maxTimeoutMs: number) {
   });
 }
 
+/**
+ * The body validator of `/execute` (and of `/explain`, which takes the same body): a 400
+ * `validation_failed` listing each problem, with `hint` saying what to send.
+ */
+export function validCommandBody(maxTimeoutMs: number, hint: string) {
+  return zValidator("json", executeBodySchema(maxTimeoutMs), (result) => {
+    if (!result.success) {
+      throw new ApiError({
+        code: "validation_failed",
+        message: result.error.issues.map((issue) => issue.message).join("; "),
+        hint,
+        details: result.error.issues.map((issue) => ({
+          path: issue.path.join("."),
+          message: issue.message,
+        })),
+      });
+    }
+  });
+}
+
 /** `POST /execute {command, timeoutMs?}`: runs one command through agentsh. */
 export function createExecuteRoutes(options: {
   runCommand: RunCommand;
@@ -35,24 +55,14 @@ export function createExecuteRoutes(options: {
   maxTimeoutMs: number;
   guard: MiddlewareHandler<AppEnv>;
 }) {
-  const schema = executeBodySchema(options.maxTimeoutMs);
   return new Hono<AppEnv>().post(
     "/",
     options.guard,
     strictJsonBody,
-    zValidator("json", schema, (result) => {
-      if (!result.success) {
-        throw new ApiError({
-          code: "validation_failed",
-          message: result.error.issues.map((issue) => issue.message).join("; "),
-          hint: 'Send {"command": "<shell command>"} with an optional "timeoutMs".',
-          details: result.error.issues.map((issue) => ({
-            path: issue.path.join("."),
-            message: issue.message,
-          })),
-        });
-      }
-    }),
+    validCommandBody(
+      options.maxTimeoutMs,
+      'Send {"command": "<shell command>"} with an optional "timeoutMs".',
+    ),
     async (c) => {
       const { command, timeoutMs } = c.req.valid("json");
       const requestId = c.get("requestId");

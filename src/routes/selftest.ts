@@ -1,7 +1,8 @@
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import type { AppEnv } from "../app-env.js";
 import type { EnforcementMonitor } from "../enforcement/monitor.js";
 import type { ProtectionReport } from "../enforcement/protections.js";
+import { requireConfiguredApiKey } from "../http/api-key.js";
 import { ApiError } from "../http/errors.js";
 
 /**
@@ -11,23 +12,15 @@ import { ApiError } from "../http/errors.js";
 export function createSelftestRoutes(options: {
   monitor: Pick<EnforcementMonitor, "verify" | "lastProof">;
   protections: ProtectionReport;
-  apiKeyConfigured: boolean;
-  guard: MiddlewareHandler<AppEnv>;
+  apiKey: string | undefined;
 }) {
   return new Hono<AppEnv>().post(
     "/",
-    async (_c, next) => {
-      if (!options.apiKeyConfigured) {
-        throw new ApiError({
-          code: "api_key_not_configured",
-          message:
-            "POST /selftest runs the enforcement canaries on demand, so it is only served when the service has an API key; none is configured.",
-          hint: "Set API_KEY on the service. Without it, /health still shows the last scheduled self-test.",
-        });
-      }
-      await next();
-    },
-    options.guard,
+    requireConfiguredApiKey(options.apiKey, {
+      message:
+        "POST /selftest runs the enforcement canaries on demand, so it is only served when the service has an API key; none is configured.",
+      hint: "Set API_KEY on the service. Without it, /health still shows the last scheduled self-test.",
+    }),
     async (c) => {
       let state: Awaited<ReturnType<typeof options.monitor.verify>>;
       try {

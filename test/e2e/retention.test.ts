@@ -4,11 +4,17 @@ import path from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { pruneAgentshEvents } from "../../src/audit/events-retention.js";
+import { REMOTE } from "./harness.js";
 
-// Set by scripts/test for the local stack; a remote deployment's database is out of reach.
+// Set by scripts/test for the host stack and by tools/container/test-image for the image (the
+// container's root as the host sees it); a remote deployment's database is out of reach.
 const STATE_DIR = process.env.E2E_AGENTSH_STATE_DIR;
 
-describe.runIf(STATE_DIR !== undefined)("retention on agentsh's real event database", () => {
+describe.skipIf(REMOTE)("retention on agentsh's real event database", () => {
+  it("knows where the stack's agentsh state is (E2E_AGENTSH_STATE_DIR)", () => {
+    expect(STATE_DIR, "scripts/test and tools/container/test-image set it").toBeTruthy();
+  });
+
   it("on a copy of the live events.db, events older than the cutoff go and newer ones stay", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "e2e-retention-"));
     try {

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const repo = path.resolve(import.meta.dirname, "../..");
 const module = "github.com/agentsh/agentsh";
 const version = readFileSync(path.join(repo, "agentsh/VERSION"), "utf8").trim();
+// Go is a prerequisite of every scripts/test mode that installs agentsh (CI's included, where
+// this always runs); only `scripts/test --quick` may run on a machine without it.
 const hasGo = spawnSync("go", ["version"]).status === 0;
 
 let work = "";
