@@ -1,0 +1,83 @@
+import type { CommandResult } from "../command-result.js";
+
+/**
+ * The contract of sessions and of running one command, shared by `POST /execute`, the
+ * session routes, the MCP endpoint and the console. Implementations: `session-registry.ts`
+ * (sessions) and `execute-command.ts` (one command, buffered or streamed).
+ */
+
+/** A governed session as its owner sees it (`GET /sessions/:id`). */
+export interface SessionInfo {
+  /** `s-<instance tag>-<24 hex>`: the tag names the instance that holds the session. */
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  /** When it expires unless used again (idle timeout). */
+  expiresAt: string;
+  /** The session's own directory; its commands start here the first time. */
+  workspace: string;
+  /** The working directory its next command starts in (after the last `cd`). */
+  cwd: string;
+  /** Names of the exported variables carried into its next command. */
+  env: string[];
+  /** Commands run in it so far. */
+  commands: number;
+  /** Whether a command is running in it now (a second one is refused with 409). */
+  busy: boolean;
+}
+
+/** Who is asking: sessions belong to the API key that created them. */
+export interface Caller {
+  /** A fingerprint of the caller's API key (`anonymous` when the service has no key). */
+  owner: string;
+  requestId: string;
+  /** Fires when the caller goes away: the command is killed. */
+  signal?: AbortSignal;
+}
+
+export interface ExecuteInput {
+  command: string;
+  timeoutMs?: number;
+  sessionId?: string;
+}
+
+/** The body of a buffered `POST /execute` answer (and of the stream's final `result` event). */
+export interface ExecuteBody {
+  command: string;
+  result: CommandResult;
+  requestId: string;
+  /** Present when the command ran in a session: where the next one starts. */
+  session?: {
+    id: string;
+    cwd: string;
+    env: string[];
+    /** Exported names not carried to the next command (the policy's env_policy denies them). */
+    envNotCarried?: string[];
+  };
+}
+
+/** One piece of output as it arrives (already DLP-redacted). */
+export interface OutputChunk {
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+/**
+ * Runs one command for a caller. Refusals (validation, unknown session, busy, degraded…) are
+ * thrown as `ApiError`s; with `onOutput` the output is also delivered as it arrives.
+ */
+export type ExecuteCommand = (
+  input: ExecuteInput,
+  caller: Caller,
+  onOutput?: (chunk: OutputChunk) => void,
+) => Promise<ExecuteBody>;
+
+export interface SessionRegistry {
+  /** Throws ApiError `session_limit` when the owner holds the maximum already. */
+  create(owner: string): Promise<SessionInfo>;
+  /** Throws ApiError `session_not_found` (also for another owner's session). */
+  get(owner: string, id: string): SessionInfo;
+  list(owner: string): SessionInfo[];
+  /** Ends it: a running command is killed, its workspace removed. */
+  delete(owner: string, id: string): Promise<SessionInfo>;
+}
