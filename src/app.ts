@@ -19,11 +19,13 @@ import { clientAddress, type SocketAddressOf } from "./http/client-address.js";
 import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
 import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
+import type { OperationDoc } from "./openapi/operations.js";
 import { createAuditRoutes } from "./routes/audit.js";
 import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
+import { createOpenApiRoutes } from "./routes/openapi.js";
 import { createSelftestRoutes } from "./routes/selftest.js";
 import { createRunCommand } from "./run-command.js";
 
@@ -63,6 +65,13 @@ export function createApp(deps: AppDeps) {
     });
 
   const demoLimit = limit("demo", config.rateLimits.demo);
+  // GET / and GET /openapi.json describe the routes from one table (src/openapi/operations.ts);
+  // it and its response schemas (about 0.5 MiB of heap) are loaded on first use.
+  let operations: Promise<OperationDoc[]> | undefined;
+  const documented = () =>
+    (operations ??= import("./openapi/operations.js").then((table) =>
+      table.describeOperations(config.limits),
+    ));
 
   const app = new Hono<AppEnv>()
     .use(requestId())
@@ -93,21 +102,16 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .get("/", (c) =>
+    .get("/", async (c) =>
       c.json({
         service: "governed-executor",
         description: "Runs shell commands through agentsh policy enforcement.",
-        endpoints: {
-          "GET /health": "agentsh and enforcement state",
-          "GET /demo": "list of demo scenarios",
-          "GET /demo/:name": "run a demo scenario table",
-          "POST /execute": '{"command": "...", "timeoutMs"?: number}',
-          "GET /audit": "recent commands and decisions (API key)",
-          "POST /explain": '{"command": "..."}: the policy\'s verdict, nothing is run',
-          "POST /selftest": "run the enforcement canaries now (API key required)",
-        },
+        endpoints: Object.fromEntries(
+          (await documented()).map((op) => [`${op.method} ${op.path}`, op.summary]),
+        ),
       }),
     )
+    .route("/openapi.json", createOpenApiRoutes(documented))
     .route("/health", createHealthRoutes(deps.health))
     .use("/demo/*", demoLimit)
     .route(

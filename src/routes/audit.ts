@@ -16,11 +16,11 @@ const isoTime = z.iso
 export const auditQuerySchema = z
   .strictObject({
     outcome: z.enum(AUDIT_OUTCOMES).optional(),
-    rule: z.string().min(1).max(200).optional(),
+    rule: z.string().min(1).max(200).optional().describe("The rule that blocked the command."),
     requestId: z.string().min(1).max(200).optional(),
-    since: isoTime.optional(),
-    until: isoTime.optional(),
-    cursor: z.string().min(1).max(200).optional(),
+    since: isoTime.optional().describe("Entries at or after this time."),
+    until: isoTime.optional().describe("Entries before this time."),
+    cursor: z.string().min(1).max(200).optional().describe("A previous page's nextCursor."),
     limit: z.coerce
       .number()
       .int()
@@ -28,7 +28,7 @@ export const auditQuerySchema = z
       .max(AUDIT_PAGE_MAX, `limit must be at most ${AUDIT_PAGE_MAX}`)
       .default(AUDIT_PAGE_DEFAULT),
     // The API key may come as a query parameter (v0 compatibility); it is not a filter.
-    api_key: z.string().optional(),
+    api_key: z.string().optional().describe("The API key (v0 compatibility); prefer X-API-Key."),
   })
   .refine((q) => !q.since || !q.until || q.since < q.until, {
     path: ["until"],

@@ -18,13 +18,15 @@ export function executeBodySchema(maxTimeoutMs: number) {
       .refine(
         (command) => !/\p{Cs}/u.test(command),
         "command must be valid Unicode (it contains a lone surrogate)",
-      ),
+      )
+      .describe("Run by /bin/bash -c under the policy. Not blank, no NUL bytes."),
     timeoutMs: z
       .number()
       .int()
       .min(100)
       .max(maxTimeoutMs, `timeoutMs must be at most ${maxTimeoutMs}`)
-      .optional(),
+      .optional()
+      .describe("The command's time limit; the service's default when absent."),
   });
 }
 

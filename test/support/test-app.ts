@@ -22,6 +22,8 @@ export interface TestAppOptions {
   agentshProblem?: string | null;
   /** The canaries' verdict at boot (default: every check passed). */
   enforcement?: EnforcementState;
+  /** Set: a canary round fails with this error (agentsh cannot run them). */
+  canaryError?: string;
   socketAddress?: string;
   redact?: AppDeps["redact"];
   installation?: InstallationReport;
@@ -87,7 +89,10 @@ export function buildTestApp(options: TestAppOptions = {}) {
   const monitor = createEnforcementMonitor({
     probe,
     // The canaries' verdict as given; the real canaries run in the e2e suite.
-    prove: async () => ({ checks: verdict.checks, problems: verdict.problems }),
+    prove: async () => {
+      if (options.canaryError !== undefined) throw new Error(options.canaryError);
+      return { checks: verdict.checks, problems: verdict.problems };
+    },
     staticChecks: {},
     allowDegraded: config.allowDegraded,
     logger,

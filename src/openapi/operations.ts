@@ -1,0 +1,209 @@
+import { z } from "zod";
+import { demoRoutes } from "../demo-scenarios.js";
+import type { ErrorCode } from "../http/errors.js";
+import { auditQuerySchema } from "../routes/audit.js";
+import { executeBodySchema } from "../routes/execute.js";
+import {
+  auditPageSchema,
+  demoListSchema,
+  demoRunSchema,
+  executeResponseSchema,
+  explanationSchema,
+  healthReportSchema,
+  openApiDocumentSchema,
+  selftestResponseSchema,
+  serviceIndexSchema,
+} from "./response-schemas.js";
+
+/**
+ * Every route the app serves, described once: `GET /`'s endpoint list and the OpenAPI document
+ * (`GET /openapi.json`) are generated from this table. Request schemas are the very ones the
+ * routes validate with. test/openapi.test.ts checks the table against `app.routes` and sends a
+ * request for every status listed here, so adding a route means adding its entry here.
+ */
+
+export type MediaResponse = {
+  description: string;
+  /** application/json */
+  json?: z.ZodType;
+  /** text/html (a page) */
+  html?: true;
+  /** text/event-stream: each event's name and the JSON schema of its `data`. */
+  events?: Record<string, { description: string; data: z.ZodType }>;
+};
+
+export interface OperationDoc {
+  method: "GET" | "POST" | "DELETE";
+  /** As registered in Hono, e.g. `/demo/:name`. */
+  path: string;
+  operationId: string;
+  tag: "commands" | "demo" | "service" | "audit";
+  /** One line; also `GET /`'s description of the endpoint. */
+  summary: string;
+  description?: string;
+  /**
+   * `open`; `apiKey`: checked when the service has an API key (401), open otherwise;
+   * `configuredApiKey`: refused with 403 when the service has no API key.
+   */
+  access: "open" | "apiKey" | "configuredApiKey";
+  /** Behind a per-client rate limit (429 `rate_limited`). */
+  rateLimited?: boolean;
+  pathParams?: Record<string, z.ZodType>;
+  /** The route's query validator schema (400 `validation_failed`). */
+  query?: z.ZodObject;
+  /** The route's JSON body validator schema, behind `strictJsonBody` (400, 413, 415). */
+  jsonBody?: z.ZodType;
+  /** Answers other than the error envelope, by status. */
+  responses: Record<number, MediaResponse>;
+  /** Error codes of its own, besides those implied by access, rateLimited, query and jsonBody. */
+  errors?: ErrorCode[];
+}
+
+/** What may stop any command before or while it runs (`refusalError`); `canceled` is never
+ * seen by a client (it has gone), so it is not listed. */
+const COMMAND_REFUSALS: ErrorCode[] = [
+  "enforcement_degraded",
+  "busy",
+  "agentsh_unavailable",
+  "enforcement_failed",
+  "internal_error",
+];
+
+export function describeOperations(limits: { maxTimeoutMs: number }): OperationDoc[] {
+  const commandBody = executeBodySchema(limits.maxTimeoutMs);
+  return [
+    {
+      method: "GET",
+      path: "/",
+      operationId: "serviceIndex",
+      tag: "service",
+      summary: "what this service is and its endpoints",
+      access: "open",
+      responses: { 200: { description: "The endpoints.", json: serviceIndexSchema } },
+    },
+    {
+      method: "GET",
+      path: "/openapi.json",
+      operationId: "openApiDocument",
+      tag: "service",
+      summary: "this API as an OpenAPI 3.1 document",
+      access: "open",
+      responses: { 200: { description: "This document.", json: openApiDocumentSchema } },
+    },
+    {
+      method: "GET",
+      path: "/health",
+      operationId: "health",
+      tag: "service",
+      summary: "agentsh and enforcement state",
+      access: "open",
+      responses: {
+        200: {
+          description: "agentsh answers and enforcement is proven.",
+          json: healthReportSchema,
+        },
+        503: {
+          description: "Commands are refused now: `reason` says why.",
+          json: healthReportSchema,
+        },
+      },
+    },
+    {
+      method: "GET",
+      path: "/demo",
+      operationId: "listDemos",
+      tag: "demo",
+      summary: "list of demo scenarios",
+      access: "open",
+      rateLimited: true,
+      responses: { 200: { description: "The demo routes.", json: demoListSchema } },
+    },
+    {
+      method: "GET",
+      path: "/demo/:name",
+      operationId: "runDemo",
+      tag: "demo",
+      summary: "run a demo scenario table",
+      description:
+        "Runs each command of the named table through agentsh and says whether it was allowed or blocked as expected.",
+      access: "open",
+      rateLimited: true,
+      pathParams: {
+        name: z.enum(demoRoutes.map((route) => route.name) as [string, ...string[]]),
+      },
+      responses: { 200: { description: "The results.", json: demoRunSchema } },
+      errors: ["not_found", ...COMMAND_REFUSALS],
+    },
+    {
+      method: "POST",
+      path: "/execute",
+      operationId: "execute",
+      tag: "commands",
+      summary: 'run a shell command through agentsh: {"command", "timeoutMs"?}',
+      description:
+        "Runs one command under the policy. A blocked command is a 200 with `result.blocked` and `result.decision`.",
+      access: "apiKey",
+      rateLimited: true,
+      jsonBody: commandBody,
+      responses: {
+        200: { description: "The command ran (or was blocked).", json: executeResponseSchema },
+      },
+      errors: COMMAND_REFUSALS,
+    },
+    {
+      method: "GET",
+      path: "/audit",
+      operationId: "audit",
+      tag: "audit",
+      summary: "recent commands and decisions (API key required)",
+      access: "configuredApiKey",
+      query: auditQuerySchema,
+      responses: { 200: { description: "One page of the audit log.", json: auditPageSchema } },
+    },
+    {
+      method: "POST",
+      path: "/explain",
+      operationId: "explain",
+      tag: "commands",
+      summary: 'the policy\'s verdict on {"command"}; nothing is run',
+      description: "Takes the body of POST /execute (timeoutMs is accepted and ignored).",
+      access: "apiKey",
+      rateLimited: true,
+      jsonBody: commandBody,
+      responses: { 200: { description: "The verdict and why.", json: explanationSchema } },
+    },
+    {
+      method: "POST",
+      path: "/selftest",
+      operationId: "selftest",
+      tag: "service",
+      summary: "run the enforcement canaries now (API key required)",
+      access: "configuredApiKey",
+      rateLimited: true,
+      responses: {
+        200: { description: "The fresh canary results.", json: selftestResponseSchema },
+      },
+      errors: ["agentsh_unavailable"],
+    },
+  ];
+}
+
+/** Every error code an operation can answer with: its own and those its guards imply. */
+export function errorCodesOf(operation: OperationDoc): ErrorCode[] {
+  const codes: ErrorCode[] = [];
+  if (operation.access !== "open") codes.push("api_key_missing", "api_key_invalid");
+  if (operation.access === "configuredApiKey") codes.push("api_key_not_configured");
+  if (operation.rateLimited) codes.push("rate_limited");
+  if (operation.query || operation.jsonBody) codes.push("validation_failed");
+  if (operation.jsonBody) {
+    codes.push(
+      "invalid_request",
+      "invalid_encoding",
+      "duplicate_key",
+      "unsupported_media_type",
+      "body_too_large",
+    );
+  }
+  codes.push(...(operation.errors ?? []));
+  return [...new Set(codes)];
+}

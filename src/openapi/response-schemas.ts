@@ -1,0 +1,274 @@
+import { z } from "zod";
+import type { ServiceRunEntry } from "../agentsh/installation-report.js";
+import { AUDIT_OUTCOMES, type AuditPage } from "../audit/audit-log.js";
+import type { CommandResult } from "../command-result.js";
+import type { DemoScenario } from "../demo-scenarios.js";
+import type { HealthReport } from "../enforcement/health.js";
+import type { ProtectionStatus } from "../enforcement/protections.js";
+import type { Decision } from "../executor.js";
+import type { Explanation } from "../explain/explain.js";
+import { ERROR_CODES, type ErrorCode } from "../http/errors.js";
+
+/**
+ * The JSON bodies the service sends, as zod schemas. The OpenAPI document is generated from
+ * them, and test/openapi.test.ts parses real responses with them, so neither can drift from
+ * what the routes send. Objects are strict: a field added to a response but not here fails
+ * that test. The `Describes` checks below fail the type check when an interface's fields change.
+ */
+
+const nullableString = z.string().nullable();
+
+export const decisionSchema = z.strictObject({
+  rule: nullableString.describe("The policy rule that matched, e.g. deny-privilege-escalation."),
+  kind: z.enum(["command", "file", "network", "other"]),
+  layer: z
+    .literal("launcher")
+    .optional()
+    .describe("Present when the launcher (agentsh-launch) decided, not agentsh itself."),
+  operation: nullableString.describe("What was attempted, e.g. execve, file_open, net_connect."),
+  target: nullableString.describe("What it was attempted on: a path, host, address or program."),
+  message: nullableString,
+});
+
+export const commandResultSchema = z.strictObject({
+  success: z.boolean().describe("outcome is ok (v0 field)."),
+  stdout: z.string().describe("DLP-redacted, bounded."),
+  stderr: z.string().describe("DLP-redacted, bounded."),
+  exitCode: z.number().int().nullable().describe("null when unknown (killed at its time limit)."),
+  blocked: z.boolean().describe("outcome is blocked (v0 field)."),
+  message: z.string().optional().describe("Why it was blocked or stopped."),
+  outcome: z.enum(["ok", "failed", "blocked", "timed_out"]),
+  decision: decisionSchema.nullable().describe("The rule that blocked the command; null if none."),
+  denials: z.array(decisionSchema).optional().describe("Every denial, when more than one."),
+  durationMs: z.number(),
+  truncated: z
+    .strictObject({
+      stdout: z.boolean(),
+      stderr: z.boolean(),
+      stdoutBytes: z.number().int(),
+      stderrBytes: z.number().int(),
+    })
+    .optional(),
+  redactions: z
+    .record(z.string(), z.number().int())
+    .optional()
+    .describe("Secrets replaced in the output, by pattern name."),
+});
+
+export const executeResponseSchema = z.strictObject({
+  command: z.string(),
+  result: commandResultSchema,
+  requestId: z.string(),
+});
+
+export const ALL_ERROR_CODES = Object.keys(ERROR_CODES) as ErrorCode[];
+
+/** The one error envelope; `codes` narrows `error.code` (an operation's codes for one status). */
+export function errorEnvelopeSchema(codes: readonly ErrorCode[] = ALL_ERROR_CODES) {
+  return z.strictObject({
+    error: z.strictObject({
+      code: z.enum(codes as [ErrorCode, ...ErrorCode[]]),
+      message: z.string(),
+      hint: z.string().optional().describe("What the caller can do about it."),
+      details: z
+        .array(z.strictObject({ path: z.string(), message: z.string() }))
+        .optional()
+        .describe("validation_failed: each problem, by field."),
+    }),
+    requestId: z.string(),
+  });
+}
+
+export const errorEnvelope = errorEnvelopeSchema();
+
+const enforcementStateSchema = z.strictObject({
+  mode: z.enum(["enforced", "degraded", "unverified"]),
+  checks: z.record(z.string(), z.boolean()).describe("Each check by name: passed."),
+  problems: z.array(z.string()),
+});
+
+export const healthReportSchema = z.strictObject({
+  status: z.enum(["ok", "unavailable"]),
+  reason: z.string().optional(),
+  agentsh: z.strictObject({ server: z.enum(["reachable", "unreachable"]), url: z.string() }),
+  enforcement: enforcementStateSchema.extend({ allowDegraded: z.boolean() }),
+  bundle: z.strictObject({ digest: z.string(), policy: z.string() }),
+  isolation: z.strictObject({
+    landlockAbi: z.number().int().nullable(),
+    layers: z.record(z.string(), z.string()),
+    udp: z.boolean(),
+    bindTcpPorts: z.array(z.string()),
+  }),
+  commands: z.strictObject({
+    slots: z.number().int(),
+    inFlight: z.number().int(),
+    queued: z.number().int(),
+  }),
+  uptimeSeconds: z.number(),
+});
+
+export const protectionStatusSchema = z.strictObject({
+  category: z.string(),
+  claim: z.strictObject({ claimed: z.boolean(), by: z.record(z.string(), z.boolean()) }),
+  proof: z.strictObject({
+    proved: z.boolean().nullable(),
+    probedAt: nullableString,
+    canaries: z.array(
+      z.strictObject({ name: z.string(), command: z.string(), passed: z.boolean().nullable() }),
+    ),
+  }),
+});
+
+export const selftestResponseSchema = enforcementStateSchema.extend({
+  probedAt: nullableString,
+  protections: z.array(protectionStatusSchema),
+});
+
+const auditEntrySchema = z.strictObject({
+  time: z.string(),
+  requestId: nullableString,
+  command: z.string().describe("As sent, after DLP redaction."),
+  outcome: z.enum(AUDIT_OUTCOMES),
+  rule: nullableString,
+  layer: z.enum(["agentsh", "launcher"]).nullable(),
+  kind: nullableString,
+  operation: nullableString,
+  target: nullableString,
+  exitCode: z.number().int().nullable(),
+  durationMs: z.number().nullable(),
+  sessionId: nullableString.describe("The agentsh session it ran in."),
+  commandId: nullableString,
+});
+
+export const auditPageSchema = z.strictObject({
+  entries: z.array(auditEntrySchema).describe("Newest first."),
+  nextCursor: nullableString.describe("Pass as cursor for the next (older) page."),
+});
+
+export const explanationSchema = z.strictObject({
+  command: z.string(),
+  verdict: z.enum(["allowed", "blocked", "undecidable"]),
+  rule: nullableString.describe("For blocked: the rule that stops it."),
+  reasons: z.array(z.string()),
+  programs: z.array(
+    z.strictObject({
+      command: z.string(),
+      program: z.string(),
+      executable: nullableString,
+      rule: nullableString,
+      decision: z.string(),
+      conditional: z.boolean(),
+    }),
+  ),
+  files: z.array(
+    z.strictObject({
+      path: z.string(),
+      operation: z.string(),
+      via: z.string(),
+      rule: z.string(),
+      decision: z.string(),
+      conditional: z.boolean(),
+    }),
+  ),
+  network: z.array(
+    z.strictObject({
+      url: z.string(),
+      host: z.string(),
+      port: z.number().int(),
+      via: z.string(),
+      rule: nullableString,
+      decision: z.string(),
+      conditional: z.boolean(),
+    }),
+  ),
+  runtime: z.array(z.string()).describe("What only the run decides."),
+  agentsh: z
+    .strictObject({ checked: z.number().int(), disagreements: z.array(z.string()) })
+    .nullable(),
+  executed: z.literal(false),
+});
+
+export const demoListSchema = z.strictObject({
+  demos: z.array(
+    z.strictObject({ path: z.string(), description: z.string(), commands: z.number().int() }),
+  ),
+});
+
+const demoScenarioResultSchema = z.strictObject({
+  command: z.string(),
+  expected: z.enum(["allowed", "blocked", "denied"] satisfies DemoScenario["expect"][]),
+  asExpected: z.boolean(),
+  result: commandResultSchema,
+});
+
+const serviceRunEntrySchema = z.strictObject({
+  command: z.string(),
+  ranBy: z.literal("service").describe("Run by the service at boot, not governed by agentsh."),
+  result: commandResultSchema,
+});
+
+const demoResultsSchema = z.array(z.union([demoScenarioResultSchema, serviceRunEntrySchema]));
+
+export const demoRunSchema = z.union([
+  demoResultsSchema.describe("Most demos: the results, in the table's order (v0 shape)."),
+  z
+    .strictObject({
+      description: z.string(),
+      note: z.string(),
+      service: healthReportSchema.optional(),
+      protections: z.array(protectionStatusSchema).optional(),
+      results: demoResultsSchema,
+    })
+    .describe("Demos that carry an explanation (dlp, status)."),
+]);
+
+export const serviceIndexSchema = z.strictObject({
+  service: z.string(),
+  description: z.string(),
+  endpoints: z.record(z.string(), z.string()).describe('"METHOD /path": what it does.'),
+});
+
+/**
+ * An OpenAPI document is JSON; its own shape is checked by an OpenAPI validator in the tests.
+ * Here only the top level, so the route's response is described too.
+ */
+export const openApiDocumentSchema = z.looseObject({
+  openapi: z.string(),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * Named in the document's components (and referenced from there); the other response schemas
+ * are named after their operation.
+ */
+export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
+  ErrorEnvelope: errorEnvelope,
+  Decision: decisionSchema,
+  CommandResult: commandResultSchema,
+  ExecuteResponse: executeResponseSchema,
+  HealthReport: healthReportSchema,
+  ProtectionStatus: protectionStatusSchema,
+};
+
+/**
+ * True when every value of the interface `T` is accepted by `S` and both name the same fields.
+ * Nested objects are compared by the first half only; the strict runtime parse covers the rest.
+ */
+type Describes<S extends z.ZodType, T> = [T] extends [z.input<S>]
+  ? [Exclude<keyof T, keyof z.input<S>> | Exclude<keyof z.input<S>, keyof T>] extends [never]
+    ? true
+    : false
+  : false;
+
+const describesTheInterfaces: [
+  Describes<typeof decisionSchema, Decision>,
+  Describes<typeof commandResultSchema, CommandResult>,
+  Describes<typeof healthReportSchema, HealthReport>,
+  Describes<typeof protectionStatusSchema, ProtectionStatus>,
+  Describes<typeof auditPageSchema, AuditPage>,
+  Describes<typeof auditEntrySchema, AuditPage["entries"][number]>,
+  Describes<typeof explanationSchema, Explanation>,
+  Describes<typeof serviceRunEntrySchema, ServiceRunEntry>,
+] = [true, true, true, true, true, true, true, true];
+void describesTheInterfaces;
