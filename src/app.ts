@@ -12,6 +12,7 @@ import { demoRoutes } from "./demo-scenarios.js";
 import type { HealthCheck } from "./enforcement/health.js";
 import type { EnforcementMonitor } from "./enforcement/monitor.js";
 import type { ProtectionReport } from "./enforcement/protections.js";
+import { createExecuteCommand } from "./execute-command.js";
 import type { Executor } from "./executor.js";
 import type { Explainer } from "./explain/explain.js";
 import { requireApiKey } from "./http/api-key.js";
@@ -27,10 +28,12 @@ import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
 import { createOpenApiRoutes } from "./routes/openapi.js";
 import { createSelftestRoutes } from "./routes/selftest.js";
+import { createSessionRoutes } from "./routes/sessions.js";
 import { createRunCommand } from "./run-command.js";
+import type { SessionRegistryControl } from "./sessions/session-registry.js";
 
 export interface AppDeps {
-  config: Pick<Config, "apiKey" | "limits" | "rateLimits" | "trustedProxyHops">;
+  config: Pick<Config, "apiKeys" | "limits" | "sessions" | "rateLimits" | "trustedProxyHops">;
   executor: Executor;
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof">;
@@ -49,6 +52,8 @@ export interface AppDeps {
   rateLimitStore?: () => Store<AppEnv>;
   /** Where the runner records every command for `GET /audit` (default: a small in-memory log). */
   audit?: AuditLog;
+  /** The governed sessions this instance holds (`/sessions`, `sessionId` in `/execute`). */
+  sessions: SessionRegistryControl;
 }
 
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
@@ -65,6 +70,13 @@ export function createApp(deps: AppDeps) {
     });
 
   const demoLimit = limit("demo", config.rateLimits.demo);
+  const executeCommand = createExecuteCommand({
+    runCommand,
+    sessions: deps.sessions,
+    redact: deps.redact,
+    defaultTimeoutMs: config.limits.defaultTimeoutMs,
+  });
+  const guard = requireApiKey(config.apiKeys);
   // GET / and GET /openapi.json describe the routes from one table (src/openapi/operations.ts);
   // it and its response schemas (about 0.5 MiB of heap) are loaded on first use.
   let operations: Promise<OperationDoc[]> | undefined;
@@ -129,17 +141,18 @@ export function createApp(deps: AppDeps) {
     .route(
       "/execute",
       createExecuteRoutes({
-        runCommand,
-        defaultTimeoutMs: config.limits.defaultTimeoutMs,
+        executeCommand,
         maxTimeoutMs: config.limits.maxTimeoutMs,
-        guard: requireApiKey(config.apiKey),
+        guard,
       }),
     )
+    .use("/sessions/*", limit("sessions", config.rateLimits.execute))
+    .route("/sessions", createSessionRoutes({ sessions: deps.sessions, guard }))
     .route(
       "/audit",
       createAuditRoutes({
         audit,
-        apiKey: config.apiKey,
+        apiKeys: config.apiKeys,
       }),
     )
     .use("/explain", limit("explain", config.rateLimits.execute))
@@ -148,7 +161,7 @@ export function createApp(deps: AppDeps) {
       createExplainRoutes({
         explain: deps.explain,
         maxTimeoutMs: config.limits.maxTimeoutMs,
-        guard: requireApiKey(config.apiKey),
+        guard,
       }),
     )
     .use("/selftest", limit("selftest", config.rateLimits.selftest))
@@ -157,7 +170,7 @@ export function createApp(deps: AppDeps) {
       createSelftestRoutes({
         monitor: deps.enforcement,
         protections: deps.protections,
-        apiKey: config.apiKey,
+        apiKeys: config.apiKeys,
       }),
     );
 
