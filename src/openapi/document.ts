@@ -62,7 +62,9 @@ export function buildOpenApiDocument(operations: readonly OperationDoc[]): OpenA
     const answers: Record<string, JsonSchema> = {};
     for (const [status, response] of Object.entries(operation.responses)) {
       const id = `${name}Response${status === "200" ? "" : status}`;
-      answers[status] = mediaResponse(response, (schema) => ref(responses.name(schema, id)));
+      answers[status] = mediaResponse(response, (schema, event = "") =>
+        ref(responses.name(schema, `${id}${capitalize(event)}`)),
+      );
     }
     for (const [status, codes] of byStatus(errorCodesOf(operation))) {
       answers[String(status)] = {
@@ -99,6 +101,7 @@ export function buildOpenApiDocument(operations: readonly OperationDoc[]): OpenA
     },
     tags: [
       { name: "commands", description: "Run or explain a command." },
+      { name: "sessions", description: "Working directory and variables kept between commands." },
       { name: "demo", description: "Scenario tables that show what is allowed and blocked." },
       { name: "service", description: "The service's own state." },
       { name: "audit", description: "What was run and decided." },
@@ -137,19 +140,24 @@ function securityOf(operation: OperationDoc) {
   return operation.access === "apiKey" ? [...key, {}] : key;
 }
 
-function mediaResponse(response: MediaResponse, schemaOf: (schema: z.ZodType) => JsonSchema) {
+function mediaResponse(
+  response: MediaResponse,
+  schemaOf: (schema: z.ZodType, event?: string) => JsonSchema,
+) {
   const content: Record<string, JsonSchema> = {};
   if (response.json) content["application/json"] = { schema: schemaOf(response.json) };
   if (response.html) content["text/html"] = { schema: { type: "string" } };
   if (response.events) {
     content["text/event-stream"] = {
-      schema: { type: "string" },
-      description: Object.entries(response.events)
-        .map(([event, { description }]) => `\`event: ${event}\`: ${description}`)
-        .join("\n"),
+      schema: {
+        type: "string",
+        description: Object.entries(response.events)
+          .map(([event, { description }]) => `\`event: ${event}\`: ${description}`)
+          .join("\n"),
+      },
       // Not part of OpenAPI 3.1 (3.2 adds itemSchema): each event's `data`, as JSON Schema.
       "x-events": Object.fromEntries(
-        Object.entries(response.events).map(([event, { data }]) => [event, schemaOf(data)]),
+        Object.entries(response.events).map(([event, { data }]) => [event, schemaOf(data, event)]),
       ),
     };
   }

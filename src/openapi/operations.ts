@@ -2,17 +2,22 @@ import { z } from "zod";
 import { demoRoutes } from "../demo-scenarios.js";
 import type { ErrorCode } from "../http/errors.js";
 import { auditQuerySchema } from "../routes/audit.js";
-import { executeBodySchema } from "../routes/execute.js";
+import { executeBodySchema, HEARTBEAT_MS, SESSION_ID_PATTERN } from "../routes/execute.js";
 import {
   auditPageSchema,
   demoListSchema,
   demoRunSchema,
+  errorEnvelope,
   executeResponseSchema,
   explanationSchema,
   healthReportSchema,
   openApiDocumentSchema,
   selftestResponseSchema,
   serviceIndexSchema,
+  sessionDeletedSchema,
+  sessionListSchema,
+  sessionResponseSchema,
+  streamEventSchemas,
 } from "./response-schemas.js";
 
 /**
@@ -37,7 +42,7 @@ export interface OperationDoc {
   /** As registered in Hono, e.g. `/demo/:name`. */
   path: string;
   operationId: string;
-  tag: "commands" | "demo" | "service" | "audit";
+  tag: "commands" | "sessions" | "demo" | "service" | "audit";
   /** One line; also `GET /`'s description of the endpoint. */
   summary: string;
   description?: string;
@@ -69,8 +74,12 @@ const COMMAND_REFUSALS: ErrorCode[] = [
   "internal_error",
 ];
 
+/** Finding a caller's session: another key's session is a 404 too. */
+const SESSION_LOOKUP: ErrorCode[] = ["session_not_found", "session_on_other_instance"];
+
 export function describeOperations(limits: { maxTimeoutMs: number }): OperationDoc[] {
   const commandBody = executeBodySchema(limits.maxTimeoutMs);
+  const sessionId = z.string().regex(SESSION_ID_PATTERN).describe("From POST /sessions.");
   return [
     {
       method: "GET",
@@ -139,16 +148,89 @@ export function describeOperations(limits: { maxTimeoutMs: number }): OperationD
       path: "/execute",
       operationId: "execute",
       tag: "commands",
-      summary: 'run a shell command through agentsh: {"command", "timeoutMs"?}',
+      summary:
+        'run a shell command through agentsh: {"command", "timeoutMs"?, "sessionId"?}; Accept: text/event-stream streams the output',
       description:
-        "Runs one command under the policy. A blocked command is a 200 with `result.blocked` and `result.decision`.",
+        "Runs one command under the policy, in a session when `sessionId` names one. A blocked command is a 200 with `result.blocked` and `result.decision`. With `Accept: text/event-stream` the output streams as it arrives; authentication and validation errors still come as JSON before any stream, later refusals as an `error` event.",
       access: "apiKey",
       rateLimited: true,
       jsonBody: commandBody,
       responses: {
-        200: { description: "The command ran (or was blocked).", json: executeResponseSchema },
+        200: {
+          description: "The command ran (or was blocked).",
+          json: executeResponseSchema,
+          events: {
+            started: { description: "The command was accepted.", data: streamEventSchemas.started },
+            stdout: { description: "Output as it arrives.", data: streamEventSchemas.output },
+            stderr: { description: "Output as it arrives.", data: streamEventSchemas.output },
+            heartbeat: {
+              description: `At least every ${HEARTBEAT_MS / 1000} s.`,
+              data: streamEventSchemas.heartbeat,
+            },
+            result: {
+              description: "The last event: the buffered answer, with the full bounded output.",
+              data: executeResponseSchema,
+            },
+            error: {
+              description: "The last event when the command was refused after the stream opened.",
+              data: errorEnvelope,
+            },
+          },
+        },
       },
-      errors: COMMAND_REFUSALS,
+      errors: [
+        ...COMMAND_REFUSALS,
+        "session_not_found",
+        "session_busy",
+        "session_on_other_instance",
+      ],
+    },
+    {
+      method: "POST",
+      path: "/sessions",
+      operationId: "createSession",
+      tag: "sessions",
+      summary: "create a session (its cwd and exported variables carry over)",
+      description:
+        "A governed session owned by the calling API key, with its own workspace directory. The body is empty or {} (no options yet). Idle sessions expire.",
+      access: "apiKey",
+      rateLimited: true,
+      responses: { 201: { description: "The new session.", json: sessionResponseSchema } },
+      errors: ["validation_failed", "body_too_large", "session_limit", "agentsh_unavailable"],
+    },
+    {
+      method: "GET",
+      path: "/sessions",
+      operationId: "listSessions",
+      tag: "sessions",
+      summary: "the calling API key's sessions",
+      access: "apiKey",
+      rateLimited: true,
+      responses: { 200: { description: "Your sessions.", json: sessionListSchema } },
+    },
+    {
+      method: "GET",
+      path: "/sessions/:id",
+      operationId: "getSession",
+      tag: "sessions",
+      summary: "one session",
+      access: "apiKey",
+      rateLimited: true,
+      pathParams: { id: sessionId },
+      responses: { 200: { description: "The session.", json: sessionResponseSchema } },
+      errors: SESSION_LOOKUP,
+    },
+    {
+      method: "DELETE",
+      path: "/sessions/:id",
+      operationId: "deleteSession",
+      tag: "sessions",
+      summary: "end a session (a running command is killed, its workspace removed)",
+      access: "apiKey",
+      rateLimited: true,
+      pathParams: { id: sessionId },
+      responses: { 200: { description: "The session as it was.", json: sessionDeletedSchema } },
+      errors: SESSION_LOOKUP,
     },
     {
       method: "GET",

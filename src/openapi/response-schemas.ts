@@ -8,6 +8,7 @@ import type { ProtectionStatus } from "../enforcement/protections.js";
 import type { Decision } from "../executor.js";
 import type { Explanation } from "../explain/explain.js";
 import { ERROR_CODES, type ErrorCode } from "../http/errors.js";
+import type { ExecuteBody, SessionInfo } from "../sessions/contract.js";
 
 /**
  * The JSON bodies the service sends, as zod schemas. The OpenAPI document is generated from
@@ -59,7 +60,56 @@ export const executeResponseSchema = z.strictObject({
   command: z.string(),
   result: commandResultSchema,
   requestId: z.string(),
+  session: z
+    .strictObject({
+      id: z.string(),
+      cwd: z.string().describe("Where the session's next command starts."),
+      env: z.array(z.string()).describe("Exported names carried to its next command."),
+      envNotCarried: z
+        .array(z.string())
+        .optional()
+        .describe("Exported names not carried (the policy's env_policy denies them)."),
+    })
+    .optional()
+    .describe("Present when the command ran in a session."),
 });
+
+/** `POST /execute` with `Accept: text/event-stream`: the `data` of each event. */
+export const streamEventSchemas = {
+  started: z.strictObject({
+    requestId: z.string(),
+    command: z.string(),
+    sessionId: z.string().optional(),
+  }),
+  output: z.strictObject({ text: z.string().describe("DLP-redacted, as it arrives.") }),
+  heartbeat: z.strictObject({}),
+};
+
+export const sessionInfoSchema = z.strictObject({
+  id: z.string().describe("s-<instance tag>-<24 hex>: the tag names the instance holding it."),
+  createdAt: z.string(),
+  lastUsedAt: z.string(),
+  expiresAt: z.string().describe("When it expires unless used again (idle timeout)."),
+  workspace: z.string().describe("The session's own directory."),
+  cwd: z.string().describe("Where its next command starts (after the last cd)."),
+  env: z
+    .array(z.string())
+    .describe("Names of the exported variables carried into its next command."),
+  commands: z.number().int().describe("Commands run in it so far."),
+  busy: z.boolean().describe("A command is running in it now (another is refused with 409)."),
+});
+
+export const sessionResponseSchema = z.strictObject({
+  session: sessionInfoSchema,
+  requestId: z.string(),
+});
+
+export const sessionListSchema = z.strictObject({
+  sessions: z.array(sessionInfoSchema).describe("The calling API key's sessions."),
+  requestId: z.string(),
+});
+
+export const sessionDeletedSchema = sessionResponseSchema.extend({ deleted: z.literal(true) });
 
 export const ALL_ERROR_CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 
@@ -247,6 +297,10 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Decision: decisionSchema,
   CommandResult: commandResultSchema,
   ExecuteResponse: executeResponseSchema,
+  SessionInfo: sessionInfoSchema,
+  StreamStarted: streamEventSchemas.started,
+  StreamOutput: streamEventSchemas.output,
+  StreamHeartbeat: streamEventSchemas.heartbeat,
   HealthReport: healthReportSchema,
   ProtectionStatus: protectionStatusSchema,
 };
@@ -270,5 +324,7 @@ const describesTheInterfaces: [
   Describes<typeof auditEntrySchema, AuditPage["entries"][number]>,
   Describes<typeof explanationSchema, Explanation>,
   Describes<typeof serviceRunEntrySchema, ServiceRunEntry>,
-] = [true, true, true, true, true, true, true, true];
+  Describes<typeof executeResponseSchema, ExecuteBody>,
+  Describes<typeof sessionInfoSchema, SessionInfo>,
+] = [true, true, true, true, true, true, true, true, true, true];
 void describesTheInterfaces;

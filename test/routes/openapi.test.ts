@@ -2,11 +2,14 @@ import { readFileSync } from "node:fs";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
+import type { z } from "zod";
 import { createRedactor } from "../../src/bundle/redactor.js";
+import type { Execution, GovernedCommand } from "../../src/executor.js";
 import { API_VERSION, byStatus, type OpenApiDocument } from "../../src/openapi/document.js";
 import {
   describeOperations,
   errorCodesOf,
+  type MediaResponse,
   type OperationDoc,
 } from "../../src/openapi/operations.js";
 import { errorEnvelopeSchema } from "../../src/openapi/response-schemas.js";
@@ -15,18 +18,28 @@ import { buildTestApp, postJson, readJson, type TestAppOptions } from "../suppor
 
 const KEY = "o".repeat(24);
 const WITH_KEY = { env: { API_KEY: KEY } };
+const SSE = { Accept: "text/event-stream" };
+
+const { app, config } = buildTestApp();
+const operations = describeOperations(config.limits);
+const document = (await readJson(await app.request("/openapi.json"))) as OpenApiDocument;
+
+/** Well-formed session ids: one this instance never issued, one of another instance. */
+const UNKNOWN_SESSION = `s-${config.sessions.instanceTag}-${"0".repeat(24)}`;
+const OTHER_INSTANCE_SESSION = `s-elsewhere-${"0".repeat(24)}`;
 
 type App = ReturnType<typeof buildTestApp>["app"];
-/** One request that must get one documented status. */
+/** A request that must get one documented answer. */
 interface Probe {
   options?: TestAppOptions;
   send: (app: App) => Response | Promise<Response>;
 }
 
-const get =
-  (path: string, headers: Record<string, string> = {}) =>
+const request =
+  (method: string, path: string, headers: Record<string, string> = {}) =>
   (app: App) =>
-    app.request(path, { headers });
+    app.request(path, { method, headers });
+const get = (path: string, headers: Record<string, string> = {}) => request("GET", path, headers);
 const post =
   (path: string, body?: unknown, headers: Record<string, string> = {}) =>
   (app: App) =>
@@ -40,18 +53,71 @@ const rateLimited = (variable: string, send: Probe["send"], env = {}): Probe => 
   options: { env: { ...env, [variable]: "1" } },
   send: twice(send),
 });
+const createSession = async (app: App): Promise<string> =>
+  (await readJson(await app.request("/sessions", { method: "POST" }))).session.id;
+const inSession =
+  (send: (app: App, id: string) => Response | Promise<Response>) => async (app: App) =>
+    send(app, await createSession(app));
+
+/**
+ * agentsh at the process boundary, with what the fake lacks for these requests: output
+ * streamed as it arrives, a command (`hold`) that runs until released, and sessions that
+ * agentsh refuses to open.
+ */
+class ScriptedExecutor extends FakeExecutor {
+  release: () => void = () => {};
+  private readonly released = new Promise<void>((resolve) => {
+    this.release = resolve;
+  });
+  constructor(private readonly script: { refuseSessions?: boolean } = {}) {
+    super();
+  }
+  override async openSession(id: string, workspace: string): Promise<void> {
+    if (this.script.refuseSessions) throw new Error("agentsh refused the session");
+    return super.openSession(id, workspace);
+  }
+  override async run(command: GovernedCommand): Promise<Execution> {
+    command.onOutput?.("stdout", "first line\n");
+    command.onOutput?.("stderr", "a warning\n");
+    const execution = super.run(command);
+    if (command.command === "hold") await this.released;
+    return execution;
+  }
+}
+
+/** A second command in a session whose first command is still running. */
+const busySession = (): Probe => {
+  const executor = new ScriptedExecutor();
+  return {
+    options: { executor },
+    send: inSession(async (app, sessionId) => {
+      const first = app.request("/execute", postJson({ command: "hold", sessionId }));
+      for (const deadline = Date.now() + 5_000; executor.commands.length === 0; ) {
+        if (Date.now() > deadline) throw new Error("the first command never started");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const second = await app.request("/execute", postJson({ command: "id", sessionId }));
+      executor.release();
+      await first;
+      return second;
+    }),
+  };
+};
 const unsandboxed = () => new FakeExecutor().respond(() => okResult("", { sandboxed: false }));
 const degraded: TestAppOptions = {
   enforcement: { mode: "degraded", checks: { "canary: sudo denied": false }, problems: ["x"] },
 };
 const ID = { command: "id" };
+const TOO_LARGE = { command: "x".repeat(20_000) };
 
 /**
- * For every status the document lists for an operation ("METHOD /path status"), a request
- * that gets it. A documented status without a request here fails, and so does a request
- * whose answer has another status or a body its documented schema rejects.
+ * For every answer the document lists ("METHOD /path status", plus the media type when it is
+ * not JSON), the requests that get it. A documented answer without a request here fails, and
+ * so does a request whose answer has another status or a body its documented schema rejects.
+ * Several requests for one answer: each must get it; for a stream, together they must show
+ * every documented event but `heartbeat` (sent after 10 s of quiet).
  */
-const PROBES: Record<string, Probe> = {
+const PROBES: Record<string, Probe | Probe[]> = {
   "GET / 200": { send: get("/") },
   "GET /openapi.json 200": { send: get("/openapi.json") },
   "GET /health 200": { send: get("/health") },
@@ -63,17 +129,60 @@ const PROBES: Record<string, Probe> = {
   "GET /demo/:name 429": rateLimited("RATE_LIMIT_DEMO", get("/demo/allowed")),
   "GET /demo/:name 500": { options: { executor: unsandboxed() }, send: get("/demo/allowed") },
   "GET /demo/:name 503": { options: degraded, send: get("/demo/allowed") },
-  "POST /execute 200": { send: post("/execute", ID) },
+  "POST /execute 200": [
+    { send: post("/execute", ID) },
+    { send: inSession((app, sessionId) => post("/execute", { ...ID, sessionId })(app)) },
+  ],
+  "POST /execute 200 text/event-stream": [
+    { options: { executor: new ScriptedExecutor() }, send: post("/execute", ID, SSE) },
+    { send: post("/execute", { ...ID, sessionId: UNKNOWN_SESSION }, SSE) },
+  ],
   "POST /execute 400": { send: post("/execute", { command: "" }) },
   "POST /execute 401": { options: WITH_KEY, send: post("/execute", ID) },
-  "POST /execute 413": { send: post("/execute", { command: "x".repeat(20_000) }) },
+  "POST /execute 404": { send: post("/execute", { ...ID, sessionId: UNKNOWN_SESSION }) },
+  "POST /execute 409": busySession(),
+  "POST /execute 413": { send: post("/execute", TOO_LARGE) },
   "POST /execute 415": { send: post("/execute", undefined, { "Content-Type": "text/plain" }) },
+  "POST /execute 421": { send: post("/execute", { ...ID, sessionId: OTHER_INSTANCE_SESSION }) },
   "POST /execute 429": rateLimited("RATE_LIMIT_EXECUTE", post("/execute", ID)),
   "POST /execute 500": { options: { executor: unsandboxed() }, send: post("/execute", ID) },
   "POST /execute 503": {
     options: { executor: new FakeExecutor().respond(() => notRun("busy")) },
     send: post("/execute", ID),
   },
+  "POST /sessions 201": { send: post("/sessions") },
+  "POST /sessions 400": { send: post("/sessions", { workspace: "/etc" }) },
+  "POST /sessions 401": { options: WITH_KEY, send: post("/sessions") },
+  "POST /sessions 413": { send: post("/sessions", TOO_LARGE) },
+  "POST /sessions 429": [
+    { options: { env: { MAX_SESSIONS_PER_KEY: "1" } }, send: twice(post("/sessions")) },
+    rateLimited("RATE_LIMIT_EXECUTE", post("/sessions")),
+  ],
+  "POST /sessions 503": {
+    options: { executor: new ScriptedExecutor({ refuseSessions: true }) },
+    send: post("/sessions"),
+  },
+  "GET /sessions 200": { send: inSession((app) => get("/sessions")(app)) },
+  "GET /sessions 401": { options: WITH_KEY, send: get("/sessions") },
+  "GET /sessions 429": rateLimited("RATE_LIMIT_EXECUTE", get("/sessions")),
+  "GET /sessions/:id 200": { send: inSession((app, id) => get(`/sessions/${id}`)(app)) },
+  "GET /sessions/:id 401": { options: WITH_KEY, send: get(`/sessions/${UNKNOWN_SESSION}`) },
+  "GET /sessions/:id 404": { send: get(`/sessions/${UNKNOWN_SESSION}`) },
+  "GET /sessions/:id 421": { send: get(`/sessions/${OTHER_INSTANCE_SESSION}`) },
+  "GET /sessions/:id 429": rateLimited("RATE_LIMIT_EXECUTE", get(`/sessions/${UNKNOWN_SESSION}`)),
+  "DELETE /sessions/:id 200": {
+    send: inSession((app, id) => request("DELETE", `/sessions/${id}`)(app)),
+  },
+  "DELETE /sessions/:id 401": {
+    options: WITH_KEY,
+    send: request("DELETE", `/sessions/${UNKNOWN_SESSION}`),
+  },
+  "DELETE /sessions/:id 404": { send: request("DELETE", `/sessions/${UNKNOWN_SESSION}`) },
+  "DELETE /sessions/:id 421": { send: request("DELETE", `/sessions/${OTHER_INSTANCE_SESSION}`) },
+  "DELETE /sessions/:id 429": rateLimited(
+    "RATE_LIMIT_EXECUTE",
+    request("DELETE", `/sessions/${UNKNOWN_SESSION}`),
+  ),
   "GET /audit 200": { options: WITH_KEY, send: get("/audit", { "X-API-Key": KEY }) },
   "GET /audit 400": { options: WITH_KEY, send: get("/audit?limit=0", { "X-API-Key": KEY }) },
   "GET /audit 401": { options: WITH_KEY, send: get("/audit") },
@@ -81,7 +190,7 @@ const PROBES: Record<string, Probe> = {
   "POST /explain 200": { send: post("/explain", { command: "sudo id" }) },
   "POST /explain 400": { send: post("/explain", { command: "id", extra: 1 }) },
   "POST /explain 401": { options: WITH_KEY, send: post("/explain", ID) },
-  "POST /explain 413": { send: post("/explain", { command: "x".repeat(20_000) }) },
+  "POST /explain 413": { send: post("/explain", TOO_LARGE) },
   "POST /explain 415": { send: post("/explain", undefined, { "Content-Type": "text/plain" }) },
   "POST /explain 429": rateLimited("RATE_LIMIT_EXECUTE", post("/explain", ID)),
   "POST /selftest 200": {
@@ -101,36 +210,85 @@ const PROBES: Record<string, Probe> = {
   },
 };
 
-const { app, config } = buildTestApp();
-const operations = describeOperations(config.limits);
-const document = (await readJson(await app.request("/openapi.json"))) as OpenApiDocument;
+type MediaType = "application/json" | "text/event-stream" | "text/html";
+/** One answer the document promises: an operation's status in one media type. */
+interface Answer {
+  key: string;
+  operation: OperationDoc;
+  status: number;
+  mediaType: MediaType;
+  /** JSON: the zod schema of the body. */
+  schema?: z.ZodType | undefined;
+  events?: MediaResponse["events"];
+}
 
-/** Every (operation, status) the document promises, with the zod schema of that answer. */
-const documentedAnswers = operations.flatMap((operation) => [
-  ...Object.entries(operation.responses).map(([status, response]) => ({
-    operation,
-    status: Number(status),
-    schema: response.json,
-  })),
-  ...[...byStatus(errorCodesOf(operation))].map(([status, codes]) => ({
-    operation,
-    status,
-    schema: errorEnvelopeSchema(codes),
-  })),
+const answer = (
+  operation: OperationDoc,
+  status: number,
+  mediaType: MediaType,
+  described: Pick<Answer, "schema" | "events"> = {},
+): Answer => ({
+  key: `${operation.method} ${operation.path} ${status}${mediaType === "application/json" ? "" : ` ${mediaType}`}`,
+  operation,
+  status,
+  mediaType,
+  ...described,
+});
+
+const documentedAnswers: Answer[] = operations.flatMap((operation) => [
+  ...Object.entries(operation.responses).flatMap(([code, response]) => {
+    const status = Number(code);
+    return [
+      ...(response.json
+        ? [answer(operation, status, "application/json", { schema: response.json })]
+        : []),
+      ...(response.events
+        ? [answer(operation, status, "text/event-stream", { events: response.events })]
+        : []),
+      ...(response.html ? [answer(operation, status, "text/html")] : []),
+    ];
+  }),
+  ...[...byStatus(errorCodesOf(operation))].map(([status, codes]) =>
+    answer(operation, status, "application/json", { schema: errorEnvelopeSchema(codes) }),
+  ),
 ]);
-const probeKey = (operation: OperationDoc, status: number) =>
-  `${operation.method} ${operation.path} ${status}`;
 
-/** The document's own JSON Schema for an answer, checked with a JSON Schema validator. */
+/** The document's own JSON Schema for an answer (or a stream event), as a validator. */
 const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
-function documentSchemaFor(operation: OperationDoc, status: number) {
+function documentSchemaFor(
+  operation: OperationDoc,
+  status: number,
+  mediaType: MediaType = "application/json",
+  event?: string,
+) {
   const path = operation.path.replace(/:(\w+)/g, "{$1}");
-  const answer = document.paths[path]?.[operation.method.toLowerCase()]?.responses as
-    | Record<string, { content: Record<string, { schema: object }> }>
+  const answers = document.paths[path]?.[operation.method.toLowerCase()]?.responses as
+    | Record<string, { content: Record<string, { schema: object; "x-events"?: object }> }>
     | undefined;
-  const schema = answer?.[String(status)]?.content["application/json"]?.schema;
-  if (!schema) throw new Error(`no JSON schema for ${probeKey(operation, status)}`);
-  return ajv.compile({ ...schema, components: document.components });
+  const content = answers?.[String(status)]?.content[mediaType];
+  const schema = event
+    ? (content?.["x-events"] as Record<string, object> | undefined)?.[event]
+    : content?.schema;
+  if (!schema)
+    throw new Error(`no schema for ${operation.method} ${path} ${status} ${event ?? ""}`);
+  const validate = ajv.compile({ ...schema, components: document.components });
+  return (body: unknown) => (validate(body) ? [] : validate.errors);
+}
+
+/** A text/event-stream body as its events (`event:` name and parsed `data:`). */
+function parseEvents(text: string): Array<{ event: string; data: unknown }> {
+  return text
+    .split(/\n\n+/)
+    .filter((block) => block.trim() !== "")
+    .map((block) => {
+      const lines = block.split("\n");
+      const field = (name: string) =>
+        lines
+          .filter((line) => line.startsWith(`${name}:`))
+          .map((line) => line.slice(name.length + 1).replace(/^ /, ""))
+          .join("\n");
+      return { event: field("event") || "message", data: JSON.parse(field("data")) };
+    });
 }
 
 describe("GET /openapi.json", () => {
@@ -160,27 +318,49 @@ describe("GET /openapi.json", () => {
     );
   });
 
-  it("has a request for every documented status, and none for a status it does not list", () => {
-    const documented = documentedAnswers.map(({ operation, status }) =>
-      probeKey(operation, status),
-    );
+  it("has a request for every documented answer, and none for an answer it does not list", () => {
+    const documented = documentedAnswers.map(({ key }) => key);
     expect(documented.filter((key) => !(key in PROBES))).toEqual([]);
     expect(Object.keys(PROBES).filter((key) => !documented.includes(key))).toEqual([]);
   });
 
-  it.each(
-    documentedAnswers.map((answer) => [probeKey(answer.operation, answer.status), answer] as const),
-  )("%s: the request gets it, with the documented body", async (key, answer) => {
-    const probe = PROBES[key];
-    if (!probe) return; // reported by the test above
-    const res = await probe.send(buildTestApp(probe.options).app);
-    expect(res.status).toBe(answer.status);
-    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-    const body = await res.json();
-    expect(answer.schema?.safeParse(body).error).toBeUndefined();
-    const validate = documentSchemaFor(answer.operation, answer.status);
-    expect(validate(body) ? [] : validate.errors).toEqual([]);
-  });
+  it.each(documentedAnswers.map((documented) => [documented.key, documented] as const))(
+    "%s: the requests get it, with the documented body",
+    async (key, documented) => {
+      const probes = [PROBES[key] ?? []].flat();
+      const eventsSeen = new Set<string>();
+      for (const probe of probes) {
+        const res = await probe.send(buildTestApp(probe.options).app);
+        expect(res.status).toBe(documented.status);
+        expect(res.headers.get("content-type")).toContain(documented.mediaType);
+        if (documented.mediaType === "application/json") {
+          const body = await res.json();
+          expect(documented.schema?.safeParse(body).error).toBeUndefined();
+          expect(documentSchemaFor(documented.operation, documented.status)(body)).toEqual([]);
+        } else if (documented.mediaType === "text/event-stream") {
+          const events = parseEvents(await res.text());
+          expect(["result", "error"]).toContain(events.at(-1)?.event);
+          for (const { event, data } of events) {
+            const schema = documented.events?.[event]?.data;
+            expect(schema, `event ${event} is documented`).toBeDefined();
+            expect(schema?.safeParse(data).error, event).toBeUndefined();
+            const validate = documentSchemaFor(
+              documented.operation,
+              documented.status,
+              documented.mediaType,
+              event,
+            );
+            expect(validate(data), event).toEqual([]);
+            eventsSeen.add(event);
+          }
+        }
+      }
+      if (documented.events) {
+        const expected = Object.keys(documented.events).filter((event) => event !== "heartbeat");
+        expect([...eventsSeen].sort()).toEqual(expected.sort());
+      }
+    },
+  );
 
   it("describes every kind of command result /execute sends", async () => {
     const secret = { name: "api_key", display: "api_key", regex: /sk-[a-z0-9]{8}/g };
@@ -205,7 +385,7 @@ describe("GET /openapi.json", () => {
     for (const command of Object.keys(results)) {
       const body = await readJson(await app.request("/execute", postJson({ command })));
       expect(execute.responses[200]?.json?.safeParse(body).error, command).toBeUndefined();
-      expect(validate(body) ? [] : validate.errors, command).toEqual([]);
+      expect(validate(body), command).toEqual([]);
       for (const field of Object.keys(body.result)) fieldsSeen.add(field);
     }
     // Every field of the result appeared at least once above.
