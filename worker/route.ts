@@ -75,7 +75,8 @@ export function containerEnvVars(
   };
 }
 
-/** Thrown by the runtime when max_instances containers already run (the library's
+/** What startAndWaitForPorts throws when the runtime gives the object no container within
+ * about 8 s — max_instances reached, or the image still provisioning (the library's
  * NO_CONTAINER_INSTANCE_ERROR, matched the way its isNoInstanceError does). */
 const NO_INSTANCE_LEFT =
   "there is no container instance that can be provided to this durable object";
@@ -128,7 +129,7 @@ async function createInInstanceOfItsOwn(
       {
         code: "session_limit",
         message:
-          "No container instance is free for a new session: every instance max_instances allows is running.",
+          "No container instance could be had for a new session: as many as max_instances allows are running (or Cloudflare is still provisioning the image).",
         hint: "Close sessions you no longer need (DELETE /sessions/:id) or retry in a few minutes.",
       },
       { "Retry-After": "60" },
