@@ -439,13 +439,15 @@ const SCRIPT = String.raw`
       const entries = Array.isArray(res.body) ? res.body : res.body.results || [];
       const checked = entries.filter((e) => typeof e.asExpected === "boolean");
       const good = checked.filter((e) => e.asExpected).length;
-      output.replaceChildren(
+      const parts = [
         el("h3", {}, "/demo/" + name + " ", el("span", { class: "muted small", text: good + " of " + checked.length + " as expected" })),
         el("div", { class: "muted small", text: description }),
         res.body.note ? el("p", { class: "small", text: res.body.note }) : null,
         el("table", { id: "demo-results", "data-demo": name },
           el("thead", {}, el("tr", {}, ["", "command", "expected", "result", "rule", "exit", ""].map((h) => el("th", { text: h })))),
-          el("tbody", {}, entries.map(demoRow))));
+          el("tbody", {}, entries.map(demoRow))),
+      ];
+      output.replaceChildren(...parts.filter(Boolean));
     } catch (error) {
       output.replaceChildren(errorView(networkError(error)));
     } finally {

@@ -110,9 +110,7 @@ describe("the API answers the console relies on", () => {
         commands: expect.any(Number),
       });
     }
-    expect(body.demos.map((d: { path: string }) => d.path)).toContain(
-      "/demo/privilege-escalation",
-    );
+    expect(body.demos.map((d: { path: string }) => d.path)).toContain("/demo/privilege-escalation");
   });
 
   it("an error is the envelope the page shows (code, message, hint)", async () => {
