@@ -107,7 +107,7 @@ pre.live { border-left: 3px solid #60a5fa; }
 .demo-list button:hover, button.example:hover { border-color: #2f5bd3; }
 .demo-list .desc { display: block; font-size: 12px; color: var(--muted); }
 table { border-collapse: collapse; width: 100%; margin-top: 6px; }
-th, td { text-align: left; vertical-align: top; padding: 5px 6px; border-bottom: 1px solid var(--line); }
+th, td { text-align: left; vertical-align: top; padding: 5px 6px; border-bottom: 1px solid var(--line); font-size: 13px; }
 th { font-size: 12px; color: var(--muted); font-weight: 600; }
 td.mark { font-weight: 700; } td.mark.good { color: var(--ok); } td.mark.bad { color: var(--bad); }
 details summary { cursor: pointer; color: #2f5bd3; }

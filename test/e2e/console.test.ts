@@ -130,6 +130,18 @@ describe("browser console", () => {
     expect(await page.isChecked("#use-session")).toBe(false);
   });
 
+  it("Stop closes the stream and the console is ready for the next command", async () => {
+    await page.setChecked("#stream", true);
+    await page.fill("#command", "echo waiting; sleep 30");
+    await page.click("#run");
+    await page.locator("#run-output pre.live", { hasText: "waiting" }).waitFor({ timeout: 10_000 });
+    await page.click("#stop");
+    const stopped = page.locator("#run-output .error", { hasText: "Stopped" });
+    await stopped.waitFor({ timeout: 5_000 });
+    expect(await page.isEnabled("#run")).toBe(true);
+    expect(await page.isHidden("#stop")).toBe(true);
+  });
+
   it("streams a long command: the first line shows before the command ends", async () => {
     await page.setChecked("#stream", true);
     await page.fill("#command", "for i in 1 2 3; do echo tick $i; sleep 1; done");
