@@ -42,8 +42,8 @@ export async function sessionTargetOf(request: Request): Promise<SessionTarget> 
   }
   if (path === "/execute" && method === "POST") {
     const sessionId = field(await boundedJsonBody(request), "sessionId");
-    // Absent (or not a string, which the service rejects as invalid): no session.
-    return typeof sessionId === "string" ? named(sessionId, rest) : { kind: "none" };
+    // Absent, or not a session id (which the service rejects as invalid input): no session.
+    return typeof sessionId === "string" ? namedInBody(sessionId, rest) : { kind: "none" };
   }
   if (path === "/mcp" && method === "POST") {
     return mcpTarget(await boundedJsonBody(request));
@@ -62,7 +62,17 @@ function mcpTarget(message: unknown): SessionTarget {
   const params = field(message, "params");
   if (field(params, "name") === "create_session") return { kind: "create", protocol };
   const sessionId = field(field(params, "arguments"), "sessionId");
-  return typeof sessionId === "string" ? named(sessionId, protocol) : { kind: "none" };
+  return typeof sessionId === "string" ? namedInBody(sessionId, protocol) : { kind: "none" };
+}
+
+/**
+ * A session id in a request body. One that is not an id at all goes to the shared instance,
+ * which answers it as the service always does (400 validation_failed, or the MCP tool's input
+ * error), so the Worker and a single instance answer bad input alike.
+ */
+function namedInBody(sessionId: string, protocol: Protocol): SessionTarget {
+  const target = named(sessionId, protocol);
+  return target.kind === "malformed" ? { kind: "none" } : target;
 }
 
 function named(sessionId: string, protocol: Protocol): SessionTarget {

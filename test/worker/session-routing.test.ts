@@ -249,7 +249,6 @@ describe("Worker routing: a container instance per session", () => {
       request("DELETE", `/sessions/s-UPPER-${HEX24}`),
       request("GET", `/sessions/s-${"a".repeat(17)}-${HEX24}`),
       request("GET", "/sessions/%E0%A4%A"),
-      request("POST", "/execute", { command: "id", sessionId: "s-abc-123" }),
     ];
     for (const req of bad) {
       const res = await routeRequest(req, SECRETS, fake.instances);
@@ -267,25 +266,18 @@ describe("Worker routing: a container instance per session", () => {
     expect(fake.received).toEqual([]);
   });
 
-  it("answers an MCP call with a malformed id as a tool error the model can read", async () => {
+  it("sends a body whose sessionId is not an id to the shared instance, which rejects it as input", async () => {
     const fake = fakeContainers();
-    const res = await routeRequest(
+    for (const req of [
+      request("POST", "/execute", { command: "id", sessionId: "s-abc-123" }),
       mcpCall("run_command", { command: "ls", sessionId: "nope" }, "call-1"),
-      SECRETS,
-      fake.instances,
-    );
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as {
-      jsonrpc: string;
-      id: string;
-      result: { isError: boolean; content: { type: string; text: string }[] };
-    };
-    expect(body).toMatchObject({ jsonrpc: "2.0", id: "call-1", result: { isError: true } });
-    const envelope = JSON.parse(body.result.content[0]?.text ?? "{}") as {
-      error: { code: string };
-    };
-    expect(envelope.error.code).toBe("session_not_found");
-    expect(fake.touched).toEqual([]);
+    ]) {
+      await routeRequest(req, SECRETS, fake.instances);
+    }
+    expect(fake.received.map((r) => `${r.instance} ${r.path}`)).toEqual([
+      "shared /execute",
+      "shared /mcp",
+    ]);
   });
 
   it("answers 404 for a well-formed id whose instance is not running, without starting it", async () => {
