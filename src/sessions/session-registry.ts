@@ -35,7 +35,11 @@ export interface SessionRegistryOptions {
  * each command slot runs as its own uid in the workspace group. */
 const diskWorkspaces = {
   async create(dir: string) {
-    await mkdir(dir, { recursive: true });
+    // The parent only lets commands pass through to a directory they know the name of: they
+    // cannot list the other sessions' ids or add entries of their own.
+    await mkdir(path.dirname(dir), { recursive: true });
+    await chmod(path.dirname(dir), 0o2710);
+    await mkdir(dir);
     await chmod(dir, 0o2770);
   },
   remove: (dir: string) => rm(dir, { recursive: true, force: true }),
