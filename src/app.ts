@@ -22,6 +22,7 @@ import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
 import type { OperationDoc } from "./openapi/operations.js";
 import { createAuditRoutes } from "./routes/audit.js";
+import { createConsoleRoutes, prefersHtml } from "./routes/console.js";
 import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
@@ -114,16 +115,20 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .get("/", async (c) =>
-      c.json({
+    .get("/", async (c) => {
+      // Browsers are sent to the console; API clients get the endpoint list.
+      c.header("Vary", "Accept");
+      if (prefersHtml(c)) return c.redirect("/console", 303);
+      return c.json({
         service: "governed-executor",
         description: "Runs shell commands through agentsh policy enforcement.",
         endpoints: Object.fromEntries(
           (await documented()).map((op) => [`${op.method} ${op.path}`, op.summary]),
         ),
-      }),
-    )
+      });
+    })
     .route("/openapi.json", createOpenApiRoutes(documented))
+    .route("/console", createConsoleRoutes())
     .route("/health", createHealthRoutes(deps.health))
     .use("/demo/*", demoLimit)
     .route(

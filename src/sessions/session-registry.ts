@@ -35,7 +35,11 @@ export interface SessionRegistryOptions {
  * each command slot runs as its own uid in the workspace group. */
 const diskWorkspaces = {
   async create(dir: string) {
-    await mkdir(dir, { recursive: true });
+    // The parent only lets commands pass through to a directory they know the name of: they
+    // cannot list the other sessions' ids or add entries of their own.
+    await mkdir(path.dirname(dir), { recursive: true });
+    await chmod(path.dirname(dir), 0o2710);
+    await mkdir(dir);
     await chmod(dir, 0o2770);
   },
   remove: (dir: string) => rm(dir, { recursive: true, force: true }),
@@ -80,8 +84,10 @@ export interface SessionRegistryControl extends SessionRegistry {
 const NEVER_CARRIED =
   /^(?:PWD|OLDPWD|SHLVL|_|HOME|TMPDIR|USER|LOGNAME|PATH_AGENTSH|GEXEC_RUN|AGENTSH_.*|(?:HTTPS?|ALL|NO|FTP)_PROXY|(?:https?|all|no|ftp)_proxy|BASH_ENV|ENV|LD_.*|BASH_FUNC_.*)$/;
 const ID = /^s-([a-z0-9]{1,16})-[0-9a-f]{24}$/;
-/** At most this many variables are carried (agentsh's env_policy max_keys is 256). */
+/** At most this many variables, and bytes, are carried (agentsh's env_policy allows 256 keys
+ * and 128 KiB per command, and the service's own variables need room too). */
 const MAX_CARRIED = 128;
+const MAX_CARRIED_BYTES = 64 * 1024;
 
 interface Session {
   id: string;
@@ -118,7 +124,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       throw new ApiError({
         code: "session_on_other_instance",
         message: `Session ${id} was created on another instance (${match[1]}); this is ${options.instanceTag}.`,
-        hint: "Sessions live in the instance that created them. Run one instance for sessions, or route by session id (see README: Sessions on more than one instance).",
+        hint: "Sessions live in the instance that created them and this host did not route the request there: run one instance for sessions, or route by session id (README: Sessions on more than one instance). If that instance was replaced, create a new session.",
       });
     }
     const session = match ? sessions.get(id) : undefined;
@@ -286,10 +292,13 @@ export function carriedEnv(
     }
     next[name] = value;
   }
-  const names = Object.keys(next);
-  for (const name of names.slice(MAX_CARRIED)) {
-    notCarried.add(name);
-    delete next[name];
+  let bytes = 0;
+  for (const [index, [name, value]] of Object.entries(next).entries()) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;
+    if (index >= MAX_CARRIED || bytes > MAX_CARRIED_BYTES) {
+      notCarried.add(name);
+      delete next[name];
+    }
   }
   return next;
 }
