@@ -161,6 +161,10 @@ function mediaResponse(
       ),
     };
   }
+  if (response.redirect) {
+    const location = { type: "string", const: response.redirect };
+    return { description: response.description, headers: { Location: { schema: location } } };
+  }
   return { description: response.description, content };
 }
 

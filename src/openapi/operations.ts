@@ -35,6 +35,8 @@ export type MediaResponse = {
   html?: true;
   /** text/event-stream: each event's name and the JSON schema of its `data`. */
   events?: Record<string, { description: string; data: z.ZodType }>;
+  /** A redirect (no body) to this location. */
+  redirect?: string;
 };
 
 export interface OperationDoc {
@@ -88,7 +90,22 @@ export function describeOperations(limits: { maxTimeoutMs: number }): OperationD
       tag: "service",
       summary: "what this service is and its endpoints",
       access: "open",
-      responses: { 200: { description: "The endpoints.", json: serviceIndexSchema } },
+      responses: {
+        200: { description: "The endpoints.", json: serviceIndexSchema },
+        303: {
+          description: "A browser (its Accept ranks text/html above JSON) is sent to the console.",
+          redirect: "/console",
+        },
+      },
+    },
+    {
+      method: "GET",
+      path: "/console",
+      operationId: "console",
+      tag: "service",
+      summary: "browser console (HTML): run demos and commands, streamed, in sessions",
+      access: "open",
+      responses: { 200: { description: "The page.", html: true } },
     },
     {
       method: "GET",

@@ -119,6 +119,8 @@ const TOO_LARGE = { command: "x".repeat(20_000) };
  */
 const PROBES: Record<string, Probe | Probe[]> = {
   "GET / 200": { send: get("/") },
+  "GET / 303": { send: get("/", { Accept: "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8" }) },
+  "GET /console 200 text/html": { send: get("/console") },
   "GET /openapi.json 200": { send: get("/openapi.json") },
   "GET /health 200": { send: get("/health") },
   "GET /health 503": { options: { agentshProblem: "connection refused" }, send: get("/health") },
@@ -210,7 +212,8 @@ const PROBES: Record<string, Probe | Probe[]> = {
   },
 };
 
-type MediaType = "application/json" | "text/event-stream" | "text/html";
+/** `none`: no body (a redirect). */
+type MediaType = "application/json" | "text/event-stream" | "text/html" | "none";
 /** One answer the document promises: an operation's status in one media type. */
 interface Answer {
   key: string;
@@ -220,15 +223,16 @@ interface Answer {
   /** JSON: the zod schema of the body. */
   schema?: z.ZodType | undefined;
   events?: MediaResponse["events"];
+  redirect?: string;
 }
 
 const answer = (
   operation: OperationDoc,
   status: number,
   mediaType: MediaType,
-  described: Pick<Answer, "schema" | "events"> = {},
+  described: Pick<Answer, "schema" | "events" | "redirect"> = {},
 ): Answer => ({
-  key: `${operation.method} ${operation.path} ${status}${mediaType === "application/json" ? "" : ` ${mediaType}`}`,
+  key: `${operation.method} ${operation.path} ${status}${["application/json", "none"].includes(mediaType) ? "" : ` ${mediaType}`}`,
   operation,
   status,
   mediaType,
@@ -246,6 +250,9 @@ const documentedAnswers: Answer[] = operations.flatMap((operation) => [
         ? [answer(operation, status, "text/event-stream", { events: response.events })]
         : []),
       ...(response.html ? [answer(operation, status, "text/html")] : []),
+      ...(response.redirect
+        ? [answer(operation, status, "none", { redirect: response.redirect })]
+        : []),
     ];
   }),
   ...[...byStatus(errorCodesOf(operation))].map(([status, codes]) =>
@@ -332,6 +339,10 @@ describe("GET /openapi.json", () => {
       for (const probe of probes) {
         const res = await probe.send(buildTestApp(probe.options).app);
         expect(res.status).toBe(documented.status);
+        if (documented.redirect) {
+          expect(res.headers.get("location")).toBe(documented.redirect);
+          continue;
+        }
         expect(res.headers.get("content-type")).toContain(documented.mediaType);
         if (documented.mediaType === "application/json") {
           const body = await res.json();
