@@ -67,6 +67,11 @@ export function buildOpenApiDocument(operations: readonly OperationDoc[]): OpenA
       );
     }
     for (const [status, codes] of byStatus(errorCodesOf(operation))) {
+      if (String(status) in answers) {
+        throw new Error(
+          `OpenAPI: ${operation.operationId} lists ${status} as an answer and an error`,
+        );
+      }
       answers[String(status)] = {
         description: codes.map((code) => `\`${code}\``).join(", "),
         content: {
