@@ -4,6 +4,8 @@ export interface AppEnv {
     requestId: string;
     /** The caller's address as established by `clientAddress` (socket or trusted proxy hop). */
     clientAddress: string;
+    /** Who the caller is, set by the API-key guard: a key fingerprint or `anonymous`. */
+    owner: string;
     /** agentsh's ids for the command of this request (for the request log line). */
     agentsh?: { sessionId: string | null; commandId: string | null };
   };

@@ -12,6 +12,7 @@ import { demoRoutes } from "./demo-scenarios.js";
 import type { HealthCheck } from "./enforcement/health.js";
 import type { EnforcementMonitor } from "./enforcement/monitor.js";
 import type { ProtectionReport } from "./enforcement/protections.js";
+import { createExecuteCommand } from "./execute-command.js";
 import type { Executor } from "./executor.js";
 import type { Explainer } from "./explain/explain.js";
 import { requireApiKey } from "./http/api-key.js";
@@ -25,10 +26,12 @@ import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
 import { createSelftestRoutes } from "./routes/selftest.js";
+import { createSessionRoutes } from "./routes/sessions.js";
 import { createRunCommand } from "./run-command.js";
+import type { SessionRegistryControl } from "./sessions/session-registry.js";
 
 export interface AppDeps {
-  config: Pick<Config, "apiKey" | "limits" | "rateLimits" | "trustedProxyHops">;
+  config: Pick<Config, "apiKeys" | "limits" | "sessions" | "rateLimits" | "trustedProxyHops">;
   executor: Executor;
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof">;
@@ -47,6 +50,8 @@ export interface AppDeps {
   rateLimitStore?: () => Store<AppEnv>;
   /** Where the runner records every command for `GET /audit` (default: a small in-memory log). */
   audit?: AuditLog;
+  /** The governed sessions this instance holds (`/sessions`, `sessionId` in `/execute`). */
+  sessions: SessionRegistryControl;
 }
 
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
@@ -63,6 +68,13 @@ export function createApp(deps: AppDeps) {
     });
 
   const demoLimit = limit("demo", config.rateLimits.demo);
+  const executeCommand = createExecuteCommand({
+    runCommand,
+    sessions: deps.sessions,
+    redact: deps.redact,
+    defaultTimeoutMs: config.limits.defaultTimeoutMs,
+  });
+  const guard = requireApiKey(config.apiKeys);
 
   const app = new Hono<AppEnv>()
     .use(requestId())
@@ -101,7 +113,12 @@ export function createApp(deps: AppDeps) {
           "GET /health": "agentsh and enforcement state",
           "GET /demo": "list of demo scenarios",
           "GET /demo/:name": "run a demo scenario table",
-          "POST /execute": '{"command": "...", "timeoutMs"?: number}',
+          "POST /execute":
+            '{"command": "...", "timeoutMs"?: number, "sessionId"?: "..."}; Accept: text/event-stream streams the output',
+          "POST /sessions": "create a session (cwd and exported variables carry over)",
+          "GET /sessions": "your sessions",
+          "GET /sessions/:id": "one session",
+          "DELETE /sessions/:id": "end a session",
           "GET /audit": "recent commands and decisions (API key)",
           "POST /explain": '{"command": "..."}: the policy\'s verdict, nothing is run',
           "POST /selftest": "run the enforcement canaries now (API key required)",
@@ -125,17 +142,18 @@ export function createApp(deps: AppDeps) {
     .route(
       "/execute",
       createExecuteRoutes({
-        runCommand,
-        defaultTimeoutMs: config.limits.defaultTimeoutMs,
+        executeCommand,
         maxTimeoutMs: config.limits.maxTimeoutMs,
-        guard: requireApiKey(config.apiKey),
+        guard,
       }),
     )
+    .use("/sessions/*", limit("sessions", config.rateLimits.execute))
+    .route("/sessions", createSessionRoutes({ sessions: deps.sessions, guard }))
     .route(
       "/audit",
       createAuditRoutes({
         audit,
-        apiKey: config.apiKey,
+        apiKeys: config.apiKeys,
       }),
     )
     .use("/explain", limit("explain", config.rateLimits.execute))
@@ -144,7 +162,7 @@ export function createApp(deps: AppDeps) {
       createExplainRoutes({
         explain: deps.explain,
         maxTimeoutMs: config.limits.maxTimeoutMs,
-        guard: requireApiKey(config.apiKey),
+        guard,
       }),
     )
     .use("/selftest", limit("selftest", config.rateLimits.selftest))
@@ -153,7 +171,7 @@ export function createApp(deps: AppDeps) {
       createSelftestRoutes({
         monitor: deps.enforcement,
         protections: deps.protections,
-        apiKey: config.apiKey,
+        apiKeys: config.apiKeys,
       }),
     );
 

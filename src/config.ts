@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 
 /**
@@ -27,6 +28,19 @@ const envObject = z.object({
   PORT: intFromEnv(10000, 1, 65535),
   HOST: z.string().min(1).default("0.0.0.0"),
   API_KEY: optionalSecret(16),
+  /** More keys, comma-separated; each is accepted like API_KEY and owns its own sessions. */
+  API_KEYS: z
+    .string()
+    .optional()
+    .transform((value) =>
+      (value ?? "")
+        .split(",")
+        .map((key) => key.trim())
+        .filter((key) => key !== ""),
+    )
+    .refine((keys) => keys.every((key) => key.length >= 16), {
+      message: "each key must be at least 16 characters (generate one with: openssl rand -hex 24)",
+    }),
   AGENTSH_BIN: z.string().min(1).default("agentsh"),
   AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
   /** Credential the service uses towards the agentsh server (auth.type api_key). */
@@ -80,6 +94,22 @@ const envObject = z.object({
   AGENTSH_EVENTS_MAX_MB: intFromEnv(256, 1, 1_000_000),
   /** How often the retention job runs. */
   RETENTION_INTERVAL_S: intFromEnv(600, 10, 86_400),
+  /** Sessions one API key may hold at once. */
+  MAX_SESSIONS_PER_KEY: intFromEnv(4, 1, 1000),
+  /** Sessions this instance holds at once (each has a workspace directory). */
+  MAX_SESSIONS: intFromEnv(32, 1, 10_000),
+  /** A session unused this long is ended and its workspace removed. */
+  SESSION_IDLE_MS: intFromEnv(600_000, 10_000, 86_400_000),
+  /**
+   * Names this instance in the session ids it mints (`s-<tag>-…`), so a request that reaches
+   * another instance is told so. Default: from Render's RENDER_INSTANCE_ID, else `local`.
+   */
+  INSTANCE_TAG: z
+    .string()
+    .regex(/^[a-z0-9]{1,16}$/, "1-16 lowercase letters and digits")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  RENDER_INSTANCE_ID: z.string().optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Shared rate-limit counters for more than one instance; unset = in memory. */
   REDIS_URL: z
@@ -101,7 +131,8 @@ type ParsedEnv = z.infer<typeof envSchema>;
 export interface Config {
   port: number;
   host: string;
-  apiKey: string | undefined;
+  /** Every accepted API key (API_KEY, then API_KEYS); empty = no key required. */
+  apiKeys: string[];
   agentsh: {
     bin: string;
     serverUrl: string;
@@ -120,6 +151,7 @@ export interface Config {
     maxBodyBytes: number;
   };
   rateLimits: { windowMs: number; demo: number; execute: number; selftest: number };
+  sessions: { maxPerKey: number; max: number; idleMs: number; instanceTag: string };
   /** 0 = the canaries run only at boot, after agentsh restarts and on POST /selftest. */
   selftestIntervalMs: number;
   trustedProxyHops: number;
@@ -153,7 +185,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   return {
     port: e.PORT,
     host: e.HOST,
-    apiKey: e.API_KEY,
+    apiKeys: [...new Set([...(e.API_KEY ? [e.API_KEY] : []), ...e.API_KEYS])],
     agentsh: {
       bin: e.AGENTSH_BIN,
       serverUrl: e.AGENTSH_SERVER_URL.replace(/\/+$/, ""),
@@ -177,6 +209,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       execute: e.RATE_LIMIT_EXECUTE,
       selftest: e.RATE_LIMIT_SELFTEST,
     },
+    sessions: {
+      maxPerKey: e.MAX_SESSIONS_PER_KEY,
+      max: e.MAX_SESSIONS,
+      idleMs: e.SESSION_IDLE_MS,
+      instanceTag: e.INSTANCE_TAG ?? instanceTagOf(e.RENDER_INSTANCE_ID),
+    },
     selftestIntervalMs: e.SELFTEST_INTERVAL_MS,
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     allowDegraded: e.ALLOW_DEGRADED,
@@ -190,4 +228,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       retentionIntervalMs: e.RETENTION_INTERVAL_S * 1000,
     },
   };
+}
+
+/** A short tag for an instance id given by the host (Render's ids are long); `local` without. */
+function instanceTagOf(hostInstanceId: string | undefined): string {
+  if (!hostInstanceId) return "local";
+  return createHash("sha256").update(hostInstanceId).digest("hex").slice(0, 8);
 }

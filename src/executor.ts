@@ -58,6 +58,33 @@ export interface GovernedResult {
   sessionId?: string;
   /** agentsh's id for this command (its events carry it as command_id). */
   commandId?: string;
+  /**
+   * For a command run in a session: where it ended and what it exported, as the session
+   * wrapper recorded it. null when it left no record (it replaced the shell with `exec`, or
+   * set its own EXIT trap); absent for commands without a session.
+   */
+  sessionState?: SessionState | null;
+}
+
+/** A session's carried state: the next command starts in `cwd` with `env` exported. */
+export interface SessionState {
+  cwd: string;
+  /** The exported environment when the command ended. */
+  exported: Record<string, string>;
+  /** The exported environment when the command started (to tell its own changes apart). */
+  initial: Record<string, string>;
+}
+
+/** The session a command runs in (`POST /execute` with a `sessionId`). */
+export interface SessionContext {
+  /** The agentsh session that belongs to it alone (its events carry this id). */
+  agentshSessionId: string;
+  /** The session's own directory. */
+  workspace: string;
+  /** Where the command starts (falls back to `workspace` if it no longer exists). */
+  cwd: string;
+  /** Variables the session's earlier commands exported. */
+  env: Record<string, string>;
 }
 
 /**
@@ -76,8 +103,18 @@ export interface GovernedCommand {
   timeoutMs: number;
   /** Fires when the caller goes away; the command is then abandoned and killed. */
   signal?: AbortSignal;
+  session?: SessionContext;
+  /**
+   * Receives output as agentsh streams it (raw, unredacted: the caller redacts). The result
+   * still carries the output, bounded, as in a buffered run.
+   */
+  onOutput?: (stream: "stdout" | "stderr", text: string) => void;
 }
 
 export interface Executor {
   run(request: GovernedCommand): Promise<Execution>;
+  /** Creates the agentsh session of a caller's session, rooted in its workspace. */
+  openSession(agentshSessionId: string, workspace: string): Promise<void>;
+  /** Ends it in agentsh (best effort: agentsh also expires idle sessions). */
+  closeSession(agentshSessionId: string): Promise<void>;
 }

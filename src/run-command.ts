@@ -2,7 +2,7 @@ import type { AuditEntry, AuditLog } from "./audit/audit-log.js";
 import type { Redactor } from "./bundle/redactor.js";
 import { type CommandResult, toCommandResult } from "./command-result.js";
 import type { EnforcementMonitor } from "./enforcement/monitor.js";
-import type { Executor, GovernedResult } from "./executor.js";
+import type { Executor, GovernedCommand, GovernedResult, SessionState } from "./executor.js";
 
 /**
  * Runs one governed command and says how it ended. The fail-closed rules live here:
@@ -29,20 +29,17 @@ export type RunOutcome =
       result: CommandResult;
       /** agentsh's ids for it (session, command). */
       agentsh: { sessionId: string | null; commandId: string | null };
+      /** Where a command run in a session left it (see GovernedResult.sessionState). */
+      sessionState?: SessionState | null;
     }
   | Refusal;
 
-/** Who asked: recorded with the command in the audit log. */
-export interface RunContext {
+/** One command to run: what the executor needs, and who asked (recorded in the audit log). */
+export interface RunRequest extends GovernedCommand {
   requestId?: string;
 }
 
-export type RunCommand = (
-  command: string,
-  timeoutMs: number,
-  signal?: AbortSignal,
-  context?: RunContext,
-) => Promise<RunOutcome>;
+export type RunCommand = (request: RunRequest) => Promise<RunOutcome>;
 
 export function createRunCommand(
   executor: Executor,
@@ -51,13 +48,11 @@ export function createRunCommand(
   audit?: Pick<AuditLog, "record">,
 ): RunCommand {
   const run = async (
-    command: string,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
+    request: GovernedCommand,
   ): Promise<{ outcome: RunOutcome; result?: GovernedResult }> => {
     const closed = enforcement.gate();
     if (closed) return { outcome: { outcome: "degraded", detail: closed } };
-    const execution = await executor.run({ command, timeoutMs, ...(signal ? { signal } : {}) });
+    const execution = await executor.run(request);
     if (execution.kind === "not_run") {
       return { outcome: { outcome: execution.reason, detail: execution.detail } };
     }
@@ -76,14 +71,15 @@ export function createRunCommand(
         outcome: "result",
         result: toCommandResult(result, redact),
         agentsh: { sessionId: result.sessionId ?? null, commandId: result.commandId ?? null },
+        ...(result.sessionState !== undefined ? { sessionState: result.sessionState } : {}),
       },
       result,
     };
   };
 
-  return async (command, timeoutMs, signal, context = {}) => {
-    const { outcome, result } = await run(command, timeoutMs, signal);
-    audit?.record(auditEntry(command, outcome, result, context, redact));
+  return async ({ requestId, ...request }) => {
+    const { outcome, result } = await run(request);
+    audit?.record(auditEntry(request.command, outcome, result, requestId, redact));
     return outcome;
   };
 }
@@ -93,13 +89,13 @@ function auditEntry(
   command: string,
   outcome: RunOutcome,
   result: GovernedResult | undefined,
-  context: RunContext,
+  requestId: string | undefined,
   redact: Redactor,
 ): AuditEntry {
   const decision = result?.decision ?? null;
   return {
     time: new Date().toISOString(),
-    requestId: context.requestId ?? null,
+    requestId: requestId ?? null,
     command: redact(command).text,
     outcome: outcome.outcome === "result" ? outcome.result.outcome : outcome.outcome,
     rule: decision?.rule ?? null,

@@ -24,6 +24,7 @@ import { createPolicyMatcher } from "./explain/rules.js";
 import { connectRedis, redisRateLimitStore } from "./http/redis-rate-limit-store.js";
 import { listen } from "./listen.js";
 import { createJsonLogger } from "./logger.js";
+import { createSessionRegistry, envPolicyDenies } from "./sessions/session-registry.js";
 import { logStartup } from "./startup-log.js";
 
 /**
@@ -122,8 +123,19 @@ async function main(): Promise<void> {
   });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   // Run once by the service itself (never by a governed command), served by /demo/status.
+  const sessions = createSessionRegistry({
+    executor: agentsh.executor,
+    root: path.join(config.agentsh.workspace, "sessions"),
+    instanceTag: config.sessions.instanceTag,
+    maxPerKey: config.sessions.maxPerKey,
+    max: config.sessions.max,
+    idleMs: config.sessions.idleMs,
+    envDenied: envPolicyDenies(bundle.policy.env_policy?.deny ?? []),
+    logger,
+  });
   const app = createApp({
     config,
+    sessions,
     executor: agentsh.executor,
     enforcement: monitor,
     health,
@@ -155,7 +167,8 @@ async function main(): Promise<void> {
     audit.stop();
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
-    server.close(() => process.exit(0));
+    // Sessions end with the process: their workspaces and agentsh sessions are removed.
+    void sessions.close().finally(() => server.close(() => process.exit(0)));
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));

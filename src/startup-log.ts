@@ -22,6 +22,8 @@ export function logStartup(options: {
     policy: bundle.policy.name,
     commandSlots: config.limits.maxConcurrent,
     trustedProxyHops: config.trustedProxyHops,
+    apiKeys: config.apiKeys.length,
+    sessions: `up to ${config.sessions.max} (${config.sessions.maxPerKey} per key), idle expiry ${config.sessions.idleMs / 1000} s, instance tag ${config.sessions.instanceTag}`,
     rateLimitStore: config.redisUrl ? "redis" : "memory (this instance only)",
   });
   if (enforcement.mode === "enforced") {
@@ -34,7 +36,9 @@ export function logStartup(options: {
       { mode: enforcement.mode, problems: enforcement.problems },
     );
   }
-  if (!config.apiKey) {
-    logger.warn("API_KEY is not set: POST /execute is open to anyone who can reach this port");
+  if (config.apiKeys.length === 0) {
+    logger.warn(
+      "API_KEY is not set: POST /execute and /sessions are open to anyone who can reach this port",
+    );
   }
 }

@@ -6,7 +6,7 @@ describe("parseConfig", () => {
     const config = parseConfig({});
     expect(config).toMatchObject({
       port: 10000,
-      apiKey: undefined,
+      apiKeys: [],
       agentsh: { bin: "agentsh", serverUrl: "http://127.0.0.1:18080", workspace: "/workspace" },
       limits: { defaultTimeoutMs: 30_000, maxTimeoutMs: 300_000, outputLimitBytes: 65_536 },
       rateLimits: { windowMs: 60_000, demo: 30, execute: 10 },
@@ -34,7 +34,23 @@ describe("parseConfig", () => {
   });
 
   it("treats an empty API_KEY as unset (Render renders unset vars as empty)", () => {
-    expect(parseConfig({ API_KEY: "" }).apiKey).toBeUndefined();
+    expect(parseConfig({ API_KEY: "" }).apiKeys).toEqual([]);
+  });
+
+  it("accepts API_KEY and API_KEYS together, each once", () => {
+    const a = "a".repeat(16);
+    const b = "b".repeat(16);
+    expect(parseConfig({ API_KEY: a, API_KEYS: ` ${b}, ${a} ,` }).apiKeys).toEqual([a, b]);
+    expect(() => parseConfig({ API_KEYS: `${a},short` })).toThrow(/API_KEYS: each key/);
+  });
+
+  it("names the instance in session ids: INSTANCE_TAG, else Render's instance id, else local", () => {
+    expect(parseConfig({}).sessions.instanceTag).toBe("local");
+    expect(parseConfig({ INSTANCE_TAG: "abc1" }).sessions.instanceTag).toBe("abc1");
+    expect(parseConfig({ RENDER_INSTANCE_ID: "srv-x-5d8f" }).sessions.instanceTag).toMatch(
+      /^[0-9a-f]{8}$/,
+    );
+    expect(() => parseConfig({ INSTANCE_TAG: "Bad-Tag" })).toThrow(/INSTANCE_TAG/);
   });
 
   it("rejects a short API_KEY at boot", () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
@@ -8,12 +9,19 @@ import type {
   Executor,
   GovernedCommand,
   GovernedResult,
+  SessionContext,
 } from "../executor.js";
 import { withRecordedDenials } from "./denials.js";
-import { type CliOutcome, interpretCliOutcome } from "./interpret.js";
-import { type LauncherSettings, launcherArgv, launcherRefusal } from "./launcher.js";
+import {
+  type CliOutcome,
+  interpretCliOutcome,
+  interpretStreamedCli,
+  WrapperPreambleFilter,
+} from "./interpret.js";
+import { type LauncherSettings, launcherArgv, launcherRefusal, slotUid } from "./launcher.js";
 import { killMarkedProcesses, markPids, RUN_MARKER } from "./process-reaper.js";
 import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
+import { readSessionState } from "./session-state.js";
 
 /** Looks up denials agentsh recorded in its event store (nested execve, file, unix socket). */
 export type DenialLookup = (sessionId: string, since: Date, until: Date) => Promise<Decision[]>;
@@ -33,7 +41,9 @@ export interface AgentshCliOptions {
   outputLimitBytes: number;
   sessions: SessionPool;
   /** Called when agentsh says the session does not exist (expired, server restarted). */
-  recreateSession: (sessionId: string) => Promise<void>;
+  recreateSession: (sessionId: string, workspace?: string) => Promise<void>;
+  /** Ends an agentsh session (a caller's session was deleted or expired). */
+  destroySession?: (sessionId: string) => Promise<void>;
   /** Reads denials agentsh keeps only in its event store (nested commands, files, sockets). */
   recordedDenials: DenialLookup;
   /**
@@ -65,6 +75,8 @@ const REFUSAL_SIGN = /Permission denied|Operation not permitted/;
 
 export function createAgentshExecutor(options: AgentshCliOptions): Executor {
   return {
+    openSession: (sessionId, workspace) => options.recreateSession(sessionId, workspace),
+    closeSession: async (sessionId) => options.destroySession?.(sessionId),
     async run(request: GovernedCommand): Promise<Execution> {
       let lease: SessionLease;
       try {
@@ -74,22 +86,39 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         return { kind: "not_run", reason, detail: (error as Error).message };
       }
       try {
-        // The session is ours alone until release, so every denial it records from here on
-        // belongs to this command.
+        // A caller's session has an agentsh session of its own (one command at a time: the
+        // session registry refuses a second); other commands use the slot's session. Either way
+        // it is ours alone until release, so every denial it records from here on belongs to
+        // this command.
+        const sessionId = request.session?.agentshSessionId ?? lease.sessionId;
         const since = new Date(Date.now() - 5);
         // Known only to the launcher's argv: its refusal line carries it (see launcherRefusal).
         const tag = randomUUID();
         const prefix = options.launcher ? launcherArgv(options.launcher, lease.slot, tag) : [];
-        let cli = await runCli(options, lease.sessionId, request, prefix);
+        const stateFile = request.session ? sessionStateFile(options, lease.slot) : undefined;
+        const run = () => runCli(options, sessionId, request, prefix, stateFile);
+        let cli = await run();
         if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
           // Nothing ran: agentsh rejected the unknown session before starting the command.
-          await options.recreateSession(lease.sessionId);
-          cli = await runCli(options, lease.sessionId, request, prefix);
+          await options.recreateSession(sessionId, request.session?.workspace);
+          cli = await run();
         }
-        const interpreted = interpretCliOutcome(cli, options.outputLimitBytes);
+        const sessionState = stateFile
+          ? await readSessionState(stateFile, options.launcher, lease.slot)
+          : undefined;
+        const interpreted = cli.streamed
+          ? interpretStreamedCli(cli, request.timeoutMs, options.outputLimitBytes)
+          : interpretCliOutcome(cli, options.outputLimitBytes);
         const execution: Execution =
           interpreted.kind === "result"
-            ? { kind: "result", result: { ...interpreted.result, sessionId: lease.sessionId } }
+            ? {
+                kind: "result",
+                result: {
+                  ...interpreted.result,
+                  sessionId,
+                  ...(sessionState !== undefined ? { sessionState } : {}),
+                },
+              }
             : interpreted;
         // Nothing started (pre-check denial, no result): no nested denials to look for.
         if (execution.kind === "not_run" || execution.result.sandboxed === null) return execution;
@@ -106,7 +135,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         }
         const recorded = await recordedDenials(
           options,
-          lease.sessionId,
+          sessionId,
           since,
           mayHaveBeenRefused(result) ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS) : 0,
         );
@@ -155,26 +184,56 @@ export function agentshExecArgv(
   timeoutMs: number,
   runId: string,
   launcher: readonly string[] = [],
+  extras: {
+    /** Run in a caller's session: the wrapper restores and records its state. */
+    session?: { context: SessionContext; stateFile: string };
+    /** agentsh's streaming exec: output as it arrives, the child's exit code as the CLI's. */
+    stream?: boolean;
+  } = {},
 ): string[] {
   const [program = "/bin/bash", ...launcherArgs] = launcher;
-  const shell = ["/bin/bash", "-c", command];
+  const { session } = extras;
+  const shell = session
+    ? [
+        "/bin/bash",
+        "-c",
+        SESSION_WRAPPER,
+        "governed-session",
+        session.stateFile,
+        session.context.workspace,
+        session.context.cwd,
+        command,
+      ]
+    : ["/bin/bash", "-c", command];
   const request = {
     command: program,
     args: launcher.length > 0 ? [...launcherArgs, ...shell] : shell.slice(1),
     timeout: `${timeoutMs}ms`,
-    env: { [RUN_MARKER]: runId },
+    // The session's variables first: the run marker is never theirs to replace.
+    env: { ...(session?.context.env ?? {}), [RUN_MARKER]: runId },
   };
-  return [
-    "exec",
-    "--output",
-    "json",
-    "--events",
-    "summary",
-    "--json",
-    JSON.stringify(request),
-    sessionId,
-  ];
+  const output = extras.stream
+    ? ["--stream", "--output", "shell"]
+    : ["--output", "json", "--events", "summary"];
+  return ["exec", ...output, "--json", JSON.stringify(request), sessionId];
 }
+
+/**
+ * The shell around a session's command (argv: state file, workspace, cwd, command). It starts
+ * in the session's cwd, runs the command in this same shell (so `cd` and `export` take effect)
+ * and, on exit, writes where it ended and what it exported, NUL-separated, for the service to
+ * carry into the next command. A command that `exec`s away or sets its own EXIT trap leaves no
+ * record; the session then keeps its previous state.
+ */
+export const SESSION_WRAPPER = [
+  "__governed_state=$1",
+  'env -0 >"$__governed_state.initial" 2>/dev/null',
+  `trap '__governed_status=$?; { printf "%s\\0" "$PWD"; env -0; } >"$__governed_state" 2>/dev/null; exit "$__governed_status"' EXIT`,
+  'cd -- "$3" 2>/dev/null || cd -- "$2" || exit 1',
+  "__governed_command=$4",
+  "shift 4",
+  'eval "$__governed_command"',
+].join("\n");
 
 /**
  * The CLI's whole environment. The service's own environment (API keys, tokens) is not
@@ -197,12 +256,16 @@ export function agentshCliEnv(
   return env;
 }
 
+/** What one run of the CLI did, and whether it ran agentsh's streaming exec. */
+type CliRun = CliOutcome & { streamed: boolean };
+
 async function runCli(
   options: AgentshCliOptions,
   sessionId: string,
   request: GovernedCommand,
   launcher: readonly string[],
-): Promise<CliOutcome> {
+  stateFile: string | undefined,
+): Promise<CliRun> {
   const started = performance.now();
   const runId = randomUUID();
   // Before the command exists: its processes will all get pids after this mark.
@@ -212,32 +275,109 @@ async function runCli(
   // them lets agentsh answer with its timeout result. A caller who leaves ends them at once.
   const deadline = setTimeout(reap, request.timeoutMs + REAP_AFTER_TIMEOUT_MS);
   request.signal?.addEventListener("abort", reap, { once: true });
-  const result = await execa(
-    options.bin,
-    agentshExecArgv(sessionId, request.command, request.timeoutMs, runId, launcher),
-    {
-      env: agentshCliEnv(options, request.timeoutMs),
-      extendEnv: false,
-      stdin: "ignore",
-      reject: false,
-      timeout: request.timeoutMs + CLI_GRACE_MS,
-      forceKillAfterDelay: 2_000,
-      maxBuffer: CLI_MAX_BUFFER_BYTES,
-      stripFinalNewline: false,
-      ...(request.signal ? { cancelSignal: request.signal } : {}),
-    },
-  ).finally(() => {
+  const streamed = request.onOutput !== undefined;
+  const argv = agentshExecArgv(sessionId, request.command, request.timeoutMs, runId, launcher, {
+    ...(request.session && stateFile ? { session: { context: request.session, stateFile } } : {}),
+    stream: streamed,
+  });
+  const cliOptions = {
+    env: agentshCliEnv(options, request.timeoutMs),
+    extendEnv: false,
+    stdin: "ignore",
+    reject: false,
+    timeout: request.timeoutMs + CLI_GRACE_MS,
+    forceKillAfterDelay: 2_000,
+    stripFinalNewline: false,
+    ...(request.signal ? { cancelSignal: request.signal } : {}),
+  } as const;
+  const finish = () => {
     clearTimeout(deadline);
     request.signal?.removeEventListener("abort", reap);
-  });
+  };
+  let outcome: Omit<CliRun, "durationMs">;
+  if (request.onOutput) {
+    // Streaming: the output is read as it arrives and kept only up to the limit (the CLI
+    // passes everything through, so execa's buffer would otherwise grow without bound).
+    const stdout = new BoundedText(options.outputLimitBytes);
+    const stderr = new BoundedText(options.outputLimitBytes + STDERR_PREAMBLE_ALLOWANCE);
+    const onOutput = request.onOutput;
+    // agentsh-unixwrap's own lines come first on stderr; callers never see them.
+    const preamble = new WrapperPreambleFilter();
+    const subprocess = execa(options.bin, argv, { ...cliOptions, buffer: false });
+    subprocess.stdout?.setEncoding("utf8");
+    subprocess.stderr?.setEncoding("utf8");
+    subprocess.stdout?.on("data", (text: string) => {
+      stdout.add(text);
+      onOutput("stdout", text);
+    });
+    subprocess.stderr?.on("data", (text: string) => {
+      stderr.add(text);
+      const rest = preamble.feed(text);
+      if (rest !== "") onOutput("stderr", rest);
+    });
+    const result = await subprocess.finally(finish);
+    const held = preamble.end();
+    if (held !== "") onOutput("stderr", held);
+    outcome = {
+      exitCode: result.exitCode ?? null,
+      stdout: stdout.text,
+      stderr: stderr.text,
+      stdoutBytes: stdout.totalBytes,
+      stderrBytes: stderr.totalBytes,
+      timedOut: result.timedOut,
+      canceled: result.isCanceled,
+      streamed: true,
+    };
+  } else {
+    const result = await execa(options.bin, argv, {
+      ...cliOptions,
+      maxBuffer: CLI_MAX_BUFFER_BYTES,
+    }).finally(finish);
+    outcome = {
+      exitCode: result.exitCode ?? null,
+      stdout: typeof result.stdout === "string" ? result.stdout : "",
+      stderr: typeof result.stderr === "string" ? result.stderr : "",
+      timedOut: result.timedOut,
+      canceled: result.isCanceled,
+      streamed: false,
+    };
+  }
   // Nothing a command started outlives its request (background jobs included).
   await killMarkedProcesses(runId, { since });
-  return {
-    exitCode: result.exitCode ?? null,
-    stdout: typeof result.stdout === "string" ? result.stdout : "",
-    stderr: typeof result.stderr === "string" ? result.stderr : "",
-    timedOut: result.timedOut,
-    canceled: result.isCanceled,
-    durationMs: Math.round(performance.now() - started),
-  };
+  return { ...outcome, durationMs: Math.round(performance.now() - started) };
+}
+
+/** agentsh-unixwrap's lines precede the command's own stderr and are removed later. */
+const STDERR_PREAMBLE_ALLOWANCE = 4096;
+
+/** Text kept up to a byte limit, with the total seen. */
+class BoundedText {
+  private parts: string[] = [];
+  private keptBytes = 0;
+  totalBytes = 0;
+
+  constructor(private readonly limitBytes: number) {}
+
+  add(text: string) {
+    const bytes = Buffer.byteLength(text);
+    this.totalBytes += bytes;
+    if (this.keptBytes >= this.limitBytes) return;
+    this.parts.push(text);
+    this.keptBytes += bytes;
+  }
+
+  get text(): string {
+    return this.parts.join("");
+  }
+}
+
+/** Where the session wrapper of a command in slot `slot` records its state. */
+function sessionStateFile(options: AgentshCliOptions, slot: number): string {
+  const scratch = options.launcher
+    ? path.join(
+        options.launcher.isolation.identities.scratch_root,
+        String(slotUid(options.launcher.isolation, slot)),
+      )
+    : os.tmpdir();
+  return path.join(scratch, `.governed-session-${randomUUID()}`);
 }

@@ -66,7 +66,8 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     apiKey: options.apiKey,
     outputLimitBytes: options.outputLimitBytes,
     sessions: pool,
-    recreateSession: (id) => api.ensureSession(id),
+    recreateSession: (id, workspace) => api.ensureSession(id, workspace),
+    destroySession: (id) => api.destroySession(id),
     recordedDenials: api.recordedDenials,
     ...(options.launcher ? { launcher: options.launcher } : {}),
   });

@@ -14,6 +14,9 @@ export interface CliOutcome {
   /** The caller went away and we killed the CLI. */
   canceled: boolean;
   durationMs: number;
+  /** Streamed runs keep only the first bytes of each stream; these are the full sizes. */
+  stdoutBytes?: number;
+  stderrBytes?: number;
 }
 
 /** agentsh exit code for a server-side command timeout. */
@@ -97,6 +100,86 @@ export function splitWrapperPreamble(stderr: string): { sandboxed: boolean; rest
     rest = newline === -1 ? "" : rest.slice(newline + 1);
   }
   return { sandboxed, rest };
+}
+
+/**
+ * The result of agentsh's streaming exec (`exec --stream --output shell`): the CLI passes the
+ * command's stdout and stderr through and exits with its exit code. There is no JSON result:
+ * denials come from the event store as for every command, and a time limit shows as agentsh's
+ * exit 124 at (or after) the limit.
+ */
+export function interpretStreamedCli(
+  cli: CliOutcome,
+  timeoutMs: number,
+  outputLimitBytes: number,
+): Execution {
+  if (cli.canceled) {
+    return notRun("canceled", "the request was canceled before the command finished");
+  }
+  if (cli.timedOut) return { kind: "result", result: timedOutResult(cli) };
+  const stderr = splitWrapperPreamble(cli.stderr);
+  // No wrapper line, no output, exit 1: the CLI failed before agentsh started anything
+  // (server unreachable, session refused). Anything else without the wrapper's line ran
+  // unsandboxed and is reported as such (sandboxed: false), so the service fails closed.
+  if (!stderr.sandboxed && cli.stdout === "" && cli.exitCode === 1 && cli.stderr.trim() !== "") {
+    return notRun("unavailable", describeCliFailure(cli));
+  }
+  const timedOut = cli.exitCode === AGENTSH_TIMEOUT_EXIT && cli.durationMs >= timeoutMs;
+  const preambleBytes = Buffer.byteLength(cli.stderr) - Buffer.byteLength(stderr.rest);
+  return {
+    kind: "result",
+    result: {
+      outcome: timedOut ? "timed_out" : cli.exitCode === 0 ? "ok" : "failed",
+      exitCode: cli.exitCode,
+      stdout: boundStream(cli.stdout, outputLimitBytes, cli.stdoutBytes),
+      stderr: boundStream(
+        stderr.rest,
+        outputLimitBytes,
+        cli.stderrBytes === undefined ? undefined : cli.stderrBytes - preambleBytes,
+      ),
+      durationMs: cli.durationMs,
+      decision: null,
+      denials: [],
+      problem: timedOut ? "the command exceeded its time limit and was killed" : null,
+      sandboxed: stderr.sandboxed,
+    },
+  };
+}
+
+/**
+ * `splitWrapperPreamble` for output that arrives in pieces: holds stderr back until the
+ * wrapper's lines are past, then passes everything through.
+ */
+export class WrapperPreambleFilter {
+  private held = "";
+  private done = false;
+
+  /** The part of `text` that is the command's own output (may be empty). */
+  feed(text: string): string {
+    if (this.done) return text;
+    this.held += text;
+    for (;;) {
+      const newline = this.held.indexOf("\n");
+      const line = newline === -1 ? this.held : this.held.slice(0, newline);
+      // A partial line that could still become a wrapper line: wait for more.
+      if (newline === -1 && line.length < 200) return "";
+      if (line === "" || !WRAPPER_LINE.test(line)) {
+        this.done = true;
+        const rest = this.held;
+        this.held = "";
+        return rest;
+      }
+      this.held = this.held.slice(newline + 1);
+    }
+  }
+
+  /** Whatever is still held when the stream ends. */
+  end(): string {
+    const rest = this.done || WRAPPER_LINE.test(this.held) ? "" : this.held;
+    this.done = true;
+    this.held = "";
+    return rest;
+  }
 }
 
 function isServerTimeout(response: ExecResponse): boolean {

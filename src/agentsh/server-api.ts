@@ -12,7 +12,10 @@ import { eventSchema } from "./wire.js";
 export interface AgentshServerApi {
   /** Resolves to null when healthy, or a sentence saying what is wrong. */
   probe(): Promise<string | null>;
-  ensureSession(sessionId: string): Promise<void>;
+  /** Creates the session (rooted in `workspace`, default: the shared one) unless it exists. */
+  ensureSession(sessionId: string, workspace?: string): Promise<void>;
+  /** Ends a session; one that no longer exists is fine. */
+  destroySession(sessionId: string): Promise<void>;
   /** Denials recorded for a session in a time window (agentsh's event store). */
   recordedDenials: DenialLookup;
   /**
@@ -50,11 +53,11 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
       }
     },
 
-    async ensureSession(sessionId) {
+    async ensureSession(sessionId, workspace = options.workspace) {
       const response = await doFetch(`${options.serverUrl}/api/v1/sessions`, {
         method: "POST",
         headers: { ...headers, "Content-Type": "application/json" },
-        body: JSON.stringify({ id: sessionId, workspace: options.workspace }),
+        body: JSON.stringify({ id: sessionId, workspace }),
         signal: AbortSignal.timeout(timeoutMs * 5),
       });
       // 409: it already exists, which is what we want.
@@ -63,6 +66,15 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
       throw new Error(
         `creating agentsh session ${sessionId} failed: HTTP ${response.status} ${body}`,
       );
+    },
+
+    async destroySession(sessionId) {
+      const response = await doFetch(
+        `${options.serverUrl}/api/v1/sessions/${encodeURIComponent(sessionId)}`,
+        { method: "DELETE", headers, signal: AbortSignal.timeout(timeoutMs * 5) },
+      );
+      if (response.ok || response.status === 404) return;
+      throw new Error(`ending agentsh session ${sessionId} failed: HTTP ${response.status}`);
     },
 
     async policyTest(operation, target) {

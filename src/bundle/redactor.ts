@@ -74,3 +74,58 @@ export function createRedactor(patterns: readonly RedactionPattern[]): Redactor 
     return { text: redacted, counts };
   };
 }
+
+/** A line longer than this is passed on in pieces (cut at whitespace where there is some). */
+const MAX_HELD_CHARS = 8192;
+/** How much of a long line stays held back when a piece is passed on. */
+const HELD_BACK_CHARS = 1024;
+
+/**
+ * Redaction for output that arrives in pieces (streaming). A secret can be split across two
+ * pieces, so text is passed on in whole lines, each redacted like the buffered output (no
+ * pattern spans a line break). A line that grows past 8 KiB without ending is passed on up to
+ * the last whitespace before its final 1 KiB, so a token up to 1 KiB long is never split.
+ * At most `limitBytes` are passed on; the rest is dropped (the final result says so).
+ */
+export function createStreamRedactor(
+  redact: Redactor,
+  emit: (text: string) => void,
+  limitBytes: number,
+): { feed(text: string): void; end(): void } {
+  let held = "";
+  let sentBytes = 0;
+  const pass = (text: string) => {
+    if (text === "" || sentBytes >= limitBytes) return;
+    let redacted = redact(text).text;
+    const room = limitBytes - sentBytes;
+    if (Buffer.byteLength(redacted) > room) {
+      redacted = Buffer.from(redacted)
+        .subarray(0, room)
+        .toString("utf8")
+        .replace(/\uFFFD$/, "");
+    }
+    sentBytes += Buffer.byteLength(redacted);
+    emit(redacted);
+  };
+  return {
+    feed(text) {
+      held += text;
+      const lineEnd = held.lastIndexOf("\n") + 1;
+      if (lineEnd > 0) {
+        pass(held.slice(0, lineEnd));
+        held = held.slice(lineEnd);
+      }
+      if (held.length > MAX_HELD_CHARS) {
+        const limit = held.length - HELD_BACK_CHARS;
+        const space = held.slice(0, limit).search(/\s\S*$/);
+        const cut = space > 0 ? space + 1 : limit;
+        pass(held.slice(0, cut));
+        held = held.slice(cut);
+      }
+    },
+    end() {
+      pass(held);
+      held = "";
+    },
+  };
+}

@@ -3,20 +3,35 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
 import { ApiError } from "./errors.js";
 
+/** The owner of what a caller creates when the service has no API key. */
+export const ANONYMOUS_OWNER = "anonymous";
+
 /**
- * Guards a route with the service's API key when one is configured. Accepted from the
+ * Guards a route with the service's API keys when any are configured. Accepted from the
  * `X-API-Key` header, `Authorization: Bearer`, or the v0-compatible `?api_key=` query.
  * Both sides are hashed first so the comparison is constant-time whatever the lengths.
+ * Sets `owner`: a fingerprint of the key that matched (sessions belong to it).
  */
-export function requireApiKey(apiKey: string | undefined): MiddlewareHandler<AppEnv> {
-  if (apiKey === undefined) return async (_c, next) => next();
-  const expected = digest(apiKey);
+export function requireApiKey(apiKeys: readonly string[]): MiddlewareHandler<AppEnv> {
+  if (apiKeys.length === 0) {
+    return async (c, next) => {
+      c.set("owner", ANONYMOUS_OWNER);
+      await next();
+    };
+  }
+  const expected = apiKeys.map((key) => ({ digest: digest(key), owner: ownerOf(key) }));
   return async (c, next) => {
     const presented =
       c.req.header("x-api-key") ??
       bearerToken(c.req.header("authorization")) ??
       c.req.query("api_key");
-    if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
+    const presentedDigest = presented === undefined ? undefined : digest(presented);
+    // Every key is compared (no early exit), so the time does not say which one matched.
+    let owner: string | undefined;
+    for (const key of expected) {
+      if (presentedDigest && timingSafeEqual(presentedDigest, key.digest)) owner = key.owner;
+    }
+    if (owner === undefined) {
       throw new ApiError(
         {
           code: presented === undefined ? "api_key_missing" : "api_key_invalid",
@@ -29,6 +44,7 @@ export function requireApiKey(apiKey: string | undefined): MiddlewareHandler<App
         { "WWW-Authenticate": 'ApiKey header="X-API-Key"' },
       );
     }
+    c.set("owner", owner);
     await next();
   };
 }
@@ -39,15 +55,20 @@ export function requireApiKey(apiKey: string | undefined): MiddlewareHandler<App
  * with one they check it like `requireApiKey`.
  */
 export function requireConfiguredApiKey(
-  apiKey: string | undefined,
+  apiKeys: readonly string[],
   why: { message: string; hint: string },
 ): MiddlewareHandler<AppEnv> {
-  if (apiKey === undefined) {
+  if (apiKeys.length === 0) {
     return async () => {
       throw new ApiError({ code: "api_key_not_configured", ...why });
     };
   }
-  return requireApiKey(apiKey);
+  return requireApiKey(apiKeys);
+}
+
+/** A key's public name: enough to tell keys apart in logs and ownership, useless as a key. */
+export function ownerOf(apiKey: string): string {
+  return `key-${createHash("sha256").update(apiKey, "utf8").digest("hex").slice(0, 12)}`;
 }
 
 function bearerToken(header: string | undefined): string | undefined {

@@ -41,11 +41,11 @@ export const auditQuerySchema = z
  */
 export function createAuditRoutes(options: {
   audit: Pick<AuditLog, "query">;
-  apiKey: string | undefined;
+  apiKeys: readonly string[];
 }) {
   return new Hono<AppEnv>().get(
     "/",
-    requireConfiguredApiKey(options.apiKey, {
+    requireConfiguredApiKey(options.apiKeys, {
       message: "The audit API is disabled because no API_KEY is configured.",
       hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
     }),

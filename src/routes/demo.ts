@@ -45,7 +45,10 @@ export function createDemoRoutes(options: {
       // Independent commands run at once (each in its own slot); a route whose commands build
       // on each other runs them in order. Results keep the table's order either way.
       const runScenario = async (scenario: DemoScenario) => {
-        const run = await runCommand(scenario.command, timeoutMs, signal, {
+        const run = await runCommand({
+          command: scenario.command,
+          timeoutMs,
+          signal,
           requestId: c.get("requestId"),
         });
         if (run.outcome !== "result") throw refusalError(run);

@@ -1,12 +1,16 @@
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type MiddlewareHandler } from "hono";
+import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
-import { ApiError, refusalError } from "../http/errors.js";
+import { ApiError } from "../http/errors.js";
 import { strictJsonBody } from "../http/json-body.js";
-import type { RunCommand } from "../run-command.js";
+import type { ExecuteCommand } from "../sessions/contract.js";
 
 export const MAX_COMMAND_LENGTH = 1024;
+
+/** `s-<instance tag>-<24 hex>`; anything else cannot name a session. */
+export const SESSION_ID_PATTERN = /^s-[a-z0-9]{1,16}-[0-9a-f]{24}$/;
 
 export function executeBodySchema(maxTimeoutMs: number) {
   return z.strictObject({
@@ -24,6 +28,10 @@ export function executeBodySchema(maxTimeoutMs: number) {
       .int()
       .min(100)
       .max(maxTimeoutMs, `timeoutMs must be at most ${maxTimeoutMs}`)
+      .optional(),
+    sessionId: z
+      .string()
+      .regex(SESSION_ID_PATTERN, "sessionId must be an id from POST /sessions (s-<tag>-<hex>)")
       .optional(),
   });
 }
@@ -48,10 +56,16 @@ export function validCommandBody(maxTimeoutMs: number, hint: string) {
   });
 }
 
-/** `POST /execute {command, timeoutMs?}`: runs one command through agentsh. */
+/** Heartbeats keep proxies and clients from closing a quiet stream. */
+export const HEARTBEAT_MS = 10_000;
+
+/**
+ * `POST /execute {command, timeoutMs?, sessionId?}`: runs one command through agentsh. With
+ * `Accept: text/event-stream` the output is streamed as it arrives (events: started, stdout,
+ * stderr, heartbeat, then result or error); otherwise one JSON answer.
+ */
 export function createExecuteRoutes(options: {
-  runCommand: RunCommand;
-  defaultTimeoutMs: number;
+  executeCommand: ExecuteCommand;
   maxTimeoutMs: number;
   guard: MiddlewareHandler<AppEnv>;
 }) {
@@ -61,20 +75,61 @@ export function createExecuteRoutes(options: {
     strictJsonBody,
     validCommandBody(
       options.maxTimeoutMs,
-      'Send {"command": "<shell command>"} with an optional "timeoutMs".',
+      'Send {"command": "<shell command>"} with an optional "timeoutMs" and "sessionId".',
     ),
     async (c) => {
-      const { command, timeoutMs } = c.req.valid("json");
-      const requestId = c.get("requestId");
-      const run = await options.runCommand(
-        command,
-        timeoutMs ?? options.defaultTimeoutMs,
-        c.req.raw.signal,
-        { requestId },
-      );
-      if (run.outcome !== "result") throw refusalError(run);
-      c.set("agentsh", run.agentsh);
-      return c.json({ command, result: run.result, requestId });
+      const input = c.req.valid("json");
+      const caller = {
+        owner: c.get("owner"),
+        requestId: c.get("requestId"),
+        signal: c.req.raw.signal,
+        noteAgentshIds: (ids: { sessionId: string | null; commandId: string | null }) =>
+          c.set("agentsh", ids),
+      };
+      if (wantsEventStream(c.req.header("accept"))) {
+        return streamSSE(c, async (stream) => {
+          // Events go out in order; output callbacks do not wait for the socket.
+          let sending = Promise.resolve();
+          const send = (event: string, data: unknown) => {
+            sending = sending.then(() =>
+              stream.writeSSE({ event, data: JSON.stringify(data) }).catch(() => {}),
+            );
+          };
+          const heartbeat = setInterval(() => send("heartbeat", {}), HEARTBEAT_MS);
+          send("started", {
+            requestId: caller.requestId,
+            command: input.command,
+            ...(input.sessionId ? { sessionId: input.sessionId } : {}),
+          });
+          try {
+            const body = await options.executeCommand(input, caller, (chunk) =>
+              send(chunk.stream, { text: chunk.text }),
+            );
+            send("result", body);
+          } catch (error) {
+            send("error", streamedError(error, caller.requestId));
+          } finally {
+            clearInterval(heartbeat);
+            await sending;
+          }
+        });
+      }
+      const body = await options.executeCommand(input, caller);
+      return c.json(body);
     },
   );
+}
+
+/** Whether the client asked for a stream (and did not prefer JSON over it). */
+function wantsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
+}
+
+/** The error envelope for a refusal after the stream opened (the status is already sent). */
+function streamedError(error: unknown, requestId: string) {
+  if (error instanceof ApiError) return { error: error.body, requestId };
+  return {
+    error: { code: "internal_error", message: "The command could not be completed." },
+    requestId,
+  };
 }

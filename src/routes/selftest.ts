@@ -12,11 +12,11 @@ import { ApiError } from "../http/errors.js";
 export function createSelftestRoutes(options: {
   monitor: Pick<EnforcementMonitor, "verify" | "lastProof">;
   protections: ProtectionReport;
-  apiKey: string | undefined;
+  apiKeys: readonly string[];
 }) {
   return new Hono<AppEnv>().post(
     "/",
-    requireConfiguredApiKey(options.apiKey, {
+    requireConfiguredApiKey(options.apiKeys, {
       message:
         "POST /selftest runs the enforcement canaries on demand, so it is only served when the service has an API key; none is configured.",
       hint: "Set API_KEY on the service. Without it, /health still shows the last scheduled self-test.",

@@ -33,12 +33,14 @@ export interface Caller {
   requestId: string;
   /** Fires when the caller goes away: the command is killed. */
   signal?: AbortSignal;
+  /** Told agentsh's ids for the command (for the request's log line). */
+  noteAgentshIds?: (ids: { sessionId: string | null; commandId: string | null }) => void;
 }
 
 export interface ExecuteInput {
   command: string;
-  timeoutMs?: number;
-  sessionId?: string;
+  timeoutMs?: number | undefined;
+  sessionId?: string | undefined;
 }
 
 /** The body of a buffered `POST /execute` answer (and of the stream's final `result` event). */

@@ -60,13 +60,11 @@ describe("requireApiKey", () => {
   const KEY = "0123456789abcdef-key";
 
   it("without a configured key, everything passes", async () => {
-    expect((await guarded(requireApiKey(undefined)).request("/", { method: "POST" })).status).toBe(
-      200,
-    );
+    expect((await guarded(requireApiKey([])).request("/", { method: "POST" })).status).toBe(200);
   });
 
   it("with a key: missing → 401 api_key_missing, wrong → 401 api_key_invalid, both with WWW-Authenticate", async () => {
-    const app = guarded(requireApiKey(KEY));
+    const app = guarded(requireApiKey([KEY]));
     const missing = await app.request("/", { method: "POST" });
     const wrong = await app.request("/", { method: "POST", headers: { "X-API-Key": `${KEY}x` } });
     expect([missing.status, await codeOf(missing)]).toEqual([401, "api_key_missing"]);
@@ -79,7 +77,23 @@ describe("requireApiKey", () => {
     ["Bearer", "/", { Authorization: `Bearer ${KEY}` }],
     ["?api_key=", `/?api_key=${KEY}`, {}],
   ])("accepts the key as %s", async (_name, url, headers) => {
-    const res = await guarded(requireApiKey(KEY)).request(url, { method: "POST", headers });
+    const res = await guarded(requireApiKey([KEY])).request(url, { method: "POST", headers });
     expect(res.status).toBe(200);
+  });
+
+  it("with several keys: each is accepted and names its own owner", async () => {
+    const other = "fedcba9876543210-key";
+    const app = new Hono<AppEnv>()
+      .use(requireApiKey([KEY, other]))
+      .post("/", (c) => c.text(c.get("owner")));
+    const owners = await Promise.all(
+      [KEY, other].map(async (key) =>
+        (await app.request("/", { method: "POST", headers: { "X-API-Key": key } })).text(),
+      ),
+    );
+    expect(owners[0]).toMatch(/^key-[0-9a-f]{12}$/);
+    expect(owners[1]).toMatch(/^key-[0-9a-f]{12}$/);
+    expect(owners[0]).not.toBe(owners[1]);
+    expect(owners.join()).not.toContain(KEY);
   });
 });

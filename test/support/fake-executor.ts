@@ -12,12 +12,22 @@ type Responder = (request: GovernedCommand) => GovernedResult | Execution | unde
 /** Stands in for agentsh at the process boundary and records every command it was asked to run. */
 export class FakeExecutor implements Executor {
   readonly commands: GovernedCommand[] = [];
+  /** agentsh sessions opened (and not closed) for callers' sessions: id → workspace. */
+  readonly sessions = new Map<string, string>();
   private readonly responders: Responder[] = [];
 
   /** The first responder that answers wins; default: `ok` echoing the command. */
   respond(responder: Responder): this {
     this.responders.push(responder);
     return this;
+  }
+
+  async openSession(agentshSessionId: string, workspace: string): Promise<void> {
+    this.sessions.set(agentshSessionId, workspace);
+  }
+
+  async closeSession(agentshSessionId: string): Promise<void> {
+    this.sessions.delete(agentshSessionId);
   }
 
   async run(request: GovernedCommand): Promise<Execution> {

@@ -13,6 +13,7 @@ import { createProtectionReport } from "../../src/enforcement/protections.js";
 import { createExplainer } from "../../src/explain/explain.js";
 import { createPolicyMatcher } from "../../src/explain/rules.js";
 import type { Logger } from "../../src/logger.js";
+import { createSessionRegistry, envPolicyDenies } from "../../src/sessions/session-registry.js";
 import { FakeExecutor } from "./fake-executor.js";
 
 export interface TestAppOptions {
@@ -27,6 +28,8 @@ export interface TestAppOptions {
   installation?: InstallationReport;
   rateLimitStore?: AppDeps["rateLimitStore"];
   audit?: AppDeps["audit"];
+  /** The sessions' clock (default: Date.now). */
+  now?: () => number;
   /** What explain's DNS lookups answer (default: no name has an address). */
   hosts?: Record<string, string[]>;
 }
@@ -110,8 +113,22 @@ export function buildTestApp(options: TestAppOptions = {}) {
     },
     commandStats: () => ({ slots: config.limits.maxConcurrent, inFlight: 0, queued: 0 }),
   });
+  const sessions = createSessionRegistry({
+    executor,
+    root: "/workspace/sessions",
+    instanceTag: config.sessions.instanceTag,
+    maxPerKey: config.sessions.maxPerKey,
+    max: config.sessions.max,
+    idleMs: config.sessions.idleMs,
+    envDenied: envPolicyDenies(POLICY.env_policy?.deny ?? []),
+    logger,
+    // Directories are the process boundary here: nothing is created on disk.
+    workspaces: { create: async () => {}, remove: async () => {} },
+    ...(options.now ? { now: options.now } : {}),
+  });
   const app = createApp({
     config,
+    sessions,
     executor,
     enforcement: monitor,
     health,
@@ -134,7 +151,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
       resolveHost: async (host) => options.hosts?.[host] ?? [],
     }),
   });
-  return { app, executor, logLines, config, monitor };
+  return { app, executor, logLines, config, monitor, sessions };
 }
 
 export function postJson(body: unknown, headers: Record<string, string> = {}): RequestInit {

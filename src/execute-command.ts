@@ -1,0 +1,87 @@
+import { createStreamRedactor, type Redactor } from "./bundle/redactor.js";
+import { ApiError, refusalError } from "./http/errors.js";
+import type { RunCommand } from "./run-command.js";
+import type {
+  Caller,
+  ExecuteBody,
+  ExecuteCommand,
+  ExecuteInput,
+  OutputChunk,
+} from "./sessions/contract.js";
+import type { SessionRegistryControl } from "./sessions/session-registry.js";
+
+/**
+ * One command for one caller, as `POST /execute` and the MCP `run_command` tool run it:
+ * in the caller's session when it names one, streamed when the caller wants the output as it
+ * arrives, and answered with the same body either way.
+ */
+
+/** Live output passed on per stream and command (the final result is bounded separately). */
+export const STREAM_LIMIT_BYTES = 1024 * 1024;
+
+export function createExecuteCommand(options: {
+  runCommand: RunCommand;
+  sessions: Pick<SessionRegistryControl, "lease">;
+  redact: Redactor;
+  defaultTimeoutMs: number;
+}): ExecuteCommand {
+  return async (input: ExecuteInput, caller: Caller, onOutput?: (chunk: OutputChunk) => void) => {
+    const lease = input.sessionId ? options.sessions.lease(caller.owner, input.sessionId) : null;
+    const signals = [caller.signal, lease?.signal].filter((s): s is AbortSignal => s !== undefined);
+    const live = onOutput
+      ? (["stdout", "stderr"] as const).map((stream) =>
+          createStreamRedactor(
+            options.redact,
+            (text) => onOutput({ stream, text }),
+            STREAM_LIMIT_BYTES,
+          ),
+        )
+      : null;
+    let run: Awaited<ReturnType<RunCommand>>;
+    try {
+      run = await options.runCommand({
+        command: input.command,
+        timeoutMs: input.timeoutMs ?? options.defaultTimeoutMs,
+        ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
+        requestId: caller.requestId,
+        ...(lease ? { session: lease.context } : {}),
+        ...(live
+          ? {
+              onOutput: (stream: "stdout" | "stderr", text: string) =>
+                live[stream === "stdout" ? 0 : 1]?.feed(text),
+            }
+          : {}),
+      });
+    } catch (error) {
+      lease?.finish(null);
+      throw error;
+    }
+    for (const redactor of live ?? []) redactor.end();
+    const carried = lease?.finish(run.outcome === "result" ? run.sessionState : null);
+    if (run.outcome !== "result") {
+      if (run.outcome === "canceled" && lease?.signal.aborted) {
+        throw new ApiError({
+          code: "session_not_found",
+          message: `Session ${input.sessionId} ended while the command ran; the command was killed.`,
+          hint: "Create a new session with POST /sessions.",
+        });
+      }
+      throw refusalError(run);
+    }
+    caller.noteAgentshIds?.(run.agentsh);
+    const body: ExecuteBody = {
+      command: input.command,
+      result: run.result,
+      requestId: caller.requestId,
+    };
+    if (lease && carried && input.sessionId) {
+      body.session = {
+        id: input.sessionId,
+        cwd: carried.cwd,
+        env: carried.env,
+        ...(carried.envNotCarried.length > 0 ? { envNotCarried: carried.envNotCarried } : {}),
+      };
+    }
+    return body;
+  };
+}

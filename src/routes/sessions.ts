@@ -1,0 +1,43 @@
+import { Hono, type MiddlewareHandler } from "hono";
+import type { AppEnv } from "../app-env.js";
+import { ApiError } from "../http/errors.js";
+import type { SessionRegistry } from "../sessions/contract.js";
+
+/**
+ * `/sessions`: governed sessions owned by the calling API key. `POST /execute` with a
+ * `sessionId` runs in one; its working directory and exported variables carry over.
+ */
+export function createSessionRoutes(options: {
+  sessions: SessionRegistry;
+  guard: MiddlewareHandler<AppEnv>;
+}) {
+  const { sessions } = options;
+  return new Hono<AppEnv>()
+    .use(options.guard)
+    .post("/", async (c) => {
+      // No options yet: an empty body or {} (anything else is refused, not ignored).
+      const text = await c.req.text();
+      if (text.trim() !== "" && text.trim() !== "{}") {
+        throw new ApiError({
+          code: "validation_failed",
+          message: "POST /sessions takes no fields.",
+          hint: "Send an empty body or {}.",
+        });
+      }
+      const session = await sessions.create(c.get("owner"));
+      return c.json({ session, requestId: c.get("requestId") }, 201);
+    })
+    .get("/", (c) =>
+      c.json({ sessions: sessions.list(c.get("owner")), requestId: c.get("requestId") }),
+    )
+    .get("/:id", (c) =>
+      c.json({
+        session: sessions.get(c.get("owner"), c.req.param("id")),
+        requestId: c.get("requestId"),
+      }),
+    )
+    .delete("/:id", async (c) => {
+      const session = await sessions.delete(c.get("owner"), c.req.param("id"));
+      return c.json({ session, deleted: true, requestId: c.get("requestId") });
+    });
+}

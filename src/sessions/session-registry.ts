@@ -1,0 +1,295 @@
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import type { Executor, SessionContext, SessionState } from "../executor.js";
+import { compileGlob } from "../explain/glob.js";
+import { ApiError } from "../http/errors.js";
+import type { Logger } from "../logger.js";
+import type { SessionInfo, SessionRegistry } from "./contract.js";
+
+/**
+ * The sessions this instance holds, in memory. Each has its own workspace directory and its
+ * own agentsh session; between commands it carries the working directory and the variables
+ * its commands exported. One command at a time per session (a second is refused, 409), idle
+ * sessions expire, and an API key holds at most `maxPerKey`.
+ */
+
+export interface SessionRegistryOptions {
+  executor: Pick<Executor, "openSession" | "closeSession">;
+  /** Directory under which each session gets `<root>/<id>` (inside agentsh's workspace). */
+  root: string;
+  /** This instance's tag: every id it mints carries it (`s-<tag>-<hex>`). */
+  instanceTag: string;
+  maxPerKey: number;
+  max: number;
+  idleMs: number;
+  /** Names the policy's env_policy refuses to pass into a command (not carried). */
+  envDenied: (name: string) => boolean;
+  logger: Logger;
+  now?: () => number;
+  /** Creates and removes workspace directories (default: on disk; request tests pass fakes). */
+  workspaces?: { create(dir: string): Promise<void>; remove(dir: string): Promise<void> };
+}
+
+/** Workspace directories on disk: group-writable and setgid like the shared workspace, since
+ * each command slot runs as its own uid in the workspace group. */
+const diskWorkspaces = {
+  async create(dir: string) {
+    await mkdir(dir, { recursive: true });
+    await chmod(dir, 0o2770);
+  },
+  remove: (dir: string) => rm(dir, { recursive: true, force: true }),
+};
+
+/** The policy's `env_policy.deny` globs as a test on a variable name. */
+export function envPolicyDenies(patterns: readonly string[]): (name: string) => boolean {
+  const compiled = patterns.map((pattern) => compileGlob(pattern));
+  return (name) => compiled.some((regex) => regex.test(name));
+}
+
+/** A running command's hold on its session. */
+export interface SessionLease {
+  context: SessionContext;
+  /** Fires when the session is deleted or expires while the command runs. */
+  signal: AbortSignal;
+  /** Records where the command left the session (null: no record) and frees it. */
+  finish(state: SessionState | null | undefined): CarriedState;
+}
+
+/** What the session carries into its next command, and what it could not. */
+export interface CarriedState {
+  cwd: string;
+  env: string[];
+  envNotCarried: string[];
+}
+
+export interface SessionRegistryControl extends SessionRegistry {
+  /** Takes the session for one command; throws 404/409/421 ApiErrors. */
+  lease(owner: string, id: string): SessionLease;
+  /** Ends expired sessions (also run on a timer). */
+  sweep(): Promise<void>;
+  /** Stops the timer and ends every session (shutdown). */
+  close(): Promise<void>;
+  readonly size: number;
+}
+
+/**
+ * Set by agentsh or the launcher for every command, or bash's own bookkeeping: never taken
+ * from a command into the next (a changed proxy variable must not steer the next command).
+ */
+const NEVER_CARRIED =
+  /^(?:PWD|OLDPWD|SHLVL|_|HOME|TMPDIR|USER|LOGNAME|PATH_AGENTSH|GEXEC_RUN|AGENTSH_.*|(?:HTTPS?|ALL|NO|FTP)_PROXY|(?:https?|all|no|ftp)_proxy|BASH_ENV|ENV|LD_.*|BASH_FUNC_.*)$/;
+const ID = /^s-([a-z0-9]{1,16})-[0-9a-f]{24}$/;
+/** At most this many variables are carried (agentsh's env_policy max_keys is 256). */
+const MAX_CARRIED = 128;
+
+interface Session {
+  id: string;
+  owner: string;
+  workspace: string;
+  createdAt: number;
+  lastUsedAt: number;
+  cwd: string;
+  env: Record<string, string>;
+  commands: number;
+  running: AbortController | null;
+}
+
+export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistryControl {
+  const now = options.now ?? Date.now;
+  const workspaces = options.workspaces ?? diskWorkspaces;
+  const sessions = new Map<string, Session>();
+
+  const info = (session: Session): SessionInfo => ({
+    id: session.id,
+    createdAt: new Date(session.createdAt).toISOString(),
+    lastUsedAt: new Date(session.lastUsedAt).toISOString(),
+    expiresAt: new Date(session.lastUsedAt + options.idleMs).toISOString(),
+    workspace: session.workspace,
+    cwd: session.cwd,
+    env: Object.keys(session.env).sort(),
+    commands: session.commands,
+    busy: session.running !== null,
+  });
+
+  const find = (owner: string, id: string): Session => {
+    const match = ID.exec(id);
+    if (match && match[1] !== options.instanceTag) {
+      throw new ApiError({
+        code: "session_on_other_instance",
+        message: `Session ${id} was created on another instance (${match[1]}); this is ${options.instanceTag}.`,
+        hint: "Sessions live in the instance that created them. Run one instance for sessions, or route by session id (see README: Sessions on more than one instance).",
+      });
+    }
+    const session = match ? sessions.get(id) : undefined;
+    // Another key's session is indistinguishable from one that does not exist.
+    if (!session || session.owner !== owner) {
+      throw new ApiError({
+        code: "session_not_found",
+        message: `There is no session ${id.slice(0, 64)} for this API key.`,
+        hint: `Sessions expire after ${Math.round(options.idleMs / 1000)} s unused. Create one with POST /sessions.`,
+      });
+    }
+    return session;
+  };
+
+  const end = async (session: Session, why: string) => {
+    sessions.delete(session.id);
+    session.running?.abort(new Error(`session ${why}`));
+    await options.executor.closeSession(session.id).catch((error: unknown) => {
+      options.logger.warn("agentsh session not ended", { session: session.id, error: `${error}` });
+    });
+    await workspaces.remove(session.workspace);
+    options.logger.info("session ended", { session: session.id, owner: session.owner, why });
+  };
+
+  const sweep = async () => {
+    const cutoff = now() - options.idleMs;
+    const idle = [...sessions.values()].filter((s) => s.running === null && s.lastUsedAt < cutoff);
+    await Promise.all(idle.map((session) => end(session, "expired")));
+  };
+  const timer = setInterval(
+    () => void sweep(),
+    Math.max(1_000, Math.min(30_000, options.idleMs / 4)),
+  );
+  timer.unref();
+
+  return {
+    get size() {
+      return sessions.size;
+    },
+
+    async create(owner) {
+      await sweep();
+      const held = [...sessions.values()].filter((s) => s.owner === owner).length;
+      if (held >= options.maxPerKey || sessions.size >= options.max) {
+        throw new ApiError({
+          code: "session_limit",
+          message:
+            held >= options.maxPerKey
+              ? `This API key holds ${held} sessions, the most allowed (${options.maxPerKey}).`
+              : `This instance holds ${sessions.size} sessions, the most allowed (${options.max}).`,
+          hint: "DELETE /sessions/<id> a session you no longer need, or wait for idle ones to expire.",
+        });
+      }
+      const id = `s-${options.instanceTag}-${randomBytes(12).toString("hex")}`;
+      const workspace = path.join(options.root, id);
+      await workspaces.create(workspace);
+      try {
+        await options.executor.openSession(id, workspace);
+      } catch (error) {
+        await workspaces.remove(workspace);
+        throw new ApiError({
+          code: "agentsh_unavailable",
+          message: `The session could not be created in agentsh: ${(error as Error).message}`,
+          hint: "GET /health shows agentsh's state; retry shortly.",
+        });
+      }
+      const at = now();
+      const session: Session = {
+        id,
+        owner,
+        workspace,
+        createdAt: at,
+        lastUsedAt: at,
+        cwd: workspace,
+        env: {},
+        commands: 0,
+        running: null,
+      };
+      sessions.set(id, session);
+      options.logger.info("session created", { session: id, owner });
+      return info(session);
+    },
+
+    get: (owner, id) => info(find(owner, id)),
+
+    list: (owner) =>
+      [...sessions.values()].filter((s) => s.owner === owner).map((session) => info(session)),
+
+    async delete(owner, id) {
+      const session = find(owner, id);
+      const last = info(session);
+      await end(session, "deleted");
+      return last;
+    },
+
+    lease(owner, id) {
+      const session = find(owner, id);
+      if (session.running) {
+        throw new ApiError({
+          code: "session_busy",
+          message: `A command is already running in session ${id}.`,
+          hint: "Commands in one session run one at a time: wait for it to finish, or use another session.",
+        });
+      }
+      const running = new AbortController();
+      session.running = running;
+      session.lastUsedAt = now();
+      return {
+        context: {
+          agentshSessionId: session.id,
+          workspace: session.workspace,
+          cwd: session.cwd,
+          env: { ...session.env },
+        },
+        signal: running.signal,
+        finish(state) {
+          session.running = null;
+          session.lastUsedAt = now();
+          session.commands += 1;
+          const notCarried = new Set<string>();
+          if (state) {
+            session.cwd = state.cwd;
+            session.env = carriedEnv(session.env, state, options.envDenied, notCarried);
+          }
+          return {
+            cwd: session.cwd,
+            env: Object.keys(session.env).sort(),
+            envNotCarried: [...notCarried].sort(),
+          };
+        },
+      };
+    },
+
+    sweep,
+
+    async close() {
+      clearInterval(timer);
+      await Promise.all([...sessions.values()].map((session) => end(session, "shut down")));
+    },
+  };
+}
+
+/**
+ * The variables a session carries after a command: what it had, minus what the command
+ * unset, plus what it exported or changed. Names agentsh sets itself are never carried;
+ * names the policy refuses are reported in `notCarried`.
+ */
+export function carriedEnv(
+  previous: Record<string, string>,
+  state: SessionState,
+  envDenied: (name: string) => boolean,
+  notCarried: Set<string>,
+): Record<string, string> {
+  const next: Record<string, string> = {};
+  for (const [name, value] of Object.entries(previous)) {
+    if (name in state.exported) next[name] = value;
+  }
+  for (const [name, value] of Object.entries(state.exported)) {
+    if (state.initial[name] === value && !(name in previous)) continue;
+    if (NEVER_CARRIED.test(name)) continue;
+    if (envDenied(name)) {
+      notCarried.add(name);
+      delete next[name];
+      continue;
+    }
+    next[name] = value;
+  }
+  const names = Object.keys(next);
+  for (const name of names.slice(MAX_CARRIED)) {
+    notCarried.add(name);
+    delete next[name];
+  }
+  return next;
+}
