@@ -6,13 +6,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
 import { ApiError, type ErrorBody, errorResponse } from "../http/errors.js";
 import type { Logger } from "../logger.js";
-import type {
-  Caller,
-  ExecuteBody,
-  ExecuteCommand,
-  ExecuteInput,
-  SessionRegistry,
-} from "../sessions/contract.js";
+import type { Caller, ExecuteBody, ExecuteCommand, SessionRegistry } from "../sessions/contract.js";
 import { executeBodySchema } from "./execute.js";
 
 /**
@@ -34,8 +28,6 @@ export interface McpRoutesOptions {
   guard: MiddlewareHandler<AppEnv>;
   /** The `/execute` rate limit; a request counts against it when it calls a tool. */
   toolCallLimit?: MiddlewareHandler<AppEnv>;
-  /** Who owns the caller's sessions (the guard's fingerprint of the presented key). */
-  ownerOf: (c: Context<AppEnv>) => string;
   maxTimeoutMs: number;
   logger: Logger;
 }
@@ -66,14 +58,14 @@ function loadSdk(): Promise<Sdk> {
 }
 
 export function createMcpRoutes(options: McpRoutesOptions) {
-  const runInput = executeBodySchema(options.maxTimeoutMs).extend({
-    sessionId: sessionIdSchema.optional(),
-  });
-  const sessionInput = z.strictObject({ sessionId: sessionIdSchema });
+  // /execute's own validation: the same limits, messages and session id pattern.
+  const runInput = executeBodySchema(options.maxTimeoutMs);
+  const sessionInput = runInput.pick({ sessionId: true }).required();
 
   /** One server per request: its tools act for this request's caller. */
   function buildServer(Server: Sdk["McpServer"], c: Context<AppEnv>) {
-    const owner = options.ownerOf(c);
+    // Set by the guard: sessions belong to the key that created them, over MCP or HTTP.
+    const owner = c.get("owner");
     const requestId = c.get("requestId");
     const server = new Server(SERVER_INFO, {
       instructions: INSTRUCTIONS,
@@ -106,14 +98,14 @@ export function createMcpRoutes(options: McpRoutesOptions) {
         inputSchema: runInput,
         annotations: { destructiveHint: true, openWorldHint: false },
       },
-      ({ command, timeoutMs, sessionId }, extra) =>
+      (input, extra) =>
         answer(async (signal) => {
-          const input: ExecuteInput = {
-            command,
-            ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-            ...(sessionId !== undefined ? { sessionId } : {}),
+          const caller: Caller = {
+            owner,
+            requestId,
+            signal,
+            noteAgentshIds: (ids) => c.set("agentsh", ids),
           };
-          const caller: Caller = { owner, requestId, signal };
           return commandResult(await options.executeCommand(input, caller));
         }, extra.signal),
     );
@@ -225,13 +217,6 @@ export function createMcpRoutes(options: McpRoutesOptions) {
       }
     });
 }
-
-/** Session ids are `s-<instance tag>-<24 hex>`; anything else is simply not found. */
-const sessionIdSchema = z
-  .string()
-  .min(1)
-  .max(64, "sessionId must be at most 64 characters")
-  .describe("A session id from create_session (s-<instance>-<24 hex>).");
 
 const noElicitation = {
   getValidator: () => () => ({
