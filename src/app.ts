@@ -21,6 +21,7 @@ import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
 import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
 import { createAuditRoutes } from "./routes/audit.js";
+import { createConsoleRoutes, prefersHtml } from "./routes/console.js";
 import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
@@ -108,8 +109,11 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .get("/", (c) =>
-      c.json({
+    .get("/", (c) => {
+      // Browsers are sent to the console; API clients get the endpoint list.
+      c.header("Vary", "Accept");
+      if (prefersHtml(c)) return c.redirect("/console", 303);
+      return c.json({
         service: "governed-executor",
         description: "Runs shell commands through agentsh policy enforcement.",
         endpoints: {
@@ -126,9 +130,11 @@ export function createApp(deps: AppDeps) {
           "POST /explain": '{"command": "..."}: the policy\'s verdict, nothing is run',
           "POST /selftest": "run the enforcement canaries now (API key required)",
           "POST /mcp": "MCP (Streamable HTTP, stateless): run_command and the session tools",
+          "GET /console": "browser console (HTML)",
         },
-      }),
-    )
+      });
+    })
+    .route("/console", createConsoleRoutes())
     .route("/health", createHealthRoutes(deps.health))
     .use("/demo/*", demoLimit)
     .route(

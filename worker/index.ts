@@ -1,13 +1,17 @@
 import { Container, getContainer } from "@cloudflare/containers";
-import { forwardToContainer } from "./forward.js";
+import { containerEnvVars, routeRequest, tagOfInstanceName, type WorkerSecrets } from "./route.js";
 
-export interface Env {
+export interface Env extends WorkerSecrets {
   GOVERNED_EXECUTOR: DurableObjectNamespace<GovernedExecutor>;
-  /** Set with `wrangler secret put API_KEY`; passed to the service in the container. */
-  API_KEY?: string;
+  // Secrets (`wrangler secret put NAME`), passed to the service in the container:
+  // API_KEY, API_KEYS (optional further keys), REDIS_URL (optional shared rate-limit counters).
 }
 
-/** The container: the same image and boot script as the Render deployment. */
+/**
+ * The container: the same image and boot script as the Render deployment. One shared instance
+ * serves everything that names no session; every session has an instance of its own, named
+ * `session-<tag>` (worker/route.ts).
+ */
 export class GovernedExecutor extends Container<Env> {
   override defaultPort = 10000;
   override sleepAfter = "15m";
@@ -16,16 +20,17 @@ export class GovernedExecutor extends Container<Env> {
   // biome-ignore lint/complexity/noBannedTypes: the base class declares its state as DurableObjectState<{}>
   constructor(ctx: DurableObjectState<{}>, env: Env) {
     super(ctx, env);
-    this.envVars = {
-      API_KEY: env.API_KEY ?? "",
-      // The Worker sets X-Forwarded-For to the verified client address: one trusted hop.
-      TRUSTED_PROXY_HOPS: "1",
-    };
+    // The Worker starts a session instance with its INSTANCE_TAG (startAndWaitForPorts'
+    // startOptions). Should the library ever start it again by itself, the name it was reached
+    // by (ctx.id.name, set for idFromName objects) gives the same tag.
+    this.envVars = containerEnvVars(env, tagOfInstanceName(ctx.id.name));
   }
 }
 
 export default {
-  // One instance (max_instances = 1 in wrangler.toml) keeps in-memory rate limits exact.
   fetch: (request: Request, env: Env) =>
-    forwardToContainer(request, getContainer(env.GOVERNED_EXECUTOR)),
+    routeRequest(request, env, {
+      shared: () => getContainer(env.GOVERNED_EXECUTOR),
+      named: (name) => getContainer(env.GOVERNED_EXECUTOR, name),
+    }),
 } satisfies ExportedHandler<Env>;

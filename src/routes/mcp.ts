@@ -199,10 +199,11 @@ export function createMcpRoutes(options: McpRoutesOptions) {
       if (messages === unparsable) {
         return c.json(rpcError(-32700, "Parse error: the body is not JSON."), 400);
       }
-      // One command per request, so a request counts once against the rate limit. (Batches left
-      // the protocol in 2025-06-18; the SDK still accepts them from older clients.)
-      if (toolCalls(messages) > 1) {
-        return c.json(rpcError(-32600, "Send one tools/call per request."), 400);
+      // A tool call comes alone: the request then counts once against the rate limit, and the
+      // Worker (worker/session-target.ts) routes it by its sessionId. (Batches left the protocol
+      // in 2025-06-18; the SDK still accepts them from older clients.)
+      if (Array.isArray(messages) && toolCalls(messages) > 0) {
+        return c.json(rpcError(-32600, "Send tools/call alone, not in a batch."), 400);
       }
       const { McpServer: Server, Transport } = await loadSdk();
       const server = buildServer(Server, c);

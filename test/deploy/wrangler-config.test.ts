@@ -38,6 +38,10 @@ describe("wrangler.toml", () => {
     expect(first?.instance_type).not.toBe("lite");
   });
 
+  it("leaves room for session instances besides the shared one (one instance per session)", () => {
+    expect(first?.max_instances).toBeGreaterThan(1);
+  });
+
   it("binds the container class that worker/index.ts exports", () => {
     const worker = readFileSync(config.main, "utf8");
     expect(worker).toMatch(new RegExp(`export class ${first?.class_name} extends Container`));

@@ -43,7 +43,7 @@ export async function http(path: string, init: RequestInit = {}): Promise<Respon
   const deadline = AbortSignal.timeout(60_000);
   const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
   const headers = new Headers(init.headers);
-  if (API_KEY) headers.set("X-API-Key", API_KEY);
+  if (API_KEY && !headers.has("X-API-Key")) headers.set("X-API-Key", API_KEY);
   return fetch(`${BASE_URL}${path}`, { ...init, headers, signal });
 }
 
@@ -194,3 +194,80 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** One server-sent event of a streamed `POST /execute`, with when it arrived (ms epoch). */
+export interface StreamedEvent {
+  event: string;
+  data: unknown;
+  at: number;
+}
+
+/**
+ * `POST /execute` with `Accept: text/event-stream`: the events as they arrive. `onEvent` sees
+ * each one (return true to hang up there); every stream has a deadline.
+ */
+export async function streamExecute(
+  body: Record<string, unknown>,
+  options: {
+    onEvent?: (event: StreamedEvent) => boolean | undefined;
+    deadlineMs?: number;
+    apiKey?: string;
+  } = {},
+): Promise<{
+  status: number;
+  contentType: string | null;
+  events: StreamedEvent[];
+  json?: unknown;
+}> {
+  const hangUp = new AbortController();
+  const res = await http("/execute", {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/json",
+      Accept: "text/event-stream",
+      ...(options.apiKey ? { "X-API-Key": options.apiKey } : {}),
+    },
+    body: JSON.stringify(body),
+    signal: AbortSignal.any([hangUp.signal, AbortSignal.timeout(options.deadlineMs ?? 60_000)]),
+  });
+  const contentType = res.headers.get("content-type");
+  if (!contentType?.startsWith("text/event-stream")) {
+    return { status: res.status, contentType, events: [], json: await res.json() };
+  }
+  const events: StreamedEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffered = "";
+  try {
+    for await (const piece of res.body ?? []) {
+      buffered += decoder.decode(piece as Uint8Array, { stream: true });
+      for (;;) {
+        const end = buffered.indexOf("\n\n");
+        if (end === -1) break;
+        const block = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        const event = /^event: ?(.*)$/m.exec(block)?.[1] ?? "message";
+        const data = block
+          .split("\n")
+          .filter((line) => line.startsWith("data:"))
+          .map((line) => line.slice(5).replace(/^ /, ""))
+          .join("\n");
+        const parsed: StreamedEvent = {
+          event,
+          data: data ? JSON.parse(data) : null,
+          at: Date.now(),
+        };
+        events.push(parsed);
+        if (options.onEvent?.(parsed)) {
+          hangUp.abort();
+          return { status: res.status, contentType, events };
+        }
+      }
+    }
+  } catch (error) {
+    if (!hangUp.signal.aborted) throw error;
+  }
+  return { status: res.status, contentType, events };
+}
+
+/** A second API key the stack accepts (API_KEYS): its sessions are not the first key's. */
+export const OTHER_API_KEY = process.env.E2E_API_KEY_2;

@@ -1,0 +1,53 @@
+import { type Context, Hono } from "hono";
+import { accepts } from "hono/accepts";
+import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
+import type { AppEnv } from "../app-env.js";
+import { consolePage } from "./console-page.js";
+
+type ConsoleEnv = { Variables: AppEnv["Variables"] & SecureHeadersVariables };
+
+/**
+ * `GET /console`: the browser console, one static page whose inline script calls the JSON API
+ * (`/demo`, `/execute`, `/sessions`) with the key the user types in. Its own Content-Security-
+ * Policy allows exactly the inline style and script carrying this response's nonce and requests
+ * to this origin; the app-wide headers (`secureHeaders` in app.ts) still apply. Trusted Types
+ * are required, so command output can only ever reach the page as text.
+ */
+export function createConsoleRoutes() {
+  return new Hono<ConsoleEnv>()
+    .use(
+      secureHeaders({
+        contentSecurityPolicy: {
+          defaultSrc: ["'none'"],
+          scriptSrc: [NONCE],
+          styleSrc: [NONCE],
+          connectSrc: ["'self'"],
+          imgSrc: ["data:"],
+          baseUri: ["'none'"],
+          formAction: ["'none'"],
+          frameAncestors: ["'none'"],
+          requireTrustedTypesFor: ["'script'"],
+          trustedTypes: ["'none'"],
+        },
+        crossOriginResourcePolicy: "same-origin",
+      }),
+    )
+    .get("/", (c) => {
+      c.header("Cache-Control", "no-store");
+      return c.html(consolePage(c.get("secureHeadersNonce") ?? ""));
+    });
+}
+
+/**
+ * Whether a request's Accept header ranks HTML above JSON: a browser's navigation does; API
+ * clients (`application/json`, curl's "any type", or no Accept header) do not.
+ */
+export function prefersHtml(c: Context): boolean {
+  return (
+    accepts(c, {
+      header: "Accept",
+      supports: ["application/json", "text/html"],
+      default: "application/json",
+    }) === "text/html"
+  );
+}

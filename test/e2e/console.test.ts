@@ -1,0 +1,172 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BASE_URL } from "./harness.js";
+
+/**
+ * The browser console (`/console`) in real headless Chromium (Debian's `chromium` package,
+ * driven by playwright-core) against the real governed stack: the page's own script talks to
+ * the API exactly as a person's browser would, under the page's real CSP.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const API_KEY = process.env.E2E_API_KEY ?? "";
+const SCREENSHOT = fileURLToPath(new URL("../artifacts/console.png", import.meta.url));
+/** Default deadline of every Playwright wait and action that names none. */
+const STEP_MS = 30_000;
+
+let browser: Browser;
+let page: Page;
+/** What the page itself reported: uncaught errors, and CSP / Trusted Types refusals. */
+const pageProblems: string[] = [];
+
+beforeAll(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // The suite runs as root (inside the test's network namespace), and Chromium refuses to
+    // start its setuid/user-namespace sandbox as root; the page under test is our own.
+    args: ["--no-sandbox"],
+    timeout: STEP_MS,
+  });
+  page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  page.setDefaultTimeout(STEP_MS);
+  page.setDefaultNavigationTimeout(STEP_MS);
+  page.on("pageerror", (error) => pageProblems.push(`pageerror: ${error.message}`));
+  page.on("console", (message) => {
+    if (/Content Security Policy|Trusted Type/i.test(message.text())) {
+      pageProblems.push(`console: ${message.text()}`);
+    }
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** Types a command into the console and runs it; returns the result panel once it is shown. */
+async function run(command: string, options: { stream: boolean; deadlineMs?: number }) {
+  await page.setChecked("#stream", options.stream);
+  await page.fill("#command", command);
+  await page.click("#run");
+  const result = page.locator("#run-output .result");
+  await result.waitFor({ timeout: options.deadlineMs ?? STEP_MS });
+  return result;
+}
+
+describe("browser console", () => {
+  it("a browser opening / is redirected to the console", async () => {
+    await page.goto(`${BASE_URL}/`);
+    expect(new URL(page.url()).pathname).toBe("/console");
+    expect(await page.title()).toBe("governed-executor console");
+    await page.locator("#health.ok").waitFor({ timeout: STEP_MS });
+    expect(await page.textContent("#health")).toBe("service ok · enforcement enforced");
+  });
+
+  it("shows the error envelope (code, message, hint) when the key is missing", async () => {
+    expect(API_KEY, "E2E_API_KEY (the stack's API key)").not.toBe("");
+    await page.fill("#command", "echo hello");
+    await page.click("#run");
+    const error = page.locator("#run-output .error");
+    await error.waitFor({ timeout: STEP_MS });
+    expect(await error.getAttribute("data-code")).toBe("api_key_missing");
+    expect(await error.locator(".message").textContent()).toBe(
+      "This endpoint requires an API key.",
+    );
+    expect(await error.locator(".hint").textContent()).toContain("X-API-Key");
+  });
+
+  it("takes the API key and keeps it for this tab only", async () => {
+    await page.fill("#key", API_KEY);
+    await page.click("#key-form button[type=submit]");
+    expect(await page.textContent("#key-state")).toBe("key set for this tab");
+    // Page functions run in the browser; their DOM types are not in this project's lib.
+    const stored = await page.evaluate("sessionStorage.getItem('governed-executor:api-key')");
+    expect(stored).toBe(API_KEY);
+  });
+
+  it("runs the privilege-escalation demo: every row blocked with its rule", async () => {
+    await page.click("[data-demo=privilege-escalation]");
+    const table = page.locator("#demo-results[data-demo=privilege-escalation]");
+    await table.waitFor({ timeout: 60_000 });
+    const rows = table.locator("tbody tr");
+    expect(await rows.count()).toBe(6);
+    expect(await table.locator("tbody tr[data-as-expected=true]").count()).toBe(6);
+    const sudo = table.locator("tbody tr", { hasText: "sudo whoami" });
+    expect(await sudo.getAttribute("data-outcome")).toBe("blocked");
+    expect(await sudo.locator(".rule").textContent()).toBe("deny-privilege-escalation");
+    expect(await sudo.locator(".badge").textContent()).toBe("blocked");
+  });
+
+  it("runs a command and shows allowed, exit code 0 and its output", async () => {
+    const result = await run("echo hello", { stream: false });
+    expect(await result.getAttribute("data-outcome")).toBe("ok");
+    expect(await result.locator(".badge").textContent()).toBe("allowed");
+    expect(await result.locator(".exit-code").textContent()).toBe("0");
+    expect(await result.locator("pre.stdout").textContent()).toBe("hello\n");
+    expect(await result.locator(".rule").count()).toBe(0);
+  });
+
+  it("shows a blocked command with the rule that blocked it", async () => {
+    const result = await run("sudo whoami", { stream: false });
+    expect(await result.getAttribute("data-outcome")).toBe("blocked");
+    expect(await result.locator(".rule").textContent()).toBe("deny-privilege-escalation");
+    expect(await result.locator(".message").textContent()).toContain("deny-privilege-escalation");
+  });
+
+  it("runs commands in a session: the working directory carries over", async () => {
+    await page.setChecked("#use-session", true);
+    const first = await run("mkdir -p console-e2e && cd console-e2e && pwd", { stream: false });
+    expect(await first.getAttribute("data-outcome")).toBe("ok");
+    const sessionId = await page.textContent("#session-state .session-id");
+    expect(sessionId).toMatch(/^s-[a-z0-9]{1,16}-[0-9a-f]{24}$/);
+    const second = await run("pwd", { stream: false });
+    expect(await second.locator("pre.stdout").textContent()).toMatch(/\/console-e2e\n$/);
+    expect(await page.textContent("#session-state .cwd")).toMatch(/\/console-e2e$/);
+    expect(await page.textContent("#prompt")).toMatch(/\/console-e2e \$$/);
+    // Ending it leaves the next commands sessionless again.
+    await page.click("#session-end");
+    await page.locator("#session-end").waitFor({ state: "hidden", timeout: STEP_MS });
+    expect(await page.isChecked("#use-session")).toBe(false);
+  });
+
+  it("Stop closes the stream and the console is ready for the next command", async () => {
+    await page.setChecked("#stream", true);
+    await page.fill("#command", "echo waiting; sleep 30");
+    await page.click("#run");
+    await page.locator("#run-output pre.live", { hasText: "waiting" }).waitFor({ timeout: 10_000 });
+    await page.click("#stop");
+    const stopped = page.locator("#run-output .error", { hasText: "Stopped" });
+    await stopped.waitFor({ timeout: 5_000 });
+    expect(await page.isEnabled("#run")).toBe(true);
+    expect(await page.isHidden("#stop")).toBe(true);
+  });
+
+  it("streams a long command: the first line shows before the command ends", async () => {
+    await page.setChecked("#stream", true);
+    await page.fill("#command", "for i in 1 2 3; do echo tick $i; sleep 1; done");
+    await page.click("#run");
+    const live = page.locator("#run-output pre.live", { hasText: "tick 1" });
+    await live.waitFor({ timeout: 10_000 });
+    const firstTickAt = Date.now();
+    // Still running: no later tick yet, no result, the Stop button offered.
+    expect(await live.textContent()).not.toContain("tick 3");
+    expect(await page.locator("#run-output .result").count()).toBe(0);
+    expect(await page.isVisible("#stop")).toBe(true);
+    const result = page.locator("#run-output .result");
+    await result.waitFor({ timeout: 30_000 });
+    expect(Date.now() - firstTickAt).toBeGreaterThan(1000);
+    expect(await result.getAttribute("data-outcome")).toBe("ok");
+    expect(await result.locator(".exit-code").textContent()).toBe("0");
+    expect(await result.locator("pre.stdout").textContent()).toBe("tick 1\ntick 2\ntick 3\n");
+  });
+
+  it("keeps a full-page screenshot as the test artifact", async () => {
+    mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: STEP_MS });
+  });
+
+  it("the page reported no script error and no CSP or Trusted Types refusal", () => {
+    expect(pageProblems).toEqual([]);
+  });
+});
