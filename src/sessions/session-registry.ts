@@ -80,8 +80,10 @@ export interface SessionRegistryControl extends SessionRegistry {
 const NEVER_CARRIED =
   /^(?:PWD|OLDPWD|SHLVL|_|HOME|TMPDIR|USER|LOGNAME|PATH_AGENTSH|GEXEC_RUN|AGENTSH_.*|(?:HTTPS?|ALL|NO|FTP)_PROXY|(?:https?|all|no|ftp)_proxy|BASH_ENV|ENV|LD_.*|BASH_FUNC_.*)$/;
 const ID = /^s-([a-z0-9]{1,16})-[0-9a-f]{24}$/;
-/** At most this many variables are carried (agentsh's env_policy max_keys is 256). */
+/** At most this many variables, and bytes, are carried (agentsh's env_policy allows 256 keys
+ * and 128 KiB per command, and the service's own variables need room too). */
 const MAX_CARRIED = 128;
+const MAX_CARRIED_BYTES = 64 * 1024;
 
 interface Session {
   id: string;
@@ -286,10 +288,13 @@ export function carriedEnv(
     }
     next[name] = value;
   }
-  const names = Object.keys(next);
-  for (const name of names.slice(MAX_CARRIED)) {
-    notCarried.add(name);
-    delete next[name];
+  let bytes = 0;
+  for (const [index, [name, value]] of Object.entries(next).entries()) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;
+    if (index >= MAX_CARRIED || bytes > MAX_CARRIED_BYTES) {
+      notCarried.add(name);
+      delete next[name];
+    }
   }
   return next;
 }
