@@ -26,6 +26,7 @@ import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
+import { createMcpRoutes } from "./routes/mcp.js";
 import { createSelftestRoutes } from "./routes/selftest.js";
 import { createSessionRoutes } from "./routes/sessions.js";
 import { createRunCommand } from "./run-command.js";
@@ -76,6 +77,8 @@ export function createApp(deps: AppDeps) {
     defaultTimeoutMs: config.limits.defaultTimeoutMs,
   });
   const guard = requireApiKey(config.apiKeys);
+  // One bucket for running commands, whether asked by /execute or by an MCP tool call.
+  const executeLimit = limit("execute", config.rateLimits.execute);
 
   const app = new Hono<AppEnv>()
     .use(requestId())
@@ -126,6 +129,7 @@ export function createApp(deps: AppDeps) {
           "GET /audit": "recent commands and decisions (API key)",
           "POST /explain": '{"command": "..."}: the policy\'s verdict, nothing is run',
           "POST /selftest": "run the enforcement canaries now (API key required)",
+          "POST /mcp": "MCP (Streamable HTTP, stateless): run_command and the session tools",
           "GET /console": "browser console (HTML)",
         },
       });
@@ -144,7 +148,7 @@ export function createApp(deps: AppDeps) {
         protections: deps.protections,
       }),
     )
-    .use("/execute", limit("execute", config.rateLimits.execute))
+    .use("/execute", executeLimit)
     .route(
       "/execute",
       createExecuteRoutes({
@@ -155,6 +159,17 @@ export function createApp(deps: AppDeps) {
     )
     .use("/sessions/*", limit("sessions", config.rateLimits.execute))
     .route("/sessions", createSessionRoutes({ sessions: deps.sessions, guard }))
+    .route(
+      "/mcp",
+      createMcpRoutes({
+        executeCommand,
+        sessions: deps.sessions,
+        guard,
+        toolCallLimit: executeLimit,
+        maxTimeoutMs: config.limits.maxTimeoutMs,
+        logger,
+      }),
+    )
     .route(
       "/audit",
       createAuditRoutes({
