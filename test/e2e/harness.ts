@@ -269,5 +269,13 @@ export async function streamExecute(
   return { status: res.status, contentType, events };
 }
 
+/**
+ * Where the e2e suite keeps what a person looks at (the console screenshot, the MCP client
+ * transcript): test/artifacts/ by default (the committed copies), or E2E_ARTIFACTS_DIR, which
+ * scripts/test points at .test-logs/ so that a test run leaves the working tree unchanged.
+ */
+export const ARTIFACTS_DIR =
+  process.env.E2E_ARTIFACTS_DIR ?? new URL("../artifacts/", import.meta.url).pathname;
+
 /** A second API key the stack accepts (API_KEYS): its sessions are not the first key's. */
 export const OTHER_API_KEY = process.env.E2E_API_KEY_2;

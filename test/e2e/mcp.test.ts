@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import {
   StreamableHTTPClientTransport,
@@ -6,14 +7,21 @@ import {
 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecuteBody, SessionInfo } from "../../src/sessions/contract.js";
-import { BASE_URL, expectAllowed, expectBlocked, memoryOf, REMOTE } from "./harness.js";
+import {
+  ARTIFACTS_DIR,
+  BASE_URL,
+  expectAllowed,
+  expectBlocked,
+  memoryOf,
+  REMOTE,
+} from "./harness.js";
 
 /**
  * The MCP endpoint against the real stack, through the SDK's own client over HTTP. Every HTTP
  * exchange of the run is kept, API key redacted, in test/artifacts/mcp-transcript.jsonl.
  */
 const KEY = process.env.E2E_API_KEY ?? "";
-const TRANSCRIPT = new URL("../artifacts/mcp-transcript.jsonl", import.meta.url);
+const TRANSCRIPT = join(ARTIFACTS_DIR, "mcp-transcript.jsonl");
 const local = REMOTE ? it.skip : it;
 
 const transcript: string[] = [];
@@ -98,7 +106,7 @@ describe("MCP endpoint (POST /mcp) with the SDK's client", () => {
 
   afterAll(async () => {
     await client?.close();
-    mkdirSync(new URL(".", TRANSCRIPT), { recursive: true });
+    mkdirSync(ARTIFACTS_DIR, { recursive: true });
     writeFileSync(TRANSCRIPT, transcript.map((line) => `${line}\n`).join(""));
   });
 
