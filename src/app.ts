@@ -27,6 +27,7 @@ import { createDemoRoutes } from "./routes/demo.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
+import { createMcpRoutes } from "./routes/mcp.js";
 import { createOpenApiRoutes } from "./routes/openapi.js";
 import { createSelftestRoutes } from "./routes/selftest.js";
 import { createSessionRoutes } from "./routes/sessions.js";
@@ -85,6 +86,8 @@ export function createApp(deps: AppDeps) {
     (operations ??= import("./openapi/operations.js").then((table) =>
       table.describeOperations(config.limits),
     ));
+  // One bucket for running commands, whether asked by /execute or by an MCP tool call.
+  const executeLimit = limit("execute", config.rateLimits.execute);
 
   const app = new Hono<AppEnv>()
     .use(requestId())
@@ -142,7 +145,7 @@ export function createApp(deps: AppDeps) {
         protections: deps.protections,
       }),
     )
-    .use("/execute", limit("execute", config.rateLimits.execute))
+    .use("/execute", executeLimit)
     .route(
       "/execute",
       createExecuteRoutes({
@@ -153,6 +156,17 @@ export function createApp(deps: AppDeps) {
     )
     .use("/sessions/*", limit("sessions", config.rateLimits.execute))
     .route("/sessions", createSessionRoutes({ sessions: deps.sessions, guard }))
+    .route(
+      "/mcp",
+      createMcpRoutes({
+        executeCommand,
+        sessions: deps.sessions,
+        guard,
+        toolCallLimit: executeLimit,
+        maxTimeoutMs: config.limits.maxTimeoutMs,
+        logger,
+      }),
+    )
     .route(
       "/audit",
       createAuditRoutes({

@@ -184,7 +184,8 @@ function sessionNotFound(target: { sessionId: string; protocol: Protocol }, why:
 /**
  * An answer the Worker gives itself. REST callers get the service's envelope with its status;
  * MCP callers get a JSON-RPC result that reports a tool error (`isError`), carrying the same
- * envelope as text — what an MCP client shows the model, and an HTTP error status would not be.
+ * envelope as text and as structured content — what an MCP client shows the model, and an HTTP
+ * error status would not be.
  */
 function answer(
   protocol: Protocol,
@@ -201,6 +202,8 @@ function answer(
       id: protocol.rpcId,
       result: {
         content: [{ type: "text", text: JSON.stringify({ error, requestId }) }],
+        // The same shape as the service's own tool refusals.
+        structuredContent: { error, requestId },
         isError: true,
       },
     },

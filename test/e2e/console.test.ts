@@ -1,9 +1,8 @@
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BASE_URL } from "./harness.js";
+import { ARTIFACTS_DIR, BASE_URL } from "./harness.js";
 
 /**
  * The browser console (`/console`) in real headless Chromium (Debian's `chromium` package,
@@ -12,7 +11,7 @@ import { BASE_URL } from "./harness.js";
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const API_KEY = process.env.E2E_API_KEY ?? "";
-const SCREENSHOT = fileURLToPath(new URL("../artifacts/console.png", import.meta.url));
+const SCREENSHOT = join(ARTIFACTS_DIR, "console.png");
 /** Default deadline of every Playwright wait and action that names none. */
 const STEP_MS = 30_000;
 

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { expect } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
@@ -27,6 +28,16 @@ if (!REMOTE && !CANARY_LOG) {
 
 /** For test names: canary checks cannot run against a remote deployment. */
 export const NEEDS_CANARY = REMOTE ? " [skipped: needs the local test network]" : "";
+
+/** Peak (VmHWM) and current RSS (MiB) of the process listening on `port` in this namespace. */
+export function memoryOf(port: number): { peakMiB: number; rssMiB: number } {
+  const out = execFileSync("ss", ["-Hltnp", `sport = :${port}`], { encoding: "utf8" });
+  const pid = out.match(/pid=(\d+)/)?.[1];
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) =>
+    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"))?.[1]);
+  return { peakMiB: Math.round(kib("VmHWM") / 1024), rssMiB: Math.round(kib("VmRSS") / 1024) };
+}
 
 export async function http(path: string, init: RequestInit = {}): Promise<Response> {
   const deadline = AbortSignal.timeout(60_000);
@@ -257,6 +268,14 @@ export async function streamExecute(
   }
   return { status: res.status, contentType, events };
 }
+
+/**
+ * Where the e2e suite keeps what a person looks at (the console screenshot, the MCP client
+ * transcript): test/artifacts/ by default (the committed copies), or E2E_ARTIFACTS_DIR, which
+ * scripts/test points at .test-logs/ so that a test run leaves the working tree unchanged.
+ */
+export const ARTIFACTS_DIR =
+  process.env.E2E_ARTIFACTS_DIR ?? new URL("../artifacts/", import.meta.url).pathname;
 
 /** A second API key the stack accepts (API_KEYS): its sessions are not the first key's. */
 export const OTHER_API_KEY = process.env.E2E_API_KEY_2;

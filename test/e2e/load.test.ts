@@ -1,19 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { http, REMOTE } from "./harness.js";
+import { http, memoryOf, REMOTE } from "./harness.js";
 
 const local = REMOTE ? it.skip : it;
-
-/** Peak and current RSS (MiB) of the process listening on `port` in this namespace. */
-function memoryOf(port: number): { peakMiB: number; rssMiB: number } {
-  const out = execFileSync("ss", ["-Hltnp", `sport = :${port}`], { encoding: "utf8" });
-  const pid = out.match(/pid=(\d+)/)?.[1];
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (field: string) =>
-    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"))?.[1]);
-  return { peakMiB: Math.round(kib("VmHWM") / 1024), rssMiB: Math.round(kib("VmRSS") / 1024) };
-}
 
 async function post(command: string, timeoutMs = 30_000) {
   const res = await http("/execute", {
