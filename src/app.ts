@@ -80,7 +80,7 @@ export function createApp(deps: AppDeps) {
   });
   const guard = requireApiKey(config.apiKeys);
   // GET / and GET /openapi.json describe the routes from one table (src/openapi/operations.ts);
-  // it and its response schemas (about 0.5 MiB of heap) are loaded on first use.
+  // it and its response schemas (about 0.7 MiB of heap) are loaded on first use.
   let operations: Promise<OperationDoc[]> | undefined;
   const documented = () =>
     (operations ??= import("./openapi/operations.js").then((table) =>

@@ -51,12 +51,11 @@ export function buildOpenApiDocument(operations: readonly OperationDoc[]): OpenA
       ...(operation.query ? queryParameters(operation.query) : []),
     ];
     if (parameters.length > 0) operationObject.parameters = parameters;
-    if (operation.jsonBody) {
+    const body = operation.jsonBody ?? operation.otherJsonBody;
+    if (body) {
       operationObject.requestBody = {
         required: true,
-        content: {
-          "application/json": { schema: ref(requests.name(operation.jsonBody, `${name}Request`)) },
-        },
+        content: { "application/json": { schema: ref(requests.name(body, `${name}Request`)) } },
       };
     }
     const answers: Record<string, JsonSchema> = {};
@@ -170,7 +169,9 @@ function mediaResponse(
     const location = { type: "string", const: response.redirect };
     return { description: response.description, headers: { Location: { schema: location } } };
   }
-  return { description: response.description, content };
+  return Object.keys(content).length > 0
+    ? { description: response.description, content }
+    : { description: response.description };
 }
 
 /** A query validator's fields as query parameters, each with its own schema. */

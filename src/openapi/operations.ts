@@ -11,6 +11,9 @@ import {
   executeResponseSchema,
   explanationSchema,
   healthReportSchema,
+  jsonRpcErrorSchema,
+  jsonRpcRequestSchema,
+  jsonRpcResponseSchema,
   openApiDocumentSchema,
   selftestResponseSchema,
   serviceIndexSchema,
@@ -38,6 +41,7 @@ export type MediaResponse = {
   /** A redirect (no body) to this location. */
   redirect?: string;
 };
+// A response with none of json, html, events or redirect has no body (e.g. 202).
 
 export interface OperationDoc {
   method: "GET" | "POST" | "DELETE";
@@ -60,6 +64,11 @@ export interface OperationDoc {
   query?: z.ZodObject;
   /** The route's JSON body validator schema, behind `strictJsonBody` (400, 413, 415). */
   jsonBody?: z.ZodType;
+  /**
+   * A JSON body the route (or a library it hands it to) checks itself, e.g. MCP's JSON-RPC:
+   * documented only; its error answers are listed in `responses` and `errors` by hand.
+   */
+  otherJsonBody?: z.ZodType;
   /** Answers other than the error envelope, by status. */
   responses: Record<number, MediaResponse>;
   /** Error codes of its own, besides those implied by access, rateLimited, query and jsonBody. */
@@ -249,6 +258,44 @@ export function describeOperations(limits: { maxTimeoutMs: number }): OperationD
       responses: { 200: { description: "The session as it was.", json: sessionDeletedSchema } },
       errors: SESSION_LOOKUP,
     },
+    {
+      method: "POST",
+      path: "/mcp",
+      operationId: "mcp",
+      tag: "commands",
+      summary: "MCP (Streamable HTTP, stateless): run_command and the session tools",
+      description:
+        "JSON-RPC messages of the Model Context Protocol. Send Accept: application/json, text/event-stream; answers are single JSON bodies. tools/list names the tools; a tools/call answers with the POST /execute body as structuredContent, and a refusal as an error result carrying the error envelope. A tools/call counts against the /execute rate limit and must come alone, not in a batch.",
+      access: "apiKey",
+      rateLimited: true,
+      otherJsonBody: jsonRpcRequestSchema,
+      responses: {
+        200: { description: "The JSON-RPC answer(s).", json: jsonRpcResponseSchema },
+        202: { description: "Notifications only: nothing to answer." },
+        400: {
+          description: "Not JSON, not JSON-RPC, or a tools/call in a batch.",
+          json: jsonRpcErrorSchema,
+        },
+        406: {
+          description: "Accept lacks application/json or text/event-stream.",
+          json: jsonRpcErrorSchema,
+        },
+        415: { description: "Content-Type is not application/json.", json: jsonRpcErrorSchema },
+      },
+      errors: ["body_too_large"],
+    },
+    ...(["GET", "DELETE"] as const).map(
+      (method): OperationDoc => ({
+        method,
+        path: "/mcp",
+        operationId: `mcp${method === "GET" ? "Stream" : "EndSession"}`,
+        tag: "commands",
+        summary: "not offered: the MCP endpoint is stateless (no server stream, no MCP session)",
+        access: "open",
+        responses: {},
+        errors: ["method_not_allowed"],
+      }),
+    ),
     {
       method: "GET",
       path: "/audit",

@@ -272,6 +272,34 @@ export const demoRunSchema = z.union([
     .describe("Demos that carry an explanation (dlp, status)."),
 ]);
 
+/** `POST /mcp`: JSON-RPC 2.0 as MCP's Streamable HTTP carries it (the SDK checks the rest). */
+const jsonRpcId = z.union([z.string(), z.number().int()]);
+const jsonRpcMessageSchema = z.looseObject({
+  jsonrpc: z.literal("2.0"),
+  id: jsonRpcId.optional().describe("Absent in a notification."),
+  method: z.string().describe("initialize, tools/list, tools/call, …"),
+  params: z.record(z.string(), z.unknown()).optional(),
+});
+export const jsonRpcRequestSchema = z.union([jsonRpcMessageSchema, z.array(jsonRpcMessageSchema)]);
+export const jsonRpcErrorSchema = z.strictObject({
+  jsonrpc: z.literal("2.0"),
+  id: jsonRpcId.nullable(),
+  error: z.strictObject({
+    code: z.number().int(),
+    message: z.string(),
+    data: z.unknown().optional(),
+  }),
+});
+const jsonRpcAnswer = z.union([
+  z.strictObject({
+    jsonrpc: z.literal("2.0"),
+    id: jsonRpcId,
+    result: z.record(z.string(), z.unknown()),
+  }),
+  jsonRpcErrorSchema,
+]);
+export const jsonRpcResponseSchema = z.union([jsonRpcAnswer, z.array(jsonRpcAnswer)]);
+
 export const serviceIndexSchema = z.strictObject({
   service: z.string(),
   description: z.string(),

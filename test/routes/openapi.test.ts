@@ -108,6 +108,25 @@ const degraded: TestAppOptions = {
   enforcement: { mode: "degraded", checks: { "canary: sudo denied": false }, problems: ["x"] },
 };
 const ID = { command: "id" };
+/** A JSON-RPC message to /mcp as an MCP client sends it. */
+const mcp =
+  (message: unknown, headers: Record<string, string> = {}) =>
+  (app: App) =>
+    app.request("/mcp", {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json, text/event-stream",
+        ...headers,
+      },
+      body: typeof message === "string" ? message : JSON.stringify(message),
+    });
+const MCP_CLIENT = {
+  protocolVersion: "2025-06-18",
+  capabilities: {},
+  clientInfo: { name: "openapi-test", version: "1" },
+};
+const RUN_ID = { name: "run_command", arguments: ID };
 const TOO_LARGE = { command: "x".repeat(20_000) };
 
 /**
@@ -185,6 +204,29 @@ const PROBES: Record<string, Probe | Probe[]> = {
     "RATE_LIMIT_EXECUTE",
     request("DELETE", `/sessions/${UNKNOWN_SESSION}`),
   ),
+  "POST /mcp 200": [
+    { send: mcp({ jsonrpc: "2.0", id: 1, method: "initialize", params: MCP_CLIENT }) },
+    { send: mcp({ jsonrpc: "2.0", id: 2, method: "tools/call", params: RUN_ID }) },
+  ],
+  "POST /mcp 202": { send: mcp({ jsonrpc: "2.0", method: "notifications/initialized" }) },
+  "POST /mcp 400": { send: mcp("not json") },
+  "POST /mcp 401": {
+    options: WITH_KEY,
+    send: mcp({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+  },
+  "POST /mcp 406": {
+    send: mcp({ jsonrpc: "2.0", id: 1, method: "tools/list" }, { Accept: "application/json" }),
+  },
+  "POST /mcp 413": { send: mcp({ jsonrpc: "2.0", id: 1, method: "ping", params: TOO_LARGE }) },
+  "POST /mcp 415": {
+    send: mcp({ jsonrpc: "2.0", id: 1, method: "tools/list" }, { "Content-Type": "text/plain" }),
+  },
+  "POST /mcp 429": rateLimited(
+    "RATE_LIMIT_EXECUTE",
+    mcp({ jsonrpc: "2.0", id: 1, method: "tools/call", params: RUN_ID }),
+  ),
+  "GET /mcp 405": { send: get("/mcp") },
+  "DELETE /mcp 405": { send: request("DELETE", "/mcp") },
   "GET /audit 200": { options: WITH_KEY, send: get("/audit", { "X-API-Key": KEY }) },
   "GET /audit 400": { options: WITH_KEY, send: get("/audit?limit=0", { "X-API-Key": KEY }) },
   "GET /audit 401": { options: WITH_KEY, send: get("/audit") },
@@ -250,8 +292,15 @@ const documentedAnswers: Answer[] = operations.flatMap((operation) => [
         ? [answer(operation, status, "text/event-stream", { events: response.events })]
         : []),
       ...(response.html ? [answer(operation, status, "text/html")] : []),
-      ...(response.redirect
-        ? [answer(operation, status, "none", { redirect: response.redirect })]
+      ...(response.redirect || !(response.json || response.events || response.html)
+        ? [
+            answer(
+              operation,
+              status,
+              "none",
+              response.redirect ? { redirect: response.redirect } : {},
+            ),
+          ]
         : []),
     ];
   }),
@@ -339,8 +388,9 @@ describe("GET /openapi.json", () => {
       for (const probe of probes) {
         const res = await probe.send(buildTestApp(probe.options).app);
         expect(res.status).toBe(documented.status);
-        if (documented.redirect) {
-          expect(res.headers.get("location")).toBe(documented.redirect);
+        if (documented.mediaType === "none") {
+          expect(await res.text()).toBe("");
+          if (documented.redirect) expect(res.headers.get("location")).toBe(documented.redirect);
           continue;
         }
         expect(res.headers.get("content-type")).toContain(documented.mediaType);
