@@ -7,7 +7,9 @@ import type {
   NotRunReason,
 } from "../../src/executor.js";
 
-type Responder = (request: GovernedCommand) => GovernedResult | Execution | undefined;
+type Answer = GovernedResult | Execution | undefined;
+/** May answer later (a promise), e.g. to hold a command "running" or stream output first. */
+type Responder = (request: GovernedCommand) => Answer | Promise<Answer>;
 
 /** Stands in for agentsh at the process boundary and records every command it was asked to run. */
 export class FakeExecutor implements Executor {
@@ -33,7 +35,7 @@ export class FakeExecutor implements Executor {
   async run(request: GovernedCommand): Promise<Execution> {
     this.commands.push(request);
     for (const responder of this.responders) {
-      const answer = responder(request);
+      const answer = await responder(request);
       if (answer) return "kind" in answer ? answer : { kind: "result", result: answer };
     }
     return { kind: "result", result: okResult(`ran: ${request.command}\n`) };
