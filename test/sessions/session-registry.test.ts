@@ -157,9 +157,7 @@ describe("session registry", () => {
       "session_not_found",
     );
     expect(await codeOf(() => registry.get("key-a", "../../etc"))).toBe("session_not_found");
-    expect(await codeOf(() => registry.get("key-a", "x".repeat(10_000)))).toBe(
-      "session_not_found",
-    );
+    expect(await codeOf(() => registry.get("key-a", "x".repeat(10_000)))).toBe("session_not_found");
   });
 
   it("answers session_on_other_instance for an id minted by another instance tag", async () => {
@@ -369,7 +367,11 @@ describe("carriedEnv", () => {
     expect(
       carry(
         {},
-        state("/w", { PATH: "/opt/bin:/usr/bin", NEW: "x", LANG: "C" }, { PATH: "/usr/bin", LANG: "C" }),
+        state(
+          "/w",
+          { PATH: "/opt/bin:/usr/bin", NEW: "x", LANG: "C" },
+          { PATH: "/usr/bin", LANG: "C" },
+        ),
       ),
     ).toEqual({ env: { PATH: "/opt/bin:/usr/bin", NEW: "x" }, notCarried: [] });
   });

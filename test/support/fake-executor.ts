@@ -78,3 +78,28 @@ export function blockedResult(decision: Partial<Decision> = {}): GovernedResult 
     stderr: { text: "bash: /usr/bin/sudo: Permission denied\n", truncated: false, totalBytes: 39 },
   });
 }
+
+/**
+ * A promise a test opens by hand (e.g. a responder holding a command "running" until then).
+ * It rejects after `deadlineMs`, so nothing waits on it forever.
+ */
+export function gate(deadlineMs = 5_000, what = "gate") {
+  let resolve: () => void = () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<void>((done, fail) => {
+    resolve = done;
+    timer = setTimeout(
+      () => fail(new Error(`${what} not opened within ${deadlineMs} ms`)),
+      deadlineMs,
+    );
+  });
+  // A gate nobody awaits any more must not surface as an unhandled rejection.
+  promise.catch(() => {});
+  return {
+    promise,
+    open() {
+      clearTimeout(timer);
+      resolve();
+    },
+  };
+}
