@@ -29,8 +29,14 @@ export async function readSessionState(
     const [cwd, ...entries] = final.split("\0");
     if (!cwd?.startsWith("/")) return null;
     return { cwd, exported: parseEnv(entries), initial: parseEnv(initial.split("\0")) };
+  } catch {
+    return null;
   } finally {
-    await Promise.all([rm(file, { force: true }), rm(`${file}.initial`, { force: true })]);
+    // Never fails the run: the command may have left a directory there (rm refuses it), and a
+    // throw would lose the command's result and its audit record. Its name is never reused.
+    await Promise.all(
+      [file, `${file}.initial`].map((name) => rm(name, { force: true }).catch(() => {})),
+    );
   }
 }
 

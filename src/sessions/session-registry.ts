@@ -105,6 +105,9 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const now = options.now ?? Date.now;
   const workspaces = options.workspaces ?? diskWorkspaces;
   const sessions = new Map<string, Session>();
+  /** Owners of sessions being created (between the limit check and the insert, which awaits
+   * the workspace and agentsh): counted against the limits so concurrent creates cannot pass. */
+  const creating: string[] = [];
 
   const info = (session: Session): SessionInfo => ({
     id: session.id,
@@ -167,29 +170,37 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
 
     async create(owner) {
       await sweep();
-      const held = [...sessions.values()].filter((s) => s.owner === owner).length;
-      if (held >= options.maxPerKey || sessions.size >= options.max) {
+      const held =
+        [...sessions.values()].filter((s) => s.owner === owner).length +
+        creating.filter((o) => o === owner).length;
+      const total = sessions.size + creating.length;
+      if (held >= options.maxPerKey || total >= options.max) {
         throw new ApiError({
           code: "session_limit",
           message:
             held >= options.maxPerKey
               ? `This API key holds ${held} sessions, the most allowed (${options.maxPerKey}).`
-              : `This instance holds ${sessions.size} sessions, the most allowed (${options.max}).`,
+              : `This instance holds ${total} sessions, the most allowed (${options.max}).`,
           hint: "DELETE /sessions/<id> a session you no longer need, or wait for idle ones to expire.",
         });
       }
       const id = `s-${options.instanceTag}-${randomBytes(12).toString("hex")}`;
       const workspace = path.join(options.root, id);
-      await workspaces.create(workspace);
+      creating.push(owner);
       try {
-        await options.executor.openSession(id, workspace);
-      } catch (error) {
-        await workspaces.remove(workspace);
-        throw new ApiError({
-          code: "agentsh_unavailable",
-          message: `The session could not be created in agentsh: ${(error as Error).message}`,
-          hint: "GET /health shows agentsh's state; retry shortly.",
-        });
+        await workspaces.create(workspace);
+        try {
+          await options.executor.openSession(id, workspace);
+        } catch (error) {
+          await workspaces.remove(workspace);
+          throw new ApiError({
+            code: "agentsh_unavailable",
+            message: `The session could not be created in agentsh: ${(error as Error).message}`,
+            hint: "GET /health shows agentsh's state; retry shortly.",
+          });
+        }
+      } finally {
+        creating.splice(creating.indexOf(owner), 1);
       }
       const at = now();
       const session: Session = {

@@ -1,11 +1,19 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { createAgentshExecutor, type DenialLookup } from "../../src/agentsh/executor.js";
+import {
+  agentshExecArgv,
+  createAgentshExecutor,
+  type DenialLookup,
+  SESSION_WRAPPER,
+} from "../../src/agentsh/executor.js";
 import { SessionPool } from "../../src/agentsh/session-pool.js";
+import { readSessionState } from "../../src/agentsh/session-state.js";
 import type { Execution, GovernedResult } from "../../src/executor.js";
+import { carriedEnv } from "../../src/sessions/session-registry.js";
 import { isRunning } from "../support/processes.js";
 
 const FAKE_CLI = path.resolve("test/support/fake-agentsh");
@@ -347,5 +355,285 @@ describe("agentsh executor (against a stand-in CLI)", () => {
   it("a refusal with no recorded denial stays what was observed ('ok' here), never a guessed block", async () => {
     const result = await resultOf(executorWith().run({ command: "refused", timeoutMs: 5_000 }));
     expect(result).toMatchObject({ outcome: "ok", decision: null });
+  });
+});
+
+describe("agentshExecArgv: sessions and streaming", () => {
+  const context = {
+    agentshSessionId: "s-local-0123456789abcdef01234567",
+    workspace: "/workspace/sessions/s-local-0123456789abcdef01234567",
+    cwd: "/workspace/sessions/s-local-0123456789abcdef01234567/src",
+    env: { FOO: "bar baz", GEXEC_RUN: "forged-by-an-earlier-command" },
+  };
+  const stateFile = "/tmp/gexec-home/47002/.governed-session-1";
+  const requestOf = (argv: string[]) =>
+    JSON.parse(argv[argv.indexOf("--json") + 1] ?? "null") as {
+      command: string;
+      args: string[];
+      timeout: string;
+      env: Record<string, string>;
+    };
+
+  it("wraps a session's command: state file, workspace, cwd and command as separate argv elements", () => {
+    const nasty = `cd "$(echo src)"; export X='a b'`;
+    const argv = agentshExecArgv(context.agentshSessionId, nasty, 5_000, "run-1", [], {
+      session: { context, stateFile },
+    });
+    expect(argv.slice(0, 6)).toEqual(["exec", "--output", "json", "--events", "summary", "--json"]);
+    expect(argv.at(-1)).toBe(context.agentshSessionId);
+    const request = requestOf(argv);
+    expect(request.command).toBe("/bin/bash");
+    expect(request.args).toEqual([
+      "-c",
+      SESSION_WRAPPER,
+      "governed-session",
+      stateFile,
+      context.workspace,
+      context.cwd,
+      nasty,
+    ]);
+    expect(request.timeout).toBe("5000ms");
+  });
+
+  it("passes the session's variables with the run marker last (never the session's own value)", () => {
+    const request = requestOf(
+      agentshExecArgv("s", "true", 5_000, "run-1", [], { session: { context, stateFile } }),
+    );
+    expect(request.env).toEqual({ FOO: "bar baz", GEXEC_RUN: "run-1" });
+    expect(Object.keys(request.env).at(-1)).toBe("GEXEC_RUN");
+  });
+
+  it("behind the launcher, the wrapper is the program the launcher execs", () => {
+    const launcher = ["/opt/bin/agentsh-launch", "--uid=47002", "--tag=t", "--"];
+    const request = requestOf(
+      agentshExecArgv("s", "pwd", 5_000, "run-1", launcher, { session: { context, stateFile } }),
+    );
+    expect(request.command).toBe("/opt/bin/agentsh-launch");
+    expect(request.args).toEqual([
+      "--uid=47002",
+      "--tag=t",
+      "--",
+      "/bin/bash",
+      "-c",
+      SESSION_WRAPPER,
+      "governed-session",
+      stateFile,
+      context.workspace,
+      context.cwd,
+      "pwd",
+    ]);
+  });
+
+  it("asks for agentsh's streaming exec with --stream --output shell (no JSON result, no events)", () => {
+    const argv = agentshExecArgv("unit-1", "ls", 5_000, "run-1", [], { stream: true });
+    expect(argv.slice(0, 5)).toEqual(["exec", "--stream", "--output", "shell", "--json"]);
+    expect(argv).not.toContain("--events");
+    expect(argv.at(-1)).toBe("unit-1");
+    expect(requestOf(argv)).toEqual({
+      command: "/bin/bash",
+      args: ["-c", "ls"],
+      timeout: "5000ms",
+      env: { GEXEC_RUN: "run-1" },
+    });
+  });
+
+  it("without a session, the command is plain /bin/bash -c and no other variable is passed", () => {
+    const request = requestOf(agentshExecArgv("unit-1", "ls", 5_000, "run-1"));
+    expect(request.args).toEqual(["-c", "ls"]);
+    expect(request.env).toEqual({ GEXEC_RUN: "run-1" });
+  });
+});
+
+describe("the session wrapper, run by bash as agentsh would start it", () => {
+  /** Runs a session command through the wrapper (no agentsh), then reads its record. */
+  async function runWrapped(
+    command: string,
+    session: { workspace: string; cwd: string; env: Record<string, string> },
+  ) {
+    const stateFile = path.join(await scratchDir(), ".governed-session-test");
+    const argv = agentshExecArgv("s", command, 5_000, "run-1", [], {
+      session: { context: { agentshSessionId: "s", ...session }, stateFile },
+    });
+    const request = JSON.parse(argv[argv.indexOf("--json") + 1] ?? "null") as {
+      command: string;
+      args: string[];
+      env: Record<string, string>;
+    };
+    const child = spawnSync(request.command, request.args, {
+      env: { PATH: "/usr/bin:/bin", ...request.env },
+      // Not a pipe on stdin: bash takes a socket there for a remote shell and reads ~/.bashrc.
+      stdio: ["ignore", "pipe", "pipe"],
+      encoding: "utf8",
+      timeout: 5_000,
+    });
+    const state = await readSessionState(stateFile, undefined, 0);
+    return { child, state };
+  }
+
+  it("records where the command ended and what it exported; the next command starts there", async () => {
+    const workspace = await scratchDir();
+    mkdirSync(path.join(workspace, "src"));
+    const first = await runWrapped(
+      "cd src && export FOO='a b' && unset GONE; NOT_EXPORTED=1; echo \"hi [$#]\"",
+      { workspace, cwd: workspace, env: { GONE: "x", KEPT: "k" } },
+    );
+    expect(first.child.status).toBe(0);
+    expect(first.child.stdout).toBe("hi [0]\n");
+    expect(first.child.stderr).toBe("");
+    const state = first.state;
+    expect(state?.cwd).toBe(path.join(workspace, "src"));
+    expect(state?.exported).toMatchObject({ FOO: "a b", KEPT: "k", GEXEC_RUN: "run-1" });
+    expect(state?.exported).not.toHaveProperty("GONE");
+    expect(state?.exported).not.toHaveProperty("NOT_EXPORTED");
+    expect(state?.initial).toMatchObject({ GONE: "x", KEPT: "k" });
+    if (!state) throw new Error("no record");
+    const carried = carriedEnv({ GONE: "x", KEPT: "k" }, state, () => false, new Set());
+    expect(carried).toEqual({ FOO: "a b", KEPT: "k" });
+
+    const second = await runWrapped('pwd; echo "$FOO"', {
+      workspace,
+      cwd: state.cwd,
+      env: carried,
+    });
+    expect(second.child.stdout).toBe(`${path.join(workspace, "src")}\na b\n`);
+  });
+
+  it("keeps the command's exit status and still records", async () => {
+    const workspace = await scratchDir();
+    const { child, state } = await runWrapped("cd /; exit 3", {
+      workspace,
+      cwd: workspace,
+      env: {},
+    });
+    expect(child.status).toBe(3);
+    expect(state?.cwd).toBe("/");
+  });
+
+  it("starts in the workspace when the cwd no longer exists", async () => {
+    const workspace = await scratchDir();
+    const { child } = await runWrapped("pwd", {
+      workspace,
+      cwd: path.join(workspace, "deleted"),
+      env: {},
+    });
+    expect(child.stdout).toBe(`${workspace}\n`);
+  });
+
+  it("leaves no record when the command replaces the shell (the session keeps its state)", async () => {
+    const workspace = await scratchDir();
+    const { child, state } = await runWrapped("cd /; exec true", {
+      workspace,
+      cwd: workspace,
+      env: {},
+    });
+    expect(child.status).toBe(0);
+    expect(state).toBeNull();
+  });
+
+  it("a command that puts a directory where its record goes gets no record, and nothing fails", async () => {
+    const workspace = await scratchDir();
+    const { child, state } = await runWrapped(
+      'rm -f "$__governed_state"; mkdir "$__governed_state"',
+      { workspace, cwd: workspace, env: {} },
+    );
+    expect(child.status).toBe(0);
+    expect(state).toBeNull();
+  });
+});
+
+describe("agentsh executor: sessions and streaming (against the stand-in CLI)", () => {
+  const context = {
+    agentshSessionId: "s-local-0123456789abcdef01234567",
+    workspace: "/workspace/sessions/s-local-0123456789abcdef01234567",
+    cwd: "/workspace/sessions/s-local-0123456789abcdef01234567",
+    env: { FOO: "1" },
+  };
+
+  it("runs a session's command in its own agentsh session, through the wrapper", async () => {
+    const windows: string[] = [];
+    const result = await resultOf(
+      executorWith({
+        recorded: async (sessionId) => {
+          windows.push(sessionId);
+          return [];
+        },
+      }).run({ command: "echo", timeoutMs: 5_000, session: context }),
+    );
+    const { argv, request } = JSON.parse(result.stdout.text) as {
+      argv: string[];
+      request: { args: string[]; env: Record<string, string> };
+    };
+    expect(argv.at(-1)).toBe(context.agentshSessionId);
+    expect(request.args.slice(0, 3)).toEqual(["-c", SESSION_WRAPPER, "governed-session"]);
+    expect(request.args[3]).toMatch(new RegExp(`^${tmpdir()}/\\.governed-session-[0-9a-f-]{36}$`));
+    expect(request.args.slice(4)).toEqual([context.workspace, context.cwd, "echo"]);
+    expect(request.env).toEqual({ FOO: "1", GEXEC_RUN: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(result.sessionId).toBe(context.agentshSessionId);
+    // The stand-in runs no wrapper: no record, so the session keeps its state.
+    expect(result.sessionState).toBeNull();
+    expect(windows).toEqual([context.agentshSessionId]);
+  });
+
+  it("behind the launcher, the record goes to the slot's scratch directory", async () => {
+    const result = await resultOf(
+      executorWith({ launcher: true }).run({ command: "true", timeoutMs: 5_000, session: context }),
+    );
+    const { request } = JSON.parse(result.stdout.text) as { request: { args: string[] } };
+    const wrapper = request.args.indexOf(SESSION_WRAPPER);
+    expect(request.args[wrapper + 2]).toMatch(
+      /^\/tmp\/gexec-home\/47002\/\.governed-session-[0-9a-f-]{36}$/,
+    );
+  });
+
+  it("commands without a session have no sessionState at all", async () => {
+    const result = await resultOf(executorWith().run({ command: "echo", timeoutMs: 5_000 }));
+    expect(result).not.toHaveProperty("sessionState");
+  });
+
+  it("streams: --stream argv, output passed on as it arrives, the wrapper's preamble never", async () => {
+    const chunks: Array<[string, string]> = [];
+    const result = await resultOf(
+      executorWith().run({
+        command: "echo",
+        timeoutMs: 5_000,
+        onOutput: (stream, text) => chunks.push([stream, text]),
+      }),
+    );
+    const stdout = chunks
+      .filter(([s]) => s === "stdout")
+      .map(([, t]) => t)
+      .join("");
+    const stderr = chunks
+      .filter(([s]) => s === "stderr")
+      .map(([, t]) => t)
+      .join("");
+    expect(stderr).toBe("own stderr\n");
+    expect(stdout).toBe(result.stdout.text);
+    const { argv } = JSON.parse(stdout) as { argv: string[] };
+    expect(argv.slice(0, 4)).toEqual(["exec", "--stream", "--output", "shell"]);
+    expect(result).toMatchObject({
+      outcome: "ok",
+      exitCode: 0,
+      sandboxed: true,
+      stderr: { text: "own stderr\n", truncated: false, totalBytes: 11 },
+    });
+  });
+
+  it("streams: agentsh's exit 124 at the time limit is timed_out", async () => {
+    const started = Date.now();
+    const result = await resultOf(
+      executorWith().run({ command: "hang", timeoutMs: 100, onOutput: () => {} }),
+    );
+    expect(result).toMatchObject({ outcome: "timed_out", exitCode: 124, sandboxed: true });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("streams: an unreachable server is 'nothing ran: unavailable'", async () => {
+    const execution = await executorWith().run({
+      command: "unreachable",
+      timeoutMs: 5_000,
+      onOutput: () => {},
+    });
+    expect(execution).toMatchObject({ kind: "not_run", reason: "unavailable" });
   });
 });

@@ -7,7 +7,9 @@ import type {
   NotRunReason,
 } from "../../src/executor.js";
 
-type Responder = (request: GovernedCommand) => GovernedResult | Execution | undefined;
+type Answer = GovernedResult | Execution | undefined;
+/** May answer later (a promise), e.g. to hold a command "running" or stream output first. */
+type Responder = (request: GovernedCommand) => Answer | Promise<Answer>;
 
 /** Stands in for agentsh at the process boundary and records every command it was asked to run. */
 export class FakeExecutor implements Executor {
@@ -33,7 +35,7 @@ export class FakeExecutor implements Executor {
   async run(request: GovernedCommand): Promise<Execution> {
     this.commands.push(request);
     for (const responder of this.responders) {
-      const answer = responder(request);
+      const answer = await responder(request);
       if (answer) return "kind" in answer ? answer : { kind: "result", result: answer };
     }
     return { kind: "result", result: okResult(`ran: ${request.command}\n`) };
@@ -75,4 +77,29 @@ export function blockedResult(decision: Partial<Decision> = {}): GovernedResult 
     denials: [full],
     stderr: { text: "bash: /usr/bin/sudo: Permission denied\n", truncated: false, totalBytes: 39 },
   });
+}
+
+/**
+ * A promise a test opens by hand (e.g. a responder holding a command "running" until then).
+ * It rejects after `deadlineMs`, so nothing waits on it forever.
+ */
+export function gate(deadlineMs = 5_000, what = "gate") {
+  let resolve: () => void = () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<void>((done, fail) => {
+    resolve = done;
+    timer = setTimeout(
+      () => fail(new Error(`${what} not opened within ${deadlineMs} ms`)),
+      deadlineMs,
+    );
+  });
+  // A gate nobody awaits any more must not surface as an unhandled rejection.
+  promise.catch(() => {});
+  return {
+    promise,
+    open() {
+      clearTimeout(timer);
+      resolve();
+    },
+  };
 }
