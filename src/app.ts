@@ -125,8 +125,11 @@ export function createApp(deps: AppDeps) {
       return c.json({
         service: "governed-executor",
         description: "Runs shell commands through agentsh policy enforcement.",
+        // Those that only refuse (GET/DELETE /mcp answer 405) are in the document, not here.
         endpoints: Object.fromEntries(
-          (await documented()).map((op) => [`${op.method} ${op.path}`, op.summary]),
+          (await documented())
+            .filter((op) => Object.keys(op.responses).length > 0)
+            .map((op) => [`${op.method} ${op.path}`, op.summary]),
         ),
       });
     })

@@ -474,6 +474,9 @@ describe("GET /openapi.json", () => {
     expect(API_VERSION).toBe(pkg.version);
     const index = await readJson(await app.request("/"));
     expect(index.endpoints["GET /openapi.json"]).toEqual(expect.any(String));
-    expect(Object.keys(index.endpoints)).toHaveLength(operations.length);
+    const serving = operations.filter((operation) => Object.keys(operation.responses).length > 0);
+    expect(Object.keys(index.endpoints)).toEqual(
+      serving.map((operation) => `${operation.method} ${operation.path}`),
+    );
   });
 });
