@@ -41,6 +41,12 @@ export function compileRedactionPatterns(dlp: AgentshConfig["dlp"]): {
   const problems: string[] = [];
   // Custom patterns first: they are the most specific (e.g. private keys, JWTs).
   for (const [index, custom] of (dlp?.custom_patterns ?? []).entries()) {
+    if (mayMatchLineBreak(custom.regex)) {
+      problems.push(
+        `dlp.custom_patterns[${index}] (${custom.name}): may match across a line break (\\s, \\n, [^…], (?s)); streamed output is redacted line by line, so write [ \\t] instead of \\s`,
+      );
+      continue;
+    }
     const inlineCaseless = custom.regex.startsWith("(?i)");
     const source = inlineCaseless ? custom.regex.slice(4) : custom.regex;
     try {
@@ -59,6 +65,14 @@ export function compileRedactionPatterns(dlp: AgentshConfig["dlp"]): {
     patterns.push({ name, display: builtin.display, regex: new RegExp(builtin.source, "g") });
   }
   return { patterns, problems };
+}
+
+/**
+ * Whether a pattern could match a line break: `\s`, `\n`, `\r`, a negated class or the
+ * dot-all flag. Conservative (it may refuse a pattern that could not), never the other way.
+ */
+export function mayMatchLineBreak(source: string): boolean {
+  return /\\[snrvfR]|\\x0[aAdD]|\\u000[aAdD]|\[\^|\(\?[a-z]*s/.test(source);
 }
 
 export function createRedactor(patterns: readonly RedactionPattern[]): Redactor {

@@ -136,6 +136,13 @@ describe("a broken bundle stops boot with file, path and problem", () => {
     );
   });
 
+  it("rejects a DLP pattern that could match across a line break (streams are redacted per line)", async () => {
+    const dir = await bundleWith("config.yaml", (t) =>
+      t.replace("regex: '\\beyJ[A-Za-z0-9_-]{8,}", "regex: 'token\\s*=\\s*\\beyJ[A-Za-z0-9_-]{8,}"),
+    );
+    expect((await problemsOf(dir)).join("\n")).toMatch(/jwt\): may match across a line break/);
+  });
+
   it("rejects a misspelled decision", async () => {
     const dir = await bundleWith("policies/default.yaml", (t) =>
       t.replace("decision: deny", "decision: denied"),

@@ -3,6 +3,7 @@ import {
   compileRedactionPatterns,
   createRedactor,
   createStreamRedactor,
+  mayMatchLineBreak,
 } from "../../src/bundle/redactor.js";
 
 const redact = createRedactor(
@@ -17,6 +18,27 @@ function collector(limitBytes = 1024 * 1024) {
   const stream = createStreamRedactor(redact, (text) => emitted.push(text), limitBytes);
   return { emitted, ...stream };
 }
+
+describe("mayMatchLineBreak", () => {
+  it.each([
+    ["key\\s*=", true],
+    ["a\\nb", true],
+    ["[^a]+", true],
+    ["(?s)a.b", true],
+    ["key[ \\t]*=", false],
+    ["\\bAKIA[0-9A-Z]{16}\\b", false],
+    ["\\S+", false],
+  ])("%s → %s", (source, expected) => {
+    expect(mayMatchLineBreak(source)).toBe(expected);
+  });
+
+  it("holds for every pattern of the shipped bundle and every built-in category", () => {
+    const all = compileRedactionPatterns({
+      patterns: { api_keys: true, email: true, phone: true, credit_card: true, ssn: true },
+    }).patterns;
+    for (const { name, regex } of all) expect(mayMatchLineBreak(regex.source), name).toBe(false);
+  });
+});
 
 describe("createStreamRedactor", () => {
   it("passes whole lines at once, redacted", () => {
