@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { ExecuteBody } from "../../src/sessions/contract.js";
-import { execute, expectBlocked, type StreamedEvent, streamExecute } from "./harness.js";
+import {
+  execute,
+  expectBlocked,
+  memoryOf,
+  REMOTE,
+  type StreamedEvent,
+  streamExecute,
+} from "./harness.js";
 
 /** Streaming `POST /execute` (Accept: text/event-stream) against agentsh's streaming exec. */
 
@@ -83,7 +90,15 @@ describe("streamed output on the real stack", () => {
   });
 
   it("bounds the streamed output (1 MiB per stream) and says the result was truncated", async () => {
+    const before = REMOTE ? undefined : memoryOf(10000);
     const { events } = await streamExecute({ command: "head -c 3000000 /dev/zero | tr '\\0' a" });
+    if (before) {
+      const after = memoryOf(10000);
+      console.log(
+        `[measured] streamed 3 MB (1 MiB passed on): app RSS ${before.rssMiB} → ${after.rssMiB} MiB, peak ${before.peakMiB} → ${after.peakMiB} MiB`,
+      );
+      expect(after.peakMiB).toBeLessThan(150);
+    }
     const streamed = textOf(events, "stdout");
     expect(streamed.length).toBeGreaterThan(500_000);
     expect(streamed.length).toBeLessThanOrEqual(1024 * 1024);
