@@ -85,6 +85,12 @@ export interface SessionContext {
   cwd: string;
   /** Variables the session's earlier commands exported. */
   env: Record<string, string>;
+  /**
+   * The unprivileged identity (isolation.yaml index) reserved for this session: its commands run
+   * as that uid instead of the slot's, so no other session's command can touch its files.
+   * Absent where commands keep the service's identity.
+   */
+  identity?: number;
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   isolationLayers,
   launcherBootHint,
   prepareLauncher,
+  slotUid,
 } from "./agentsh/launcher.js";
 import { locateExecutable } from "./agentsh/locate.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
@@ -132,6 +133,22 @@ async function main(): Promise<void> {
     idleMs: config.sessions.idleMs,
     envDenied: envPolicyDenies(bundle.policy.env_policy?.deny ?? []),
     logger,
+    // Where commands drop to per-slot uids, each session gets a uid of its own: the identities
+    // after the command slots.
+    ...(launcher?.uidDrop
+      ? {
+          identities: {
+            indices: Array.from(
+              { length: isolation.identities.count - config.limits.maxConcurrent },
+              (_, i) => config.limits.maxConcurrent + i,
+            ),
+            uidOf: (index: number) => slotUid(isolation, index),
+            gid: isolation.identities.gid,
+            scratchOf: (index: number) =>
+              path.join(isolation.identities.scratch_root, String(slotUid(isolation, index))),
+          },
+        }
+      : {}),
   });
   const app = createApp({
     config,

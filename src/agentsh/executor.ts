@@ -94,8 +94,10 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         const since = new Date(Date.now() - 5);
         // Known only to the launcher's argv: its refusal line carries it (see launcherRefusal).
         const tag = randomUUID();
-        const prefix = options.launcher ? launcherArgv(options.launcher, lease.slot, tag) : [];
-        const stateFile = request.session ? sessionStateFile(options, lease.slot) : undefined;
+        // A session with an identity of its own runs as that uid; other commands as the slot's.
+        const identity = request.session?.identity ?? lease.slot;
+        const prefix = options.launcher ? launcherArgv(options.launcher, identity, tag) : [];
+        const stateFile = request.session ? sessionStateFile(options, identity) : undefined;
         const run = () => runCli(options, sessionId, request, prefix, stateFile);
         let cli = await run();
         if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
@@ -104,7 +106,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           cli = await run();
         }
         const sessionState = stateFile
-          ? await readSessionState(stateFile, options.launcher, lease.slot)
+          ? await readSessionState(stateFile, options.launcher, identity)
           : undefined;
         const interpreted = cli.streamed
           ? interpretStreamedCli(cli, request.timeoutMs, options.outputLimitBytes)
@@ -371,12 +373,12 @@ class BoundedText {
   }
 }
 
-/** Where the session wrapper of a command in slot `slot` records its state. */
-function sessionStateFile(options: AgentshCliOptions, slot: number): string {
+/** Where the session wrapper of a command run as `identity` records its state. */
+function sessionStateFile(options: AgentshCliOptions, identity: number): string {
   const scratch = options.launcher
     ? path.join(
         options.launcher.isolation.identities.scratch_root,
-        String(slotUid(options.launcher.isolation, slot)),
+        String(slotUid(options.launcher.isolation, identity)),
       )
     : os.tmpdir();
   return path.join(scratch, `.governed-session-${randomUUID()}`);

@@ -38,24 +38,29 @@ export interface UidDrop {
   reason: string | null;
 }
 
-/** The uid of slot `slot` (0-based). */
-export function slotUid(isolation: IsolationSettings, slot: number): number {
-  return isolation.identities.first_uid + slot;
+/**
+ * The uid of identity `index` (0-based): command slot N uses identity N; the identities after
+ * the slots are reserved one per session (see createSessionRegistry).
+ */
+export function slotUid(isolation: IsolationSettings, index: number): number {
+  return isolation.identities.first_uid + index;
 }
 
 /** Launcher argv up to and including `--`; the program and its arguments follow. */
-export function launcherArgv(settings: LauncherSettings, slot: number, tag: string): string[] {
+export function launcherArgv(settings: LauncherSettings, identity: number, tag: string): string[] {
   const { identities, network } = settings.isolation;
-  if (slot < 0 || slot >= identities.count) {
-    throw new Error(`slot ${slot} has no identity: isolation.yaml declares ${identities.count}`);
+  if (identity < 0 || identity >= identities.count) {
+    throw new Error(
+      `slot ${identity} has no identity: isolation.yaml declares ${identities.count}`,
+    );
   }
-  const uid = slotUid(settings.isolation, slot);
-  const identity = settings.uidDrop
+  const uid = slotUid(settings.isolation, identity);
+  const credentials = settings.uidDrop
     ? [`--uid=${uid}`, `--gid=${identities.gid}`]
     : ["--keep-identity"];
   return [
     settings.path,
-    ...identity,
+    ...credentials,
     `--umask=${identities.umask}`,
     // HOME and TMPDIR of the slot, also when the identity is kept (tools need a writable HOME).
     `--scratch=${identities.scratch_root}/${uid}`,

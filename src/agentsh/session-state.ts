@@ -19,9 +19,9 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export async function readSessionState(
   file: string,
   launcher: LauncherSettings | undefined,
-  slot: number,
+  identity: number,
 ): Promise<SessionState | null> {
-  const owner = launcher?.uidDrop ? slotUid(launcher.isolation, slot) : undefined;
+  const owner = launcher?.uidDrop ? slotUid(launcher.isolation, identity) : undefined;
   try {
     const final = await readUntrusted(file, owner);
     const initial = await readUntrusted(`${file}.initial`, owner);

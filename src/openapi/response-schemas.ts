@@ -97,6 +97,11 @@ export const sessionInfoSchema = z.strictObject({
     .describe("Names of the exported variables carried into its next command."),
   commands: z.number().int().describe("Commands run in it so far."),
   busy: z.boolean().describe("A command is running in it now (another is refused with 409)."),
+  isolated: z
+    .boolean()
+    .describe(
+      "Its commands run as a uid of its own: other sessions' commands cannot read or write its directory. False where commands keep the service's identity.",
+    ),
 });
 
 export const sessionResponseSchema = z.strictObject({

@@ -24,6 +24,12 @@ export interface SessionInfo {
   commands: number;
   /** Whether a command is running in it now (a second one is refused with 409). */
   busy: boolean;
+  /**
+   * Whether its commands run as a uid of its own, so that other sessions' commands cannot read
+   * or write its directory (kernel file permissions). False where commands keep the service's
+   * identity (no CAP_SYS_PTRACE: see /health's isolation layers).
+   */
+  isolated: boolean;
 }
 
 /** Who is asking: sessions belong to the API key that created them. */

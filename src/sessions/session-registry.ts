@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Executor, SessionContext, SessionState } from "../executor.js";
 import { compileGlob } from "../explain/glob.js";
@@ -27,22 +27,50 @@ export interface SessionRegistryOptions {
   envDenied: (name: string) => boolean;
   logger: Logger;
   now?: () => number;
-  /** Creates and removes workspace directories (default: on disk; request tests pass fakes). */
-  workspaces?: { create(dir: string): Promise<void>; remove(dir: string): Promise<void> };
+  /** Creates and removes directories (default: on disk; request tests pass fakes). */
+  workspaces?: Workspaces;
+  /**
+   * Unprivileged identities reserved for sessions, one each (where commands drop to per-slot
+   * uids): a session's commands then run as its own uid and its directory is that uid's alone.
+   * Without them sessions share the slots' identities (and `isolated` is false).
+   */
+  identities?: SessionIdentities;
 }
 
-/** Workspace directories on disk: group-writable and setgid like the shared workspace, since
- * each command slot runs as its own uid in the workspace group. */
-const diskWorkspaces = {
-  async create(dir: string) {
+export interface SessionIdentities {
+  /** isolation.yaml indices free for sessions (those after the command slots). */
+  indices: readonly number[];
+  uidOf(index: number): number;
+  gid: number;
+  /** The identity's private HOME/TMPDIR, emptied when its session ends. */
+  scratchOf(index: number): string;
+}
+
+export interface Workspaces {
+  /** Creates `dir`; with an owner it is that uid's alone (mode 0700). */
+  create(dir: string, owner?: { uid: number; gid: number }): Promise<void>;
+  remove(dir: string): Promise<void>;
+}
+
+/**
+ * Directories on disk. Without an owner a session directory is group-writable and setgid like
+ * the shared workspace (every command slot runs as its own uid in the workspace group).
+ */
+const diskWorkspaces: Workspaces = {
+  async create(dir, owner) {
     // The parent only lets commands pass through to a directory they know the name of: they
     // cannot list the other sessions' ids or add entries of their own.
     await mkdir(path.dirname(dir), { recursive: true });
     await chmod(path.dirname(dir), 0o2710);
     await mkdir(dir);
-    await chmod(dir, 0o2770);
+    if (owner) {
+      await chown(dir, owner.uid, owner.gid);
+      await chmod(dir, 0o700);
+    } else {
+      await chmod(dir, 0o2770);
+    }
   },
-  remove: (dir: string) => rm(dir, { recursive: true, force: true }),
+  remove: (dir) => rm(dir, { recursive: true, force: true }),
 };
 
 /** The policy's `env_policy.deny` globs as a test on a variable name. */
@@ -99,11 +127,14 @@ interface Session {
   env: Record<string, string>;
   commands: number;
   running: AbortController | null;
+  /** The identity reserved for it (see SessionIdentities), if any. */
+  identity: number | undefined;
 }
 
 export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistryControl {
   const now = options.now ?? Date.now;
   const workspaces = options.workspaces ?? diskWorkspaces;
+  const freeIdentities = [...(options.identities?.indices ?? [])];
   const sessions = new Map<string, Session>();
   /** Owners of sessions being created (between the limit check and the insert, which awaits
    * the workspace and agentsh): counted against the limits so concurrent creates cannot pass. */
@@ -119,6 +150,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     env: Object.keys(session.env).sort(),
     commands: session.commands,
     busy: session.running !== null,
+    isolated: session.identity !== undefined,
   });
 
   const find = (owner: string, id: string): Session => {
@@ -149,6 +181,11 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       options.logger.warn("agentsh session not ended", { session: session.id, error: `${error}` });
     });
     await workspaces.remove(session.workspace);
+    if (session.identity !== undefined && options.identities) {
+      // The next session with this uid starts with an empty HOME/TMPDIR.
+      await workspaces.remove(options.identities.scratchOf(session.identity));
+      freeIdentities.push(session.identity);
+    }
     options.logger.info("session ended", { session: session.id, owner: session.owner, why });
   };
 
@@ -184,11 +221,24 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
           hint: "DELETE /sessions/<id> a session you no longer need, or wait for idle ones to expire.",
         });
       }
+      // Taken before the first await, so parallel creations never share an identity.
+      const identity = options.identities ? freeIdentities.shift() : undefined;
+      if (options.identities && identity === undefined) {
+        throw new ApiError({
+          code: "session_limit",
+          message: `All ${options.identities.indices.length} session identities of this instance are in use (one uid per session).`,
+          hint: "DELETE /sessions/<id> a session you no longer need, or raise identities.count in agentsh/isolation.yaml.",
+        });
+      }
+      const owned =
+        identity !== undefined && options.identities
+          ? { uid: options.identities.uidOf(identity), gid: options.identities.gid }
+          : undefined;
       const id = `s-${options.instanceTag}-${randomBytes(12).toString("hex")}`;
       const workspace = path.join(options.root, id);
       creating.push(owner);
       try {
-        await workspaces.create(workspace);
+        await workspaces.create(workspace, owned);
         try {
           await options.executor.openSession(id, workspace);
         } catch (error) {
@@ -199,6 +249,9 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
             hint: "GET /health shows agentsh's state; retry shortly.",
           });
         }
+      } catch (error) {
+        if (identity !== undefined) freeIdentities.unshift(identity);
+        throw error;
       } finally {
         creating.splice(creating.indexOf(owner), 1);
       }
@@ -213,6 +266,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
         env: {},
         commands: 0,
         running: null,
+        identity,
       };
       sessions.set(id, session);
       options.logger.info("session created", { session: id, owner });
@@ -249,6 +303,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
           workspace: session.workspace,
           cwd: session.cwd,
           env: { ...session.env },
+          ...(session.identity !== undefined ? { identity: session.identity } : {}),
         },
         signal: running.signal,
         finish(state) {

@@ -1,7 +1,14 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
 import type { ExecuteBody, SessionInfo } from "../../src/sessions/contract.js";
-import { expectAllowed, expectBlocked, http, OTHER_API_KEY, REMOTE } from "./harness.js";
+import {
+  expectAllowed,
+  expectBlocked,
+  http,
+  layerEnforced,
+  OTHER_API_KEY,
+  REMOTE,
+} from "./harness.js";
 
 /**
  * Sessions against the real agentsh: state carried between commands by the wrapper, one command
@@ -96,6 +103,32 @@ describe("sessions on the real stack", () => {
     const body = await runOk(session.id, "sudo id");
     expectBlocked(body.result as CommandResult, "deny-privilege-escalation");
     expect(body.session?.cwd).toBe(session.workspace);
+  });
+
+  it("keeps sessions apart where commands drop to unprivileged uids: each its own uid, its files its own", async () => {
+    const a = await createSession();
+    const b = await createSession();
+    const uidDrop = await layerEnforced("uid-drop");
+    expect([a.isolated, b.isolated]).toEqual([uidDrop, uidDrop]);
+    const uidA = (await runOk(a.id, "echo secret-of-a > note.txt; id -u")).result.stdout;
+    const uidB = (await runOk(b.id, "id -u")).result.stdout;
+    const fromB = (await run(b.id, `cat ${a.workspace}/note.txt; touch ${a.workspace}/planted`))
+      .body;
+    const fromPlain = (await run(undefined, `cat ${a.workspace}/note.txt`)).body;
+    const listing = (await runOk(a.id, "ls")).result.stdout;
+    if (uidDrop) {
+      // The kernel's file permissions: the directory is mode 0700, owned by a's uid.
+      expect(uidA).not.toBe(uidB);
+      for (const attempt of [fromB, fromPlain]) {
+        expect(attempt.result.stdout).not.toContain("secret-of-a");
+        expect(attempt.result.stderr).toContain("Permission denied");
+      }
+      expect(listing).toBe("note.txt\n");
+    } else {
+      // Without the uid drop (no CAP_SYS_PTRACE) every command keeps the service's identity:
+      // sessions are separate directories, not separate principals (README: Sessions).
+      expect(fromPlain.result.stdout).toContain("secret-of-a");
+    }
   });
 
   it("runs one command at a time: a second one is refused with 409 session_busy", async () => {

@@ -58,6 +58,7 @@ describe("/sessions", () => {
         env: [],
         commands: 0,
         busy: false,
+        isolated: false,
       },
       requestId: expect.any(String),
     });

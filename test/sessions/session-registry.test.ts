@@ -20,6 +20,7 @@ function standIns() {
   const closed: string[] = [];
   const created: string[] = [];
   const removed: string[] = [];
+  const owners = new Map<string, { uid: number; gid: number } | undefined>();
   return {
     opened,
     closed,
@@ -33,9 +34,11 @@ function standIns() {
         closed.push(id);
       },
     },
+    owners,
     workspaces: {
-      create: async (dir: string) => {
+      create: async (dir: string, owner?: { uid: number; gid: number }) => {
         created.push(dir);
+        owners.set(dir, owner);
       },
       remove: async (dir: string) => {
         removed.push(dir);
@@ -347,6 +350,67 @@ describe("session registry", () => {
     expect(closed.sort()).toEqual([a.id, b.id].sort());
     expect(removed.sort()).toEqual([a.workspace, b.workspace].sort());
     expect(registry.size).toBe(0);
+  });
+});
+
+describe("session identities (one uid per session)", () => {
+  const identities = {
+    indices: [4, 5],
+    uidOf: (index: number) => 47001 + index,
+    gid: 47000,
+    scratchOf: (index: number) => `/tmp/gexec-home/${47001 + index}`,
+  };
+
+  it("gives each session a uid of its own: its directory is that uid's, its commands run as it", async () => {
+    const { registry, owners } = registryWith({ identities, maxPerKey: 5, max: 5 });
+    const a = await registry.create("key-a");
+    const b = await registry.create("key-b");
+    expect([a.isolated, b.isolated]).toEqual([true, true]);
+    expect(owners.get(a.workspace)).toEqual({ uid: 47005, gid: 47000 });
+    expect(owners.get(b.workspace)).toEqual({ uid: 47006, gid: 47000 });
+    const lease = registry.lease("key-a", a.id);
+    expect(lease.context.identity).toBe(4);
+    lease.finish(null);
+  });
+
+  it("refuses a session when every identity is taken, and reuses one (HOME emptied) after a DELETE", async () => {
+    const { registry, removed } = registryWith({ identities, maxPerKey: 5, max: 5 });
+    const a = await registry.create("key-a");
+    await registry.create("key-a");
+    expect(await codeOf(() => registry.create("key-a"))).toBe("session_limit");
+    await registry.delete("key-a", a.id);
+    expect(removed).toContain("/tmp/gexec-home/47005");
+    const c = await registry.create("key-a");
+    expect(registry.lease("key-a", c.id).context.identity).toBe(4);
+  });
+
+  it("returns the identity when agentsh refuses the session", async () => {
+    const stand = standIns();
+    let fail = true;
+    const { registry } = registryWith({
+      identities,
+      maxPerKey: 5,
+      max: 5,
+      executor: {
+        openSession: async () => {
+          if (fail) throw new Error("agentsh down");
+        },
+        closeSession: async () => {},
+      },
+      workspaces: stand.workspaces,
+    });
+    expect(await codeOf(() => registry.create("key-a"))).toBe("agentsh_unavailable");
+    fail = false;
+    const a = await registry.create("key-a");
+    expect(registry.lease("key-a", a.id).context.identity).toBe(4);
+  });
+
+  it("without identities, sessions share the slots' uids and say so", async () => {
+    const { registry, owners } = registryWith();
+    const a = await registry.create("key-a");
+    expect(a.isolated).toBe(false);
+    expect(owners.get(a.workspace)).toBeUndefined();
+    expect(registry.lease("key-a", a.id).context.identity).toBeUndefined();
   });
 });
 
