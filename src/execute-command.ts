@@ -53,11 +53,13 @@ export function createExecuteCommand(options: {
           : {}),
       });
     } catch (error) {
-      lease?.finish(null);
+      lease?.finish({ ran: false });
       throw error;
     }
     for (const redactor of live ?? []) redactor.end();
-    const carried = lease?.finish(run.outcome === "result" ? run.sessionState : null);
+    const carried = lease?.finish(
+      run.outcome === "result" ? { ran: true, state: run.sessionState } : { ran: false },
+    );
     if (run.outcome !== "result") {
       if (run.outcome === "canceled" && lease?.signal.aborted) {
         throw new ApiError({

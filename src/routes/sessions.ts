@@ -15,9 +15,9 @@ export function createSessionRoutes(options: {
   return new Hono<AppEnv>()
     .use(options.guard)
     .post("/", async (c) => {
-      // No options yet: an empty body or {} (anything else is refused, not ignored).
-      const text = await c.req.text();
-      if (text.trim() !== "" && text.trim() !== "{}") {
+      // No options yet: an empty body or an empty JSON object (anything else is refused, not
+      // ignored, so a client that expects an option to work learns that it does not).
+      if (!isEmptyBody(await c.req.text())) {
         throw new ApiError({
           code: "validation_failed",
           message: "POST /sessions takes no fields.",
@@ -40,4 +40,19 @@ export function createSessionRoutes(options: {
       const session = await sessions.delete(c.get("owner"), c.req.param("id"));
       return c.json({ session, deleted: true, requestId: c.get("requestId") });
     });
+}
+
+function isEmptyBody(text: string): boolean {
+  if (text.trim() === "") return true;
+  try {
+    const body: unknown = JSON.parse(text);
+    return (
+      typeof body === "object" &&
+      body !== null &&
+      !Array.isArray(body) &&
+      Object.keys(body).length === 0
+    );
+  } catch {
+    return false;
+  }
 }

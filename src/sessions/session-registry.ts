@@ -84,8 +84,11 @@ export interface SessionLease {
   context: SessionContext;
   /** Fires when the session is deleted or expires while the command runs. */
   signal: AbortSignal;
-  /** Records where the command left the session (null: no record) and frees it. */
-  finish(state: SessionState | null | undefined): CarriedState;
+  /**
+   * Frees the session. `ran`: the command ran (it counts), with where it left the session
+   * (`state`; null: it left no record, and the session keeps its previous state).
+   */
+  finish(outcome: { ran: boolean; state?: SessionState | null | undefined }): CarriedState;
 }
 
 /** What the session carries into its next command, and what it could not. */
@@ -163,8 +166,14 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       });
     }
     const session = match ? sessions.get(id) : undefined;
+    // Past its idle time it is gone, even if the sweep has not removed it yet.
+    const expired =
+      session !== undefined &&
+      session.running === null &&
+      session.lastUsedAt < now() - options.idleMs;
+    if (expired) void end(session, "expired");
     // Another key's session is indistinguishable from one that does not exist.
-    if (!session || session.owner !== owner) {
+    if (!session || session.owner !== owner || expired) {
       throw new ApiError({
         code: "session_not_found",
         message: `There is no session ${id.slice(0, 64)} for this API key.`,
@@ -306,10 +315,10 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
           ...(session.identity !== undefined ? { identity: session.identity } : {}),
         },
         signal: running.signal,
-        finish(state) {
+        finish({ ran, state }) {
           session.running = null;
           session.lastUsedAt = now();
-          session.commands += 1;
+          if (ran) session.commands += 1;
           const notCarried = new Set<string>();
           if (state) {
             session.cwd = state.cwd;

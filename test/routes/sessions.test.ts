@@ -70,6 +70,7 @@ describe("/sessions", () => {
     const { app } = buildTestApp({ env: ENV });
     expect((await call(app, "POST", "/sessions", KEY_A, "{}")).status).toBe(201);
     expect((await call(app, "POST", "/sessions", KEY_A, " {}\n")).status).toBe(201);
+    expect((await call(app, "POST", "/sessions", KEY_A, "{ }")).status).toBe(201);
   });
 
   it.each([['{"cwd":"/etc"}'], ["not json"], ["[]"]])(

@@ -95,6 +95,9 @@ const state = (
   initial: Record<string, string> = {},
 ): SessionState => ({ cwd, exported, initial });
 
+/** finish() of a command that ran and left `state`. */
+const ranWith = (state: SessionState) => ({ ran: true, state });
+
 describe("session registry", () => {
   it("creates a session: s-<tag>-<24 hex> id, its own workspace under the root, an agentsh session", async () => {
     const { registry, opened, created } = registryWith();
@@ -221,9 +224,9 @@ describe("session registry", () => {
     expect(lease.signal.aborted).toBe(false);
     expect(registry.get("key-a", info.id).busy).toBe(true);
     expect(await codeOf(() => registry.lease("key-a", info.id))).toBe("session_busy");
-    lease.finish(null);
+    lease.finish({ ran: true, state: null });
     expect(registry.get("key-a", info.id).busy).toBe(false);
-    registry.lease("key-a", info.id).finish(null);
+    registry.lease("key-a", info.id).finish({ ran: true, state: null });
   });
 
   it("finish(state) moves the cwd and carries the exported variables into the next lease", async () => {
@@ -233,10 +236,12 @@ describe("session registry", () => {
     const carried = registry
       .lease("key-a", info.id)
       .finish(
-        state(
-          "/workspace/sessions/x/src",
-          { FOO: "1", HOME: "/root", PATH: "/bin" },
-          { PATH: "/bin" },
+        ranWith(
+          state(
+            "/workspace/sessions/x/src",
+            { FOO: "1", HOME: "/root", PATH: "/bin" },
+            { PATH: "/bin" },
+          ),
         ),
       );
     expect(carried).toEqual({ cwd: "/workspace/sessions/x/src", env: ["FOO"], envNotCarried: [] });
@@ -251,16 +256,26 @@ describe("session registry", () => {
     });
     const next = registry.lease("key-a", info.id);
     expect(next.context).toMatchObject({ cwd: "/workspace/sessions/x/src", env: { FOO: "1" } });
-    next.finish(null);
+    next.finish({ ran: true, state: null });
   });
 
-  it("finish(null) (no record) keeps the previous state but counts the command", async () => {
+  it("a command with no record keeps the previous state but counts; a refused one does not count", async () => {
     const { registry } = registryWith();
     const info = await registry.create("key-a");
-    registry.lease("key-a", info.id).finish(state("/w/a", { FOO: "1" }));
-    const carried = registry.lease("key-a", info.id).finish(null);
+    registry.lease("key-a", info.id).finish(ranWith(state("/w/a", { FOO: "1" })));
+    const carried = registry.lease("key-a", info.id).finish({ ran: true, state: null });
     expect(carried).toEqual({ cwd: "/w/a", env: ["FOO"], envNotCarried: [] });
     expect(registry.get("key-a", info.id)).toMatchObject({ cwd: "/w/a", commands: 2 });
+    registry.lease("key-a", info.id).finish({ ran: false });
+    expect(registry.get("key-a", info.id)).toMatchObject({ commands: 2, busy: false });
+  });
+
+  it("treats a session past its idle time as gone before the sweep removes it", async () => {
+    const { registry, advance } = registryWith();
+    const info = await registry.create("key-a");
+    advance(IDLE_MS + 1);
+    expect(await codeOf(() => registry.get("key-a", info.id))).toBe("session_not_found");
+    expect(registry.size).toBe(0);
   });
 
   it("reports names the env policy denies as not carried", async () => {
@@ -268,7 +283,7 @@ describe("session registry", () => {
     const info = await registry.create("key-a");
     const carried = registry
       .lease("key-a", info.id)
-      .finish(state("/w", { GITHUB_TOKEN: "t", OK: "1" }));
+      .finish(ranWith(state("/w", { GITHUB_TOKEN: "t", OK: "1" })));
     expect(carried).toEqual({ cwd: "/w", env: ["OK"], envNotCarried: ["GITHUB_TOKEN"] });
   });
 
@@ -283,7 +298,7 @@ describe("session registry", () => {
     expect(removed).toEqual([info.workspace]);
     expect(await codeOf(() => registry.get("key-a", info.id))).toBe("session_not_found");
     // The command's late finish does not bring it back.
-    lease.finish(state("/w", { FOO: "1" }));
+    lease.finish(ranWith(state("/w", { FOO: "1" })));
     expect(registry.list("key-a")).toEqual([]);
     expect(registry.size).toBe(0);
   });
@@ -323,7 +338,7 @@ describe("session registry", () => {
     expect(await codeOf(() => registry.get("key-a", idle.id))).toBe("session_not_found");
     expect(registry.get("key-a", busy.id).busy).toBe(true);
     // Used now: its idle time starts again when the command finishes.
-    lease.finish(null);
+    lease.finish({ ran: true, state: null });
     advance(IDLE_MS - 1);
     await registry.sweep();
     expect(registry.get("key-a", busy.id).busy).toBe(false);
@@ -370,7 +385,7 @@ describe("session identities (one uid per session)", () => {
     expect(owners.get(b.workspace)).toEqual({ uid: 47006, gid: 47000 });
     const lease = registry.lease("key-a", a.id);
     expect(lease.context.identity).toBe(4);
-    lease.finish(null);
+    lease.finish({ ran: true, state: null });
   });
 
   it("refuses a session when every identity is taken, and reuses one (HOME emptied) after a DELETE", async () => {
