@@ -9,6 +9,7 @@ import {
   slotUid,
 } from "./agentsh/launcher.js";
 import { locateExecutable } from "./agentsh/locate.js";
+import { killProcessesOfUid } from "./agentsh/process-reaper.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
 import { createApp } from "./app.js";
 import { startServiceAudit } from "./audit/service-audit.js";
@@ -146,6 +147,9 @@ async function main(): Promise<void> {
             gid: isolation.identities.gid,
             scratchOf: (index: number) =>
               path.join(isolation.identities.scratch_root, String(slotUid(isolation, index))),
+            endProcesses: async (index: number) => {
+              await killProcessesOfUid(slotUid(isolation, index));
+            },
           },
         }
       : {}),

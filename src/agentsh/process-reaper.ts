@@ -139,3 +139,38 @@ async function inspect(procRoot: string, pid: number, needle: string): Promise<P
     return null; // exited meanwhile
   }
 }
+
+/**
+ * Kills every process running as `uid` (real or effective), a few rounds to catch forks. Used
+ * when a session's own identity is freed: whatever it left running (a daemon that shed the run
+ * marker) must not live on into the next session that gets the uid.
+ */
+export async function killProcessesOfUid(uid: number, procRoot = "/proc"): Promise<number> {
+  let killed = 0;
+  for (let round = 0; round < 5; round++) {
+    const pids = (await readdir(procRoot)).filter((name) => /^\d+$/.test(name)).map(Number);
+    const owned = await Promise.all(
+      pids.map(async (pid) => {
+        try {
+          const status = await readFile(`${procRoot}/${pid}/status`, "utf8");
+          const ids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status);
+          return ids && (Number(ids[1]) === uid || Number(ids[2]) === uid) ? pid : null;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    const targets = owned.filter((pid): pid is number => pid !== null && pid !== process.pid);
+    if (targets.length === 0) break;
+    for (const pid of targets) {
+      try {
+        process.kill(pid, "SIGKILL");
+        killed++;
+      } catch {
+        // Already gone.
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return killed;
+}

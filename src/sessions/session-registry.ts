@@ -44,6 +44,8 @@ export interface SessionIdentities {
   gid: number;
   /** The identity's private HOME/TMPDIR, emptied when its session ends. */
   scratchOf(index: number): string;
+  /** Ends whatever still runs as the identity's uid (before the uid goes to another session). */
+  endProcesses(index: number): Promise<void>;
 }
 
 export interface Workspaces {
@@ -191,7 +193,8 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     });
     await workspaces.remove(session.workspace);
     if (session.identity !== undefined && options.identities) {
-      // The next session with this uid starts with an empty HOME/TMPDIR.
+      // The next session with this uid starts with no process and an empty HOME/TMPDIR.
+      await options.identities.endProcesses(session.identity);
       await workspaces.remove(options.identities.scratchOf(session.identity));
       freeIdentities.push(session.identity);
     }

@@ -1,7 +1,12 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { killMarkedProcesses, markPids, RUN_MARKER } from "../../src/agentsh/process-reaper.js";
+import {
+  killMarkedProcesses,
+  killProcessesOfUid,
+  markPids,
+  RUN_MARKER,
+} from "../../src/agentsh/process-reaper.js";
 import { isRunning } from "../support/processes.js";
 
 const started: number[] = [];
@@ -99,4 +104,35 @@ describe("killMarkedProcesses", () => {
     const since = now && { lastPid: now.lastPid, forks: now.forks - 1_000_000 };
     expect(await killMarkedProcesses(runId, { since })).toBeGreaterThanOrEqual(older.length);
   });
+});
+
+describe("killProcessesOfUid", () => {
+  const asRoot = process.getuid?.() === 0;
+
+  it.skipIf(!asRoot)(
+    "ends every process of the uid (detached, no marker), and nothing else",
+    async () => {
+      // A uid no account uses: the test's own, freed at the end.
+      const uid = 47_999;
+      const spawnAs = (owner: number | undefined) => {
+        const child = spawn("sleep", ["30"], {
+          detached: true,
+          stdio: "ignore",
+          ...(owner === undefined ? {} : { uid: owner, gid: owner }),
+        });
+        started.push(child.pid ?? 0);
+        return child.pid ?? 0;
+      };
+      const doomed = [spawnAs(uid), spawnAs(uid)];
+      const bystander = spawnAs(undefined);
+      const deadline = Date.now() + 5_000;
+      while (!doomed.every(isRunning) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await killProcessesOfUid(uid)).toBeGreaterThanOrEqual(2);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(doomed.map(isRunning)).toEqual([false, false]);
+      expect(isRunning(bystander)).toBe(true);
+    },
+  );
 });

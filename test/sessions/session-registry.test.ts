@@ -374,6 +374,10 @@ describe("session identities (one uid per session)", () => {
     uidOf: (index: number) => 47001 + index,
     gid: 47000,
     scratchOf: (index: number) => `/tmp/gexec-home/${47001 + index}`,
+    ended: [] as number[],
+    async endProcesses(index: number) {
+      this.ended.push(index);
+    },
   };
 
   it("gives each session a uid of its own: its directory is that uid's, its commands run as it", async () => {
@@ -395,6 +399,7 @@ describe("session identities (one uid per session)", () => {
     expect(await codeOf(() => registry.create("key-a"))).toBe("session_limit");
     await registry.delete("key-a", a.id);
     expect(removed).toContain("/tmp/gexec-home/47005");
+    expect(identities.ended).toContain(4);
     const c = await registry.create("key-a");
     expect(registry.lease("key-a", c.id).context.identity).toBe(4);
   });
