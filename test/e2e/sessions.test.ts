@@ -124,6 +124,11 @@ describe("sessions on the real stack", () => {
         expect(attempt.result.stderr).toContain("Permission denied");
       }
       expect(listing).toBe("note.txt\n");
+      // Nor can a command list the sessions' ids (their parent is 2710: pass-through only).
+      const parent = a.workspace.slice(0, a.workspace.lastIndexOf("/"));
+      const listed = (await run(undefined, `ls ${parent}`)).body.result;
+      expect(listed.stdout).toBe("");
+      expect(listed.stderr).toContain("Permission denied");
     } else {
       // Without the uid drop (no CAP_SYS_PTRACE) every command keeps the service's identity:
       // sessions are separate directories, not separate principals (README: Sessions).
