@@ -155,6 +155,7 @@ export function createApp(deps: AppDeps) {
         executeCommand,
         maxTimeoutMs: config.limits.maxTimeoutMs,
         guard,
+        logger,
       }),
     )
     .use("/sessions/*", limit("sessions", config.rateLimits.execute))

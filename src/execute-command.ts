@@ -28,14 +28,10 @@ export function createExecuteCommand(options: {
   return async (input: ExecuteInput, caller: Caller, onOutput?: (chunk: OutputChunk) => void) => {
     const lease = input.sessionId ? options.sessions.lease(caller.owner, input.sessionId) : null;
     const signals = [caller.signal, lease?.signal].filter((s): s is AbortSignal => s !== undefined);
+    const redactorFor = (stream: OutputChunk["stream"], emit: (chunk: OutputChunk) => void) =>
+      createStreamRedactor(options.redact, (text) => emit({ stream, text }), STREAM_LIMIT_BYTES);
     const live = onOutput
-      ? (["stdout", "stderr"] as const).map((stream) =>
-          createStreamRedactor(
-            options.redact,
-            (text) => onOutput({ stream, text }),
-            STREAM_LIMIT_BYTES,
-          ),
-        )
+      ? { stdout: redactorFor("stdout", onOutput), stderr: redactorFor("stderr", onOutput) }
       : null;
     let run: Awaited<ReturnType<RunCommand>>;
     try {
@@ -47,8 +43,7 @@ export function createExecuteCommand(options: {
         ...(lease ? { session: lease.context } : {}),
         ...(live
           ? {
-              onOutput: (stream: "stdout" | "stderr", text: string) =>
-                live[stream === "stdout" ? 0 : 1]?.feed(text),
+              onOutput: (stream: OutputChunk["stream"], text: string) => live[stream].feed(text),
             }
           : {}),
       });
@@ -56,7 +51,8 @@ export function createExecuteCommand(options: {
       lease?.finish({ ran: false });
       throw error;
     }
-    for (const redactor of live ?? []) redactor.end();
+    live?.stdout.end();
+    live?.stderr.end();
     const carried = lease?.finish(
       run.outcome === "result" ? { ran: true, state: run.sessionState } : { ran: false },
     );
@@ -76,7 +72,7 @@ export function createExecuteCommand(options: {
       result: run.result,
       requestId: caller.requestId,
     };
-    if (lease && carried && input.sessionId) {
+    if (carried && input.sessionId) {
       body.session = {
         id: input.sessionId,
         cwd: carried.cwd,

@@ -55,14 +55,19 @@ export async function killMarkedProcesses(
 ): Promise<number> {
   const procRoot = options.procRoot ?? "/proc";
   const needle = `${RUN_MARKER}=${runId}`;
+  return killInRounds(async () =>
+    doomed(await snapshot(procRoot, needle, await newPidsFloor(procRoot, options.since))),
+  );
+}
+
+/** SIGKILLs what `targets()` finds until it finds nothing: a process may fork while we scan,
+ * and a few rounds settle it. Returns how many were killed. */
+async function killInRounds(targets: () => Promise<number[]>): Promise<number> {
   let killed = 0;
-  // A process may fork while we scan; a few rounds settle it.
   for (let round = 0; round < 5; round++) {
-    const targets = doomed(
-      await snapshot(procRoot, needle, await newPidsFloor(procRoot, options.since)),
-    );
-    if (targets.length === 0) break;
-    for (const pid of targets) {
+    const pids = await targets();
+    if (pids.length === 0) break;
+    for (const pid of pids) {
       try {
         process.kill(pid, "SIGKILL");
         killed++;
@@ -146,8 +151,7 @@ async function inspect(procRoot: string, pid: number, needle: string): Promise<P
  * marker) must not live on into the next session that gets the uid.
  */
 export async function killProcessesOfUid(uid: number, procRoot = "/proc"): Promise<number> {
-  let killed = 0;
-  for (let round = 0; round < 5; round++) {
+  return killInRounds(async () => {
     const pids = (await readdir(procRoot)).filter((name) => /^\d+$/.test(name)).map(Number);
     const owned = await Promise.all(
       pids.map(async (pid) => {
@@ -156,21 +160,10 @@ export async function killProcessesOfUid(uid: number, procRoot = "/proc"): Promi
           const ids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status);
           return ids && (Number(ids[1]) === uid || Number(ids[2]) === uid) ? pid : null;
         } catch {
-          return null;
+          return null; // exited meanwhile
         }
       }),
     );
-    const targets = owned.filter((pid): pid is number => pid !== null && pid !== process.pid);
-    if (targets.length === 0) break;
-    for (const pid of targets) {
-      try {
-        process.kill(pid, "SIGKILL");
-        killed++;
-      } catch {
-        // Already gone.
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return killed;
+    return owned.filter((pid): pid is number => pid !== null && pid !== process.pid);
+  });
 }

@@ -110,30 +110,43 @@ export function errorResponse(
   return c.json({ error: body, requestId: c.get("requestId") }, ERROR_CODES[body.code]);
 }
 
-/** Maps anything thrown to the envelope; never sends a stack trace. */
-export function createErrorHandler(logger: Logger) {
-  return (error: Error, c: Context<AppEnv>) => {
-    if (error instanceof ApiError) {
-      return errorResponse(c, error.body, error.headers);
-    }
-    if (error instanceof HTTPException) {
-      // Raised by Hono itself, e.g. the JSON validator on a malformed body.
-      if (error.status === 400) {
-        return errorResponse(c, {
-          code: "invalid_request",
-          message: error.message || "The request could not be processed.",
-        });
-      }
-    }
-    logger.error("unhandled error", {
-      requestId: c.get("requestId"),
-      path: c.req.path,
-      error: error instanceof Error ? error.message : String(error),
-    });
-    return errorResponse(c, {
+/**
+ * Anything thrown, as the envelope's body and headers; never a stack trace. What is not an
+ * ApiError (or Hono's own 400) is a bug: it is logged with `context` and answered internal_error.
+ * Shared by the error handler, the event stream of /execute and the MCP tools.
+ */
+export function errorBodyOf(
+  error: unknown,
+  logger: Logger,
+  context: Record<string, unknown>,
+): { body: ErrorBody; headers: Record<string, string> } {
+  if (error instanceof ApiError) return { body: error.body, headers: error.headers };
+  if (error instanceof HTTPException && error.status === 400) {
+    // Raised by Hono itself, e.g. the JSON validator on a malformed body.
+    const message = error.message || "The request could not be processed.";
+    return { body: { code: "invalid_request", message }, headers: {} };
+  }
+  logger.error("unhandled error", {
+    ...context,
+    error: error instanceof Error ? error.message : String(error),
+  });
+  return {
+    body: {
       code: "internal_error",
       message: "The service hit an unexpected error. Nothing further was executed.",
       hint: "Retry later; if it persists, report the requestId.",
+    },
+    headers: {},
+  };
+}
+
+/** Maps anything thrown to the envelope. */
+export function createErrorHandler(logger: Logger) {
+  return (error: Error, c: Context<AppEnv>) => {
+    const { body, headers } = errorBodyOf(error, logger, {
+      requestId: c.get("requestId"),
+      path: c.req.path,
     });
+    return errorResponse(c, body, headers);
   };
 }

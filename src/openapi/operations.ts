@@ -2,7 +2,8 @@ import { z } from "zod";
 import { demoRoutes } from "../demo-scenarios.js";
 import type { ErrorCode } from "../http/errors.js";
 import { auditQuerySchema } from "../routes/audit.js";
-import { executeBodySchema, HEARTBEAT_MS, SESSION_ID_PATTERN } from "../routes/execute.js";
+import { executeBodySchema, HEARTBEAT_MS } from "../routes/execute.js";
+import { SESSION_ID_PATTERN } from "../sessions/session-registry.js";
 import {
   auditPageSchema,
   demoListSchema,

@@ -3,14 +3,13 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
-import { ApiError } from "../http/errors.js";
+import { ApiError, errorBodyOf } from "../http/errors.js";
 import { strictJsonBody } from "../http/json-body.js";
+import type { Logger } from "../logger.js";
 import type { ExecuteCommand } from "../sessions/contract.js";
+import { SESSION_ID_PATTERN } from "../sessions/session-registry.js";
 
 export const MAX_COMMAND_LENGTH = 1024;
-
-/** `s-<instance tag>-<24 hex>`; anything else cannot name a session. */
-export const SESSION_ID_PATTERN = /^s-[a-z0-9]{1,16}-[0-9a-f]{24}$/;
 
 export function executeBodySchema(maxTimeoutMs: number) {
   return z.strictObject({
@@ -71,6 +70,7 @@ export function createExecuteRoutes(options: {
   executeCommand: ExecuteCommand;
   maxTimeoutMs: number;
   guard: MiddlewareHandler<AppEnv>;
+  logger: Logger;
 }) {
   return new Hono<AppEnv>().post(
     "/",
@@ -110,7 +110,12 @@ export function createExecuteRoutes(options: {
             );
             send("result", body);
           } catch (error) {
-            send("error", streamedError(error, caller.requestId));
+            // A refusal after the stream opened: the envelope as an event (the status is sent).
+            const { body } = errorBodyOf(error, options.logger, {
+              requestId: caller.requestId,
+              path: "/execute",
+            });
+            send("error", { error: body, requestId: caller.requestId });
           } finally {
             clearInterval(heartbeat);
             await sending;
@@ -126,13 +131,4 @@ export function createExecuteRoutes(options: {
 /** Whether the client asked for a stream (and did not prefer JSON over it). */
 function wantsEventStream(accept: string | undefined): boolean {
   return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
-}
-
-/** The error envelope for a refusal after the stream opened (the status is already sent). */
-function streamedError(error: unknown, requestId: string) {
-  if (error instanceof ApiError) return { error: error.body, requestId };
-  return {
-    error: { code: "internal_error", message: "The command could not be completed." },
-    requestId,
-  };
 }

@@ -4,7 +4,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
-import { ApiError, type ErrorBody, errorResponse } from "../http/errors.js";
+import { errorBodyOf, errorResponse } from "../http/errors.js";
 import type { Logger } from "../logger.js";
 import type { Caller, ExecuteBody, ExecuteCommand, SessionRegistry } from "../sessions/contract.js";
 import { executeBodySchema } from "./execute.js";
@@ -297,22 +297,8 @@ function sessionResult(what: string, body: { session: { id: string } } & Record<
 
 /** A refusal as an error result carrying the service's error envelope. */
 function refusal(error: unknown, requestId: string, logger: Logger): CallToolResult {
-  let body: ErrorBody;
-  let retryAfter: string | undefined;
-  if (error instanceof ApiError) {
-    body = error.body;
-    retryAfter = error.headers["Retry-After"];
-  } else {
-    logger.error("mcp tool failed", {
-      requestId,
-      error: error instanceof Error ? error.message : String(error),
-    });
-    body = {
-      code: "internal_error",
-      message: "The service hit an unexpected error. Nothing further was executed.",
-      hint: "Retry later; if it persists, report the requestId.",
-    };
-  }
+  const { body, headers } = errorBodyOf(error, logger, { requestId, path: "/mcp" });
+  const retryAfter = headers["Retry-After"];
   const text = [
     `${body.code}: ${body.message}`,
     ...(body.hint ? [body.hint] : []),

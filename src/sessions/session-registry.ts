@@ -116,7 +116,8 @@ export interface SessionRegistryControl extends SessionRegistry {
  */
 const NEVER_CARRIED =
   /^(?:PWD|OLDPWD|SHLVL|_|HOME|TMPDIR|USER|LOGNAME|PATH_AGENTSH|GEXEC_RUN|AGENTSH_.*|(?:HTTPS?|ALL|NO|FTP)_PROXY|(?:https?|all|no|ftp)_proxy|BASH_ENV|ENV|LD_.*|BASH_FUNC_.*)$/;
-const ID = /^s-([a-z0-9]{1,16})-[0-9a-f]{24}$/;
+/** `s-<instance tag>-<24 hex>`; the one pattern of a session id (the tag is group 1). */
+export const SESSION_ID_PATTERN = /^s-([a-z0-9]{1,16})-[0-9a-f]{24}$/;
 /** At most this many variables, and bytes, are carried (agentsh's env_policy allows 256 keys
  * and 128 KiB per command, and the service's own variables need room too). */
 const MAX_CARRIED = 128;
@@ -159,7 +160,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   });
 
   const find = (owner: string, id: string): Session => {
-    const match = ID.exec(id);
+    const match = SESSION_ID_PATTERN.exec(id);
     if (match && match[1] !== options.instanceTag) {
       throw new ApiError({
         code: "session_on_other_instance",
