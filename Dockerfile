@@ -16,8 +16,8 @@
 #   GOPROXY             the module proxy list for the module route (default: the Go image's).
 #                       A file:// mirror is read from the build context named "goproxy", mounted
 #                       at /goproxy during that one RUN only: it never reaches an image layer.
-#                       The launcher agentsh-launch is this project's own: build it with
-#                       scripts/install-agentsh (AGENTSH_PREFIX=DIR) and place it there too.
+#                       The launcher agentsh-launch is this project's own and always built
+#                       from agentsh/launcher/ (the launcher stage).
 #   NODE_IMAGE, GO_IMAGE  base images, public and pinned by default; replaceable by local
 #                       stand-ins (tools/container/build-image makes them where no registry is
 #                       reachable). Pinned by exact version tag; add @sha256 digests where your
@@ -39,14 +39,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY agentsh/VERSION agentsh/go.mod agentsh/go.sum agentsh/tools.go agentsh/
-COPY agentsh/launcher agentsh/launcher
-COPY scripts/install-agentsh scripts/install-agentsh
+COPY scripts/install-agentsh scripts/build-launcher scripts/
 ARG GOPROXY
 # Go's module and build caches persist between builds (cache mounts), never in a layer.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     --mount=type=bind,from=goproxy,target=/goproxy \
-    GOPROXY="${GOPROXY:-$(go env GOPROXY)}" AGENTSH_PREFIX=/opt/agentsh scripts/install-agentsh \
+    GOPROXY="${GOPROXY:-$(go env GOPROXY)}" AGENTSH_PREFIX=/opt/agentsh AGENTSH_NO_LAUNCHER=1 \
+      scripts/install-agentsh \
  && rm -f /opt/agentsh/bin/.agentsh-build
 
 # --- agentsh, source "prebuilt": binaries from .agentsh-prebuilt/ in the build context ----------
@@ -57,7 +57,7 @@ COPY .agentsh-prebuilt/ /tmp/agentsh-prebuilt/
 # on hosts with Yama ptrace_scope=1; without it the file rules fail and the service refuses to
 # start there).
 RUN set -eu; src=/tmp/agentsh-prebuilt; dst=/opt/agentsh/bin; mkdir -p "$dst"; \
-    for f in agentsh agentsh-unixwrap agentsh-launch; do \
+    for f in agentsh agentsh-unixwrap; do \
       [ -f "$src/$f" ] || { echo "AGENTSH_SOURCE=prebuilt: .agentsh-prebuilt/$f is missing" >&2; exit 1; }; \
       install -m 0755 "$src/$f" "$dst/$f"; \
     done; \
@@ -67,6 +67,16 @@ RUN set -eu; src=/tmp/agentsh-prebuilt; dst=/opt/agentsh/bin; mkdir -p "$dst"; \
 
 # --- the selected source ------------------------------------------------------------------------
 FROM agentsh-${AGENTSH_SOURCE} AS agentsh
+
+# --- our launcher agentsh-launch (C, static): its own stage, so a change rebuilds only it -------
+FROM ${GO_IMAGE} AS launcher
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY scripts/build-launcher scripts/build-launcher
+COPY agentsh/launcher agentsh/launcher
+RUN scripts/build-launcher /opt/launcher && rm -f /opt/launcher/.agentsh-launch-build
 
 # --- the app, compiled with tsc ----------------------------------------------------------------
 FROM ${NODE_IMAGE} AS app
@@ -90,6 +100,7 @@ RUN apt-get update \
       sudo openssh-client netcat-openbsd nmap \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=agentsh /opt/agentsh/bin/ /usr/local/bin/
+COPY --from=launcher /opt/launcher/agentsh-launch /usr/local/bin/agentsh-launch
 COPY agentsh/VERSION /tmp/agentsh-VERSION
 # Fail the build, not the deploy, if the binaries are not the pinned version or miss a library.
 RUN set -eu; want="$(tr -d '[:space:]' </tmp/agentsh-VERSION)"; rm /tmp/agentsh-VERSION; \
@@ -104,7 +115,7 @@ COPY --from=app /app/dist dist
 COPY package.json ./
 COPY agentsh agentsh
 COPY scripts/boot scripts/boot
-RUN mkdir -p /workspace /var/lib/governed-executor
+RUN mkdir -p /workspace /sessions /home/gexec /var/lib/governed-executor
 ENV NODE_ENV=production PORT=10000 WORKSPACE=/workspace AGENTSH_STATE_DIR=/var/lib/governed-executor
 EXPOSE 10000
 # /health is 503 while enforcement is unverified or lost; agentsh boot + canaries take a few seconds.

@@ -80,6 +80,17 @@ const envObject = z.object({
   TRUSTED_PROXY_HOPS: intFromEnv(0, 0, 10),
   /** Serve even when the boot self-test found enforcement degraded. Never on by default. */
   ALLOW_DEGRADED: booleanFromEnv(false),
+  /**
+   * Test profiles only: hold the launcher's Landlock to this ABI, as on an older kernel (CI's
+   * Render profile sets 5, the ABI Render's kernel 6.8 reports). Unset: the kernel's own.
+   */
+  LAUNCHER_MAX_LANDLOCK_ABI: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
   /** Commands kept for GET /audit (in memory, newest win). */
   AUDIT_MAX_ENTRIES: intFromEnv(10_000, 100, 1_000_000),
   /** Age limit of the audit log and of agentsh's event database. */
@@ -156,6 +167,8 @@ export interface Config {
   selftestIntervalMs: number;
   trustedProxyHops: number;
   allowDegraded: boolean;
+  /** LAUNCHER_MAX_LANDLOCK_ABI (a test profile); undefined: the kernel's ABI. */
+  launcherMaxAbi: number | undefined;
   logLevel: ParsedEnv["LOG_LEVEL"];
   redisUrl: string | undefined;
   audit: {
@@ -218,6 +231,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     selftestIntervalMs: e.SELFTEST_INTERVAL_MS,
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     allowDegraded: e.ALLOW_DEGRADED,
+    launcherMaxAbi: e.LAUNCHER_MAX_LANDLOCK_ABI,
     logLevel: e.LOG_LEVEL,
     redisUrl: e.REDIS_URL,
     audit: {

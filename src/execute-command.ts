@@ -40,6 +40,7 @@ export function createExecuteCommand(options: {
         timeoutMs: input.timeoutMs ?? options.defaultTimeoutMs,
         ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
         requestId: caller.requestId,
+        owner: caller.owner,
         ...(lease ? { session: lease.context } : {}),
         ...(live
           ? {

@@ -111,6 +111,11 @@ export interface GovernedCommand {
   signal?: AbortSignal;
   session?: SessionContext;
   /**
+   * Who asked (the API key's fingerprint): commands without a session get a scratch
+   * HOME/TMPDIR of their key's, which no other key's command can read.
+   */
+  owner?: string;
+  /**
    * Receives output as agentsh streams it (raw, unredacted: the caller redacts). The result
    * still carries the output, bounded, as in a buffered run.
    */

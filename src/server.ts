@@ -50,6 +50,9 @@ async function main(): Promise<void> {
   const { isolation } = bundle;
   const { launcher, probe, uidDrop } = await prepareLauncher({
     isolation,
+    landlock: bundle.config.landlock ?? {},
+    workspace: config.agentsh.workspace,
+    maxAbi: config.launcherMaxAbi,
     slots: config.limits.maxConcurrent,
     servicePorts: [config.port, Number(new URL(config.agentsh.serverUrl).port || 80)],
     agentshBin: agentshBin ?? "/usr/local/bin/agentsh",
@@ -66,7 +69,6 @@ async function main(): Promise<void> {
       uidCount: config.limits.maxConcurrent,
       udpAllowed: isolation.network.udp,
       uidDrop: uidDrop.enabled,
-      signalScope: probe?.signalScope === true,
     }),
   ];
   const agentsh = createAgentsh({
@@ -127,7 +129,8 @@ async function main(): Promise<void> {
   // Run once by the service itself (never by a governed command), served by /demo/status.
   const sessions = createSessionRegistry({
     executor: agentsh.executor,
-    root: path.join(config.agentsh.workspace, "sessions"),
+    root: isolation.filesystem.sessions_root,
+    ...(launcher ? { scratchRoot: isolation.identities.scratch_root } : {}),
     instanceTag: config.sessions.instanceTag,
     maxPerKey: config.sessions.maxPerKey,
     max: config.sessions.max,
@@ -145,8 +148,6 @@ async function main(): Promise<void> {
             ),
             uidOf: (index: number) => slotUid(isolation, index),
             gid: isolation.identities.gid,
-            scratchOf: (index: number) =>
-              path.join(isolation.identities.scratch_root, String(slotUid(isolation, index))),
             endProcesses: async (index: number) => {
               await killProcessesOfUid(slotUid(isolation, index));
             },

@@ -18,7 +18,14 @@ import {
   interpretStreamedCli,
   WrapperPreambleFilter,
 } from "./interpret.js";
-import { type LauncherSettings, launcherArgv, launcherRefusal, slotUid } from "./launcher.js";
+import {
+  type CommandPlace,
+  type LauncherSettings,
+  launcherArgv,
+  launcherRefusal,
+  scratchName,
+  slotUid,
+} from "./launcher.js";
 import { killMarkedProcesses, markPids, RUN_MARKER } from "./process-reaper.js";
 import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
 import { readSessionState } from "./session-state.js";
@@ -58,6 +65,8 @@ export interface AgentshCliOptions {
    * CLIs in unit tests) the command is `/bin/bash -c <command>` as agentsh starts it.
    */
   launcher?: LauncherSettings;
+  /** The shared workspace of commands without a session (the launcher grants it to them). */
+  workspace?: string;
 }
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
@@ -96,8 +105,12 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         const tag = randomUUID();
         // A session with an identity of its own runs as that uid; other commands as the slot's.
         const identity = request.session?.identity ?? lease.slot;
-        const prefix = options.launcher ? launcherArgv(options.launcher, identity, tag) : [];
-        const stateFile = request.session ? sessionStateFile(options, identity) : undefined;
+        const place = options.launcher
+          ? commandPlace(options.launcher, options.workspace, request, identity)
+          : undefined;
+        const prefix =
+          options.launcher && place ? launcherArgv(options.launcher, identity, tag, place) : [];
+        const stateFile = request.session ? sessionStateFile(place) : undefined;
         const run = () => runCli(options, sessionId, request, prefix, stateFile);
         let cli = await run();
         if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
@@ -373,13 +386,30 @@ class BoundedText {
   }
 }
 
-/** Where the session wrapper of a command run as `identity` records its state. */
-function sessionStateFile(options: AgentshCliOptions, identity: number): string {
-  const scratch = options.launcher
-    ? path.join(
-        options.launcher.isolation.identities.scratch_root,
-        String(slotUid(options.launcher.isolation, identity)),
-      )
-    : os.tmpdir();
-  return path.join(scratch, `.governed-session-${randomUUID()}`);
+/**
+ * Where a command may write: its session's directory, or the shared workspace; and its own
+ * scratch HOME/TMPDIR (the session's, or its API key's).
+ */
+function commandPlace(
+  launcher: LauncherSettings,
+  sharedWorkspace: string | undefined,
+  request: GovernedCommand,
+  identity: number,
+): CommandPlace {
+  const workspace = request.session?.workspace ?? sharedWorkspace;
+  if (!workspace) throw new Error("the launcher needs the shared workspace for plain commands");
+  const name = scratchName(
+    {
+      ...(request.session ? { sessionId: request.session.agentshSessionId } : {}),
+      ...(request.owner !== undefined ? { owner: request.owner } : {}),
+    },
+    slotUid(launcher.isolation, identity),
+    launcher.uidDrop,
+  );
+  return { workspace, scratch: path.join(launcher.isolation.identities.scratch_root, name) };
+}
+
+/** Where the session wrapper records its state: the command's own scratch dir. */
+function sessionStateFile(place: CommandPlace | undefined): string {
+  return path.join(place?.scratch ?? os.tmpdir(), `.governed-session-${randomUUID()}`);
 }

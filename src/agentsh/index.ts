@@ -69,6 +69,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     recreateSession: (id, workspace) => api.ensureSession(id, workspace),
     destroySession: (id) => api.destroySession(id),
     recordedDenials: api.recordedDenials,
+    workspace: options.workspace,
     ...(options.launcher ? { launcher: options.launcher } : {}),
   });
   const ensureSessions = async () => {

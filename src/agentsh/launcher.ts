@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -12,9 +13,10 @@ import type { Logger } from "../logger.js";
 
 /**
  * agentsh-launch (agentsh/launcher/): the top-level program of every governed command. agentsh
- * starts it inside its sandbox; it adds kernel egress rules, a socket filter, signal scoping and
- * an unprivileged identity, then execs `/bin/bash -c <command>`. This module turns the bundle's
- * isolation.yaml into its options and recognises its refusals.
+ * starts it inside its sandbox; it applies the kernel layers the service relies on (Landlock
+ * file and TCP rules, a socket filter, an identity without capabilities, the process-control
+ * guard where commands share uid 0), then execs `/bin/bash -c <command>`. This module turns
+ * the bundle into its options and recognises its refusals.
  */
 
 /** The launcher's own exit code when it refused to run the command (nothing was executed). */
@@ -29,6 +31,18 @@ export interface LauncherSettings {
   bestEffort: boolean;
   /** Drop to the slot's uid (isolation.yaml's uid_drop, resolved for this host). */
   uidDrop: boolean;
+  /** `--fs` rules every command gets (see launcherFsRules), resolved once at boot. */
+  fsRules: readonly string[];
+  /** Hold Landlock to this ABI (a test profile: Render's kernel has ABI 5). */
+  maxAbi?: number;
+}
+
+/** Where one command may write: its workspace, and its private HOME/TMPDIR. */
+export interface CommandPlace {
+  /** The shared workspace (plain commands) or the session's own directory. */
+  workspace: string;
+  /** HOME and TMPDIR, `<scratch_root>/<name>` (see scratchName). */
+  scratch: string;
 }
 
 /** Whether the uid drop is in force here, and if not, why. */
@@ -46,8 +60,28 @@ export function slotUid(isolation: IsolationSettings, index: number): number {
   return isolation.identities.first_uid + index;
 }
 
+/**
+ * The scratch dir's name under scratch_root: a session's own (removed with it), or, for other
+ * commands, the API key's (one per key and uid, so neither another key nor another uid reads
+ * what a command left in its HOME or TMPDIR).
+ */
+export function scratchName(
+  command: { sessionId?: string; owner?: string },
+  uid: number,
+  uidDrop: boolean,
+): string {
+  if (command.sessionId) return command.sessionId;
+  const owner = command.owner ?? "anonymous";
+  return uidDrop ? `${owner}.${uid}` : owner;
+}
+
 /** Launcher argv up to and including `--`; the program and its arguments follow. */
-export function launcherArgv(settings: LauncherSettings, identity: number, tag: string): string[] {
+export function launcherArgv(
+  settings: LauncherSettings,
+  identity: number,
+  tag: string,
+  place: CommandPlace,
+): string[] {
   const { identities, network } = settings.isolation;
   if (identity < 0 || identity >= identities.count) {
     throw new Error(
@@ -62,16 +96,70 @@ export function launcherArgv(settings: LauncherSettings, identity: number, tag: 
     settings.path,
     ...credentials,
     `--umask=${identities.umask}`,
-    // HOME and TMPDIR of the slot, also when the identity is kept (tools need a writable HOME).
-    `--scratch=${identities.scratch_root}/${uid}`,
+    `--scratch=${place.scratch}`,
+    ...settings.fsRules,
+    `--fs=rw:${place.workspace}`,
+    `--fs=rw:${place.scratch}`,
     ...network.bind_tcp_ports.map((r) => `--bind-ports=${r.lo}-${r.hi}`),
     ...(network.udp ? ["--udp"] : []),
     ...(network.netlink_route ? ["--netlink-route"] : []),
     ...(settings.bestEffort ? ["--best-effort"] : []),
+    ...(settings.maxAbi !== undefined ? [`--max-abi=${settings.maxAbi}`] : []),
     `--tag=${tag}`,
     "--",
   ];
 }
+
+/** config.yaml's `landlock:` block (paths already expanded). */
+export interface LandlockLists {
+  allow_execute?: readonly string[] | undefined;
+  allow_read?: readonly string[] | undefined;
+  allow_write?: readonly string[] | undefined;
+  deny_paths?: readonly string[] | undefined;
+}
+
+/**
+ * The `--fs` rules every command gets: config.yaml's landlock lists, so agentsh's layer and the
+ * launcher's agree (allow_execute: read + execute; allow_read: read; allow_write: read + write,
+ * plus device ioctls under /dev), minus what is at or under deny_paths, minus the entries
+ * isolation.yaml withholds and the places granted per command instead (the workspace, the
+ * sessions and scratch roots), and only paths that exist (each rule costs an open at every
+ * command start).
+ */
+export function launcherFsRules(
+  lists: LandlockLists,
+  isolation: IsolationSettings,
+  perCommandRoots: readonly string[],
+  exists: (path: string) => boolean = existsSync,
+): string[] {
+  const under = (p: string, roots: readonly string[]) =>
+    roots.some((root) => p === root || p.startsWith(`${root}/`));
+  const denied = lists.deny_paths ?? [];
+  const skipped = [
+    ...isolation.filesystem.withhold,
+    ...perCommandRoots,
+    isolation.filesystem.sessions_root,
+    isolation.identities.scratch_root,
+  ];
+  const rules = new Map<string, string>();
+  const add = (mode: string, paths: readonly string[] | undefined) => {
+    for (const p of paths ?? []) {
+      if (!path.isAbsolute(p) || under(p, denied) || skipped.includes(p)) continue;
+      if (!exists(p)) continue;
+      const device = mode.includes("w") && p.startsWith("/dev/") ? "i" : "";
+      // One rule per path: the widest mode wins (rx beats r, rw beats r).
+      const known = rules.get(p) ?? "";
+      rules.set(p, [...new Set([...known, ...mode, ...device])].sort(byMode).join(""));
+    }
+  };
+  add("rx", lists.allow_execute);
+  add("r", lists.allow_read);
+  add("rw", lists.allow_write);
+  return [...rules].map(([p, mode]) => `--fs=${mode}:${p}`);
+}
+
+const MODE_ORDER = "rwxi";
+const byMode = (a: string, b: string) => MODE_ORDER.indexOf(a) - MODE_ORDER.indexOf(b);
 
 /**
  * The launcher's refusal, recognised only as the launcher writes it: exit 122, no stdout, and
@@ -98,46 +186,68 @@ export function launcherRefusal(
 }
 
 export interface LauncherProbe {
+  /** The Landlock ABI the launcher uses: the kernel's, or less under --max-abi. */
   landlockAbi: number;
+  /** The kernel's own. */
+  kernelLandlockAbi: number;
+  landlockFs: boolean;
   landlockNet: boolean;
+  ioctlDev: boolean;
   signalScope: boolean;
 }
 
 /** Asks the launcher what the kernel supports (run directly, outside agentsh). */
-export async function probeLauncher(launcherPath: string): Promise<LauncherProbe> {
-  const { stdout } = await promisify(execFile)(launcherPath, ["--probe"], {
-    timeout: 5_000,
-    env: {},
-  });
+export async function probeLauncher(launcherPath: string, maxAbi?: number): Promise<LauncherProbe> {
+  const args = ["--probe", ...(maxAbi !== undefined ? [`--max-abi=${maxAbi}`] : [])];
+  const { stdout } = await promisify(execFile)(launcherPath, args, { timeout: 5_000, env: {} });
   const probe = JSON.parse(stdout) as Partial<LauncherProbe>;
   if (typeof probe.landlockAbi !== "number") throw new Error(`unexpected probe output: ${stdout}`);
   return {
     landlockAbi: probe.landlockAbi,
+    kernelLandlockAbi: probe.kernelLandlockAbi ?? probe.landlockAbi,
+    landlockFs: probe.landlockFs === true,
     landlockNet: probe.landlockNet === true,
+    ioctlDev: probe.ioctlDev === true,
     signalScope: probe.signalScope === true,
   };
 }
 
-/** Each isolation layer and whether this kernel gives it, for /health. */
+/** The /health names of the launcher's layers (the e2e suite finds them by these prefixes). */
+export const LAYER = {
+  fs: "landlock-fs (file rules: exec, read and write lists; a command's own workspace and scratch only)",
+  net: "landlock-net (TCP connect only to the agentsh proxy, bind only to allowed ports)",
+  socket: "seccomp-socket (no raw, packet, non-route netlink sockets; UDP per isolation.yaml)",
+  capabilities: "capabilities (none: bounding, permitted, effective, inheritable, ambient)",
+  processes:
+    "process-isolation (signals, prlimit, scheduling only within the command's own process tree)",
+  uidDrop: "uid-drop (one unprivileged uid per slot and session)",
+} as const;
+
+/** Each isolation layer and whether this kernel and host give it, for /health. */
 export function isolationLayers(
   probe: LauncherProbe | null,
   uidDrop: UidDrop,
 ): Record<string, string> {
   if (!probe) return { launcher: "missing: agentsh-launch not installed" };
-  const signalFallback = uidDrop.enabled
-    ? "the uid drop still isolates signals"
-    : "and the uid drop is off: commands can signal the service";
+  const abi =
+    probe.landlockAbi === probe.kernelLandlockAbi
+      ? `Landlock ABI ${probe.landlockAbi}`
+      : `Landlock held to ABI ${probe.landlockAbi} (kernel: ${probe.kernelLandlockAbi})`;
+  const processMechanisms = [
+    uidDrop.enabled ? "separate uids" : "the launcher's guard",
+    ...(probe.signalScope ? ["Landlock signal scope"] : []),
+  ];
   return {
-    "landlock-net (TCP connect only to the agentsh proxy, bind only to allowed ports)":
-      probe.landlockNet ? "enforced" : `missing: Landlock ABI ${probe.landlockAbi} < 4`,
-    "signal-scope (Landlock signals and abstract sockets)": probe.signalScope
+    [LAYER.fs]: probe.landlockFs
+      ? `enforced (${abi}${probe.ioctlDev ? ", device ioctls too" : ", no IOCTL_DEV below ABI 5"})`
+      : `missing: the kernel has no Landlock`,
+    [LAYER.net]: probe.landlockNet ? "enforced" : `missing: ${abi} < 4`,
+    [LAYER.socket]: "enforced",
+    [LAYER.capabilities]: "enforced",
+    [LAYER.processes]: `enforced (${processMechanisms.join(" + ")})`,
+    [LAYER.uidDrop]: uidDrop.enabled
       ? "enforced"
-      : `unavailable: Landlock ABI ${probe.landlockAbi} < 6; ${signalFallback}`,
-    "seccomp-socket (no raw, packet, non-route netlink sockets; UDP per isolation.yaml)":
-      "enforced",
-    "uid-drop (one unprivileged uid per slot, no capabilities)": uidDrop.enabled
-      ? "enforced"
-      : `unavailable: ${uidDrop.reason}`,
+      : `unavailable: ${uidDrop.reason}; sessions and keys are kept apart by Landlock paths, processes by the guard`,
   };
 }
 
@@ -150,11 +260,17 @@ export function isolationLayers(
  */
 export async function prepareLauncher(options: {
   isolation: IsolationSettings;
+  /** config.yaml's landlock lists (the launcher's file rules start from them). */
+  landlock: LandlockLists;
+  /** The shared workspace of plain commands (granted per command, not as a list entry). */
+  workspace: string;
   slots: number;
   /** Ports of the service itself (the app, agentsh's API): never bindable by commands. */
   servicePorts: number[];
   agentshBin: string;
   bestEffort: boolean;
+  /** Hold Landlock to this ABI (LAUNCHER_MAX_LANDLOCK_ABI, a test profile). */
+  maxAbi?: number | undefined;
   /** Whether the agentsh server has CAP_SYS_PTRACE (see resolveUidDrop). */
   capSysPtrace: boolean;
   logger: Logger;
@@ -179,7 +295,7 @@ export async function prepareLauncher(options: {
   const launcherPath = path.join(path.dirname(options.agentshBin), "agentsh-launch");
   let probe: LauncherProbe;
   try {
-    probe = await probeLauncher(launcherPath);
+    probe = await probeLauncher(launcherPath, options.maxAbi);
   } catch (error) {
     options.logger.error("agentsh-launch is missing or does not run", {
       path: launcherPath,
@@ -187,11 +303,17 @@ export async function prepareLauncher(options: {
     });
     return { launcher: undefined, probe: null, uidDrop };
   }
+  const fsRules = launcherFsRules(options.landlock, options.isolation, [options.workspace]);
   options.logger.info("kernel isolation", {
     launcher: launcherPath,
     landlockAbi: probe.landlockAbi,
+    ...(probe.landlockAbi !== probe.kernelLandlockAbi
+      ? { kernelLandlockAbi: probe.kernelLandlockAbi }
+      : {}),
+    fileRules: fsRules.length + 2,
     bindPorts: bindPortCount(network.bind_tcp_ports),
     uidDrop: uidDrop.enabled ? "enabled" : uidDrop.reason,
+    processIsolation: uidDrop.enabled ? "separate uids" : "guard (shared uid 0, no capabilities)",
   });
   return {
     launcher: {
@@ -199,6 +321,8 @@ export async function prepareLauncher(options: {
       isolation: options.isolation,
       bestEffort: options.bestEffort,
       uidDrop: uidDrop.enabled,
+      fsRules,
+      ...(options.maxAbi !== undefined ? { maxAbi: options.maxAbi } : {}),
     },
     probe,
     uidDrop,

@@ -65,10 +65,8 @@ export interface LauncherCanaryTargets {
   uidCount: number;
   /** isolation.yaml's `udp`: when false, a UDP socket must be refused. */
   udpAllowed: boolean;
-  /** isolation.yaml's `uid_drop`. */
+  /** isolation.yaml's `uid_drop`, as resolved on this host. */
   uidDrop: boolean;
-  /** Landlock signal scope available (ABI >= 6). */
-  signalScope: boolean;
 }
 
 /**
@@ -90,17 +88,34 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
       ),
       passes: (r) => r.exitCode === 3 && r.sandboxed === true,
     },
-  ];
-  // Proven wherever a layer provides it; /health names the gap where none does.
-  if (t.uidDrop || t.signalScope) {
-    canaries.push({
-      name: "signal to the service refused (launcher: uid drop, Landlock signal scope)",
+    {
+      // agentsh's own layer lets /proc be read (the launcher's guard needs it); only the
+      // launcher's file rules keep commands out, so this proves they are in force.
+      name: "a path outside the command's file rules refused (launcher: Landlock file rules)",
+      category: "file rules",
+      claimedBy: ["launcher agentsh-launch installed"],
+      command: refusedProbe('open("/proc/self/stat").read()'),
+      // No agentsh rule refused it: the kernel did.
+      passes: (r) => r.exitCode === 3 && r.sandboxed === true && r.decision === null,
+    },
+    {
+      // Separate uids (uid drop) or the guard (shared uid 0): either way, refused.
+      name: "signal to the service refused (launcher: uid drop, or its process guard)",
       category: "signals",
       claimedBy: ["launcher agentsh-launch installed"],
       command: refusedProbe(`os.kill(${t.servicePid}, 0)`),
       passes: (r) => r.exitCode === 3 && r.sandboxed === true,
-    });
-  }
+    },
+    {
+      name: "commands hold no capability (launcher: chown to another uid refused)",
+      category: "identity",
+      claimedBy: ["launcher agentsh-launch installed"],
+      command: refusedProbe(
+        'p = os.path.join(os.environ["TMPDIR"], ".cap-canary"); open(p, "w").close(); os.chown(p, 1, 1)',
+      ),
+      passes: (r) => r.exitCode === 3 && r.sandboxed === true && r.decision === null,
+    },
+  ];
   if (t.uidDrop) {
     canaries.push({
       name: "command runs as an unprivileged slot uid (launcher: uid drop)",

@@ -5,7 +5,7 @@ import { isolationSchema } from "./isolation-schema.js";
 /**
  * `node dist/bundle/isolation-accounts.js agentsh/isolation.yaml` prints, for scripts/boot, the
  * accounts the launcher's identities need, validated by the same schema the service uses:
- *   GROUP GID USER_PREFIX FIRST_UID COUNT SCRATCH_ROOT
+ *   GROUP GID USER_PREFIX FIRST_UID COUNT SCRATCH_ROOT SESSIONS_ROOT
  */
 async function main(file: string | undefined): Promise<void> {
   if (!file) throw new Error("usage: isolation-accounts ISOLATION_YAML");
@@ -16,7 +16,10 @@ async function main(file: string | undefined): Promise<void> {
     );
   }
   const { group, gid, user_prefix, first_uid, count, scratch_root } = parsed.data.identities;
-  process.stdout.write(`${group} ${gid} ${user_prefix} ${first_uid} ${count} ${scratch_root}\n`);
+  const { sessions_root } = parsed.data.filesystem;
+  process.stdout.write(
+    `${group} ${gid} ${user_prefix} ${first_uid} ${count} ${scratch_root} ${sessions_root}\n`,
+  );
 }
 
 main(process.argv[2]).catch((error: unknown) => {

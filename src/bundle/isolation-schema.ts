@@ -9,6 +9,12 @@ const MAX_BIND_PORTS = 2048;
 
 const port = z.number().int().min(1).max(65535);
 
+const absolutePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._/-]+$/, "an absolute path")
+  .refine((p) => !p.split("/").includes(".."), "no '..'")
+  .refine((p) => p === "/" || !p.endsWith("/"), "no trailing '/'");
+
 /** "PORT" or "LO-HI". */
 export const portRangeSchema = z
   .union([port, z.string().regex(/^\d{1,5}(-\d{1,5})?$/, 'a port or "LO-HI"')])
@@ -38,10 +44,13 @@ export const isolationSchema = z.strictObject({
     first_uid: z.number().int().min(1000).max(2_000_000_000),
     count: z.number().int().min(1).max(64),
     umask: z.string().regex(/^0?[0-7]{3}$/, "octal, e.g. 007"),
-    scratch_root: z
-      .string()
-      .regex(/^\/[A-Za-z0-9._/-]+$/, "an absolute path")
-      .refine((p) => !p.split("/").includes(".."), "no '..'"),
+    scratch_root: absolutePath,
+  }),
+  filesystem: z.strictObject({
+    /** Each session's own directory is `<sessions_root>/<id>`. */
+    sessions_root: absolutePath,
+    /** Paths agentsh's layer has (config.yaml) that commands never get from the launcher. */
+    withhold: z.array(absolutePath),
   }),
   network: z.strictObject({
     bind_tcp_ports: z

@@ -16,8 +16,10 @@ import type { SessionInfo, SessionRegistry } from "./contract.js";
 
 export interface SessionRegistryOptions {
   executor: Pick<Executor, "openSession" | "closeSession">;
-  /** Directory under which each session gets `<root>/<id>` (inside agentsh's workspace). */
+  /** Directory under which each session gets `<root>/<id>` (outside the shared workspace). */
   root: string;
+  /** Where each session's scratch HOME/TMPDIR `<scratchRoot>/<id>` is, removed with it. */
+  scratchRoot?: string;
   /** This instance's tag: every id it mints carries it (`s-<tag>-<hex>`). */
   instanceTag: string;
   maxPerKey: number;
@@ -42,8 +44,6 @@ export interface SessionIdentities {
   indices: readonly number[];
   uidOf(index: number): number;
   gid: number;
-  /** The identity's private HOME/TMPDIR, emptied when its session ends. */
-  scratchOf(index: number): string;
   /** Ends whatever still runs as the identity's uid (before the uid goes to another session). */
   endProcesses(index: number): Promise<void>;
 }
@@ -63,7 +63,7 @@ const diskWorkspaces: Workspaces = {
     // The parent only lets commands pass through to a directory they know the name of: they
     // cannot list the other sessions' ids or add entries of their own.
     await mkdir(path.dirname(dir), { recursive: true });
-    await chmod(path.dirname(dir), 0o2710);
+    await chmod(path.dirname(dir), 0o711);
     await mkdir(dir);
     if (owner) {
       await chown(dir, owner.uid, owner.gid);
@@ -193,10 +193,10 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       options.logger.warn("agentsh session not ended", { session: session.id, error: `${error}` });
     });
     await workspaces.remove(session.workspace);
+    if (options.scratchRoot) await workspaces.remove(path.join(options.scratchRoot, session.id));
     if (session.identity !== undefined && options.identities) {
-      // The next session with this uid starts with no process and an empty HOME/TMPDIR.
+      // The next session with this uid starts with no process of the last one.
       await options.identities.endProcesses(session.identity);
-      await workspaces.remove(options.identities.scratchOf(session.identity));
       freeIdentities.push(session.identity);
     }
     options.logger.info("session ended", { session: session.id, owner: session.owner, why });

@@ -28,8 +28,9 @@ const isolation = {
     first_uid: 47001,
     count: 2,
     umask: "007",
-    scratch_root: "/tmp/gexec-home",
+    scratch_root: "/home/gexec",
   },
+  filesystem: { sessions_root: "/sessions", withhold: ["/proc"] },
   network: { bind_tcp_ports: [{ lo: 8000, hi: 8001 }], udp: false, netlink_route: true },
 };
 
@@ -57,7 +58,9 @@ function executorWith(
             isolation,
             bestEffort: false,
             uidDrop: true,
+            fsRules: ["--fs=rx:/usr"],
           },
+          workspace: "/workspace",
         }
       : {}),
   });
@@ -111,7 +114,7 @@ describe("agentsh executor (against a stand-in CLI)", () => {
 
   it("with the launcher: agentsh starts agentsh-launch with the slot's identity, which execs /bin/bash -c", async () => {
     const result = await resultOf(
-      executorWith({ launcher: true }).run({ command: "true", timeoutMs: 5_000 }),
+      executorWith({ launcher: true }).run({ command: "true", timeoutMs: 5_000, owner: "key-1" }),
     );
     const { request } = JSON.parse(result.stdout.text) as {
       request: { command: string; args: string[] };
@@ -121,7 +124,11 @@ describe("agentsh executor (against a stand-in CLI)", () => {
       "--uid=47002", // the pool hands out its last free slot first: unit-2
       "--gid=47000",
       "--umask=007",
-      "--scratch=/tmp/gexec-home/47002",
+      // A plain command gets its key's scratch dir (per uid) and the shared workspace.
+      "--scratch=/home/gexec/key-1.47002",
+      "--fs=rx:/usr",
+      "--fs=rw:/workspace",
+      "--fs=rw:/home/gexec/key-1.47002",
       "--bind-ports=8000-8001",
       "--netlink-route",
       expect.stringMatching(/^--tag=[0-9a-f-]{36}$/),
@@ -574,14 +581,19 @@ describe("agentsh executor: sessions and streaming (against the stand-in CLI)", 
     expect(windows).toEqual([context.agentshSessionId]);
   });
 
-  it("behind the launcher, the record goes to the slot's scratch directory", async () => {
+  it("behind the launcher, a session's command gets its own directory and scratch dir, where the record goes", async () => {
     const result = await resultOf(
       executorWith({ launcher: true }).run({ command: "true", timeoutMs: 5_000, session: context }),
     );
     const { request } = JSON.parse(result.stdout.text) as { request: { args: string[] } };
+    const scratch = `/home/gexec/${context.agentshSessionId}`;
+    expect(request.args).toContain(`--scratch=${scratch}`);
+    expect(request.args).toContain(`--fs=rw:${context.workspace}`);
+    expect(request.args).toContain(`--fs=rw:${scratch}`);
+    expect(request.args).not.toContain("--fs=rw:/workspace");
     const wrapper = request.args.indexOf(SESSION_WRAPPER);
     expect(request.args[wrapper + 2]).toMatch(
-      /^\/tmp\/gexec-home\/47002\/\.governed-session-[0-9a-f-]{36}$/,
+      new RegExp(`^${scratch}/\\.governed-session-[0-9a-f-]{36}$`),
     );
   });
 

@@ -7,8 +7,10 @@ import {
   isolationLayers,
   LAUNCHER_EXIT_REFUSED,
   launcherArgv,
+  launcherFsRules,
   launcherRefusal,
   resolveUidDrop,
+  scratchName,
 } from "../../src/agentsh/launcher.js";
 import { loadPolicyBundle } from "../../src/bundle/load-bundle.js";
 
@@ -25,33 +27,96 @@ async function settings(bestEffort = false) {
     isolation: bundle.isolation,
     bestEffort,
     uidDrop: true,
+    fsRules: launcherFsRules(
+      bundle.config.landlock ?? {},
+      bundle.isolation,
+      ["/workspace"],
+      () => true,
+    ),
+    landlock: bundle.config.landlock ?? {},
   };
 }
 
+const PLAIN = { workspace: "/workspace", scratch: "/home/gexec/key-abc.47003" };
+
 describe("agentsh-launch options from isolation.yaml", () => {
-  it("gives each slot its own uid, the shared gid, the bundle's ports and a private scratch dir", async () => {
+  it("gives each slot its own uid, the shared gid, the bundle's ports, file rules and a private scratch dir", async () => {
     const s = await settings();
-    const argv = launcherArgv(s, 2, "tag-1");
+    const argv = launcherArgv(s, 2, "tag-1", PLAIN);
     expect(argv[0]).toBe("/usr/local/bin/agentsh-launch");
     expect(argv).toContain("--uid=47003");
     expect(argv).toContain("--gid=47000");
     expect(argv).toContain("--umask=007");
-    expect(argv).toContain("--scratch=/tmp/gexec-home/47003");
+    expect(argv).toContain("--scratch=/home/gexec/key-abc.47003");
+    expect(argv).toContain("--fs=rw:/workspace");
+    expect(argv).toContain("--fs=rw:/home/gexec/key-abc.47003");
+    expect(argv).toContain("--fs=rx:/usr");
+    expect(argv).toContain("--fs=r:/etc/passwd");
+    expect(argv).toContain("--fs=rwi:/dev/null");
     expect(argv).toContain("--bind-ports=8000-8099");
     expect(argv).toContain("--netlink-route");
     expect(argv).not.toContain("--udp");
     expect(argv).not.toContain("--best-effort");
+    expect(argv.some((a) => a.startsWith("--max-abi"))).toBe(false);
     expect(argv).toContain("--tag=tag-1");
     expect(argv.at(-1)).toBe("--");
   });
 
-  it("runs best-effort only when asked (ALLOW_DEGRADED)", async () => {
-    expect(launcherArgv(await settings(true), 0, "t")).toContain("--best-effort");
+  it("runs best-effort only when asked (ALLOW_DEGRADED), and holds the ABI only when asked", async () => {
+    expect(launcherArgv(await settings(true), 0, "t", PLAIN)).toContain("--best-effort");
+    const held = { ...(await settings()), maxAbi: 5 };
+    expect(launcherArgv(held, 0, "t", PLAIN)).toContain("--max-abi=5");
   });
 
   it("refuses a slot without an identity", async () => {
     const s = await settings();
-    expect(() => launcherArgv(s, s.isolation.identities.count, "t")).toThrow(/no identity/);
+    expect(() => launcherArgv(s, s.isolation.identities.count, "t", PLAIN)).toThrow(/no identity/);
+  });
+});
+
+describe("the launcher's file rules (config.yaml's landlock lists, narrowed)", () => {
+  it("grants no shared place: not /tmp, /dev/shm, /proc, the sessions root or the scratch root", async () => {
+    const { fsRules } = await settings();
+    const paths = fsRules.map((rule) => rule.replace(/^--fs=[rwxi]+:/, ""));
+    for (const shared of ["/tmp", "/dev/shm", "/proc", "/sessions", "/home/gexec", "/workspace"]) {
+      expect(paths, shared).not.toContain(shared);
+    }
+    // Single /proc files stay (cpuinfo, meminfo...): only the tree is withheld.
+    expect(fsRules).toContain("--fs=r:/proc/cpuinfo");
+    expect(paths.some((p) => p.startsWith("/var/lib/governed-executor"))).toBe(false);
+    expect(fsRules.every((rule) => /^--fs=r?w?x?i?:\//.test(rule))).toBe(true);
+  });
+
+  it("leaves out what is at or under deny_paths, keeps the widest mode per path, and skips missing paths", async () => {
+    const { isolation } = await settings();
+    const rules = launcherFsRules(
+      {
+        allow_execute: ["/usr", "/opt/tools"],
+        allow_read: ["/usr", "/etc/passwd", "/etc/shadow", "/srv/data/private/x", "/gone"],
+        allow_write: ["/dev/null", "/proc"],
+        deny_paths: ["/etc/shadow", "/srv/data"],
+      },
+      isolation,
+      ["/workspace"],
+      (p) => p !== "/gone",
+    );
+    expect(rules).toEqual([
+      "--fs=rx:/usr",
+      "--fs=rx:/opt/tools",
+      "--fs=r:/etc/passwd",
+      "--fs=rwi:/dev/null",
+    ]);
+  });
+});
+
+describe("scratch dirs", () => {
+  it("belong to a session, or to an API key (and its uid where commands drop to one)", () => {
+    expect(scratchName({ sessionId: "s-local-abc", owner: "key-1" }, 47003, true)).toBe(
+      "s-local-abc",
+    );
+    expect(scratchName({ owner: "key-1" }, 47003, true)).toBe("key-1.47003");
+    expect(scratchName({ owner: "key-1" }, 47003, false)).toBe("key-1");
+    expect(scratchName({}, 47003, false)).toBe("anonymous");
   });
 });
 
@@ -85,18 +150,32 @@ describe("launcher refusals", () => {
   });
 });
 
+const probeAt = (abi: number, kernel = abi) => ({
+  landlockAbi: abi,
+  kernelLandlockAbi: kernel,
+  landlockFs: abi >= 1,
+  landlockNet: abi >= 4,
+  ioctlDev: abi >= 5,
+  signalScope: abi >= 6,
+});
+const layerOf = (layers: Record<string, string>, prefix: string) =>
+  Object.entries(layers).find(([k]) => k.startsWith(prefix))?.[1];
+
 describe("isolation layers for /health", () => {
   it("names the missing layer on a kernel without Landlock TCP rules", () => {
-    const layers = isolationLayers(
-      { landlockAbi: 3, landlockNet: false, signalScope: false },
-      { enabled: true, reason: null },
+    const layers = isolationLayers(probeAt(3), { enabled: true, reason: null });
+    expect(layerOf(layers, "landlock-net")).toMatch(/^missing: Landlock ABI 3 < 4/);
+    expect(layerOf(layers, "landlock-fs")).toMatch(/^enforced \(Landlock ABI 3, no IOCTL_DEV/);
+    expect(layerOf(layers, "process-isolation")).toBe("enforced (separate uids)");
+  });
+
+  it("says when the ABI is held below the kernel's (the Render profile)", () => {
+    const layers = isolationLayers(probeAt(5, 7), resolveUidDrop("when-permitted", false));
+    expect(layerOf(layers, "landlock-fs")).toBe(
+      "enforced (Landlock held to ABI 5 (kernel: 7), device ioctls too)",
     );
-    expect(Object.entries(layers).find(([k]) => k.startsWith("landlock-net"))?.[1]).toMatch(
-      /^missing: Landlock ABI 3 < 4/,
-    );
-    expect(Object.entries(layers).find(([k]) => k.startsWith("signal-scope"))?.[1]).toMatch(
-      /^unavailable: .*uid drop/,
-    );
+    expect(layerOf(layers, "process-isolation")).toBe("enforced (the launcher's guard)");
+    expect(layerOf(layers, "capabilities")).toBe("enforced");
   });
 });
 
@@ -130,17 +209,15 @@ describe("the uid drop on hosts where the agentsh server lacks CAP_SYS_PTRACE", 
 
   it("without the drop the launcher keeps the identity and /health says what is missing", async () => {
     const keep = { ...(await settings()), uidDrop: false };
-    const argv = launcherArgv(keep, 0, "t");
+    const argv = launcherArgv(keep, 0, "t", PLAIN);
     expect(argv).toContain("--keep-identity");
     expect(argv.some((a) => a.startsWith("--uid") || a.startsWith("--gid"))).toBe(false);
-    expect(argv).toContain("--scratch=/tmp/gexec-home/47001");
-    const layers = isolationLayers(
-      { landlockAbi: 5, landlockNet: true, signalScope: false },
-      resolveUidDrop("when-permitted", false),
+    const layers = isolationLayers(probeAt(7), resolveUidDrop("when-permitted", false));
+    expect(layerOf(layers, "uid-drop")).toMatch(
+      /^unavailable: the agentsh server lacks CAP_SYS_PTRACE.*; sessions and keys are kept apart by Landlock paths, processes by the guard$/,
     );
-    expect(Object.values(layers).join("\n")).toMatch(
-      /unavailable: the agentsh server lacks CAP_SYS_PTRACE/,
+    expect(layerOf(layers, "process-isolation")).toBe(
+      "enforced (the launcher's guard + Landlock signal scope)",
     );
-    expect(Object.values(layers).join("\n")).toMatch(/commands can signal the service/);
   });
 });

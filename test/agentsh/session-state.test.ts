@@ -21,6 +21,7 @@ const launcher: LauncherSettings = {
   path: "/opt/bin/agentsh-launch",
   bestEffort: false,
   uidDrop: true,
+  fsRules: [],
   isolation: {
     version: 1,
     identities: {
@@ -31,8 +32,9 @@ const launcher: LauncherSettings = {
       first_uid: 47001,
       count: 2,
       umask: "007",
-      scratch_root: "/tmp/gexec-home",
+      scratch_root: "/home/gexec",
     },
+    filesystem: { sessions_root: "/sessions", withhold: ["/proc"] },
     network: { bind_tcp_ports: [{ lo: 8000, hi: 8001 }], udp: false, netlink_route: true },
   },
 };

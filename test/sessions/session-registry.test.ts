@@ -373,7 +373,6 @@ describe("session identities (one uid per session)", () => {
     indices: [4, 5],
     uidOf: (index: number) => 47001 + index,
     gid: 47000,
-    scratchOf: (index: number) => `/tmp/gexec-home/${47001 + index}`,
     ended: [] as number[],
     async endProcesses(index: number) {
       this.ended.push(index);
@@ -392,13 +391,18 @@ describe("session identities (one uid per session)", () => {
     lease.finish({ ran: true, state: null });
   });
 
-  it("refuses a session when every identity is taken, and reuses one (HOME emptied) after a DELETE", async () => {
-    const { registry, removed } = registryWith({ identities, maxPerKey: 5, max: 5 });
+  it("refuses a session when every identity is taken, and reuses one (its HOME removed) after a DELETE", async () => {
+    const { registry, removed } = registryWith({
+      identities,
+      maxPerKey: 5,
+      max: 5,
+      scratchRoot: "/home/gexec",
+    });
     const a = await registry.create("key-a");
     await registry.create("key-a");
     expect(await codeOf(() => registry.create("key-a"))).toBe("session_limit");
     await registry.delete("key-a", a.id);
-    expect(removed).toContain("/tmp/gexec-home/47005");
+    expect(removed).toContain(`/home/gexec/${a.id}`);
     expect(identities.ended).toContain(4);
     const c = await registry.create("key-a");
     expect(registry.lease("key-a", c.id).context.identity).toBe(4);

@@ -110,7 +110,14 @@ export function buildTestApp(options: TestAppOptions = {}) {
     isolation: {
       landlockAbi: 7,
       layers: isolationLayers(
-        { landlockAbi: 7, landlockNet: true, signalScope: true },
+        {
+          landlockAbi: 7,
+          kernelLandlockAbi: 7,
+          landlockFs: true,
+          landlockNet: true,
+          ioctlDev: true,
+          signalScope: true,
+        },
         { enabled: true, reason: null },
       ),
       udp: false,

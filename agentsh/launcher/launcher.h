@@ -1,0 +1,88 @@
+/*
+ * agentsh-launch: shared declarations. See main.c for what the launcher does and why.
+ */
+#ifndef AGENTSH_LAUNCH_H
+#define AGENTSH_LAUNCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The launcher's own exit code: nothing was executed. */
+#define EXIT_REFUSED 122
+
+#define MAX_FS_RULES 512
+#define MAX_PORT_RANGES 64
+#define MAX_PROXY_PORTS 8
+
+/* Landlock rights a file-system rule grants, by letter (see parse_fs_mode). */
+enum fs_mode {
+  FS_READ = 1 << 0,  /* r: read files, list directories */
+  FS_WRITE = 1 << 1, /* w: write, truncate, create, remove, rename, link */
+  FS_EXEC = 1 << 2,  /* x: execute */
+  FS_IOCTL = 1 << 3, /* i: ioctl on devices (ABI >= 5) */
+};
+
+struct fs_rule {
+  unsigned mode; /* enum fs_mode bits */
+  const char *path;
+};
+
+struct port_range {
+  uint16_t lo, hi;
+};
+
+struct options {
+  /* identity */
+  bool keep_identity;
+  int uid, gid;
+  int umask;
+  const char *scratch; /* private HOME and TMPDIR, created if missing */
+  /* Landlock: file system */
+  struct fs_rule fs[MAX_FS_RULES];
+  int fs_count;
+  /* Landlock: network */
+  struct port_range bind[MAX_PORT_RANGES];
+  int bind_count;
+  uint16_t proxy_ports[MAX_PROXY_PORTS];
+  int proxy_port_count;
+  /* seccomp socket filter */
+  bool udp;
+  bool netlink_route;
+  /* kernel support */
+  bool best_effort;
+  int max_abi; /* hold Landlock to this ABI (test profiles); 0 = the kernel's */
+  /* reporting */
+  const char *tag;
+  bool probe;
+  char **argv; /* the program and its arguments */
+};
+
+/* Prints "agentsh-launch: refused: <layer>: <reason> (run <tag>)" and exits EXIT_REFUSED. */
+_Noreturn void refuse(const char *layer, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+void set_refusal_tag(const char *tag);
+
+/* landlock.c */
+int landlock_abi(int max_abi); /* the ABI in force here (0: none) */
+/* Applies one Landlock domain: file rules, TCP ports (ABI >= 4) and scopes (ABI >= 6).
+ * Sets *signal_scope when the domain scopes signals. */
+void apply_landlock(const struct options *o, bool *signal_scope);
+
+/* identity.c */
+void prepare_scratch(const char *dir, int uid, int gid);
+void drop_identity(int uid, int gid);   /* setresuid/gid to an unprivileged account */
+void drop_capabilities(void);           /* stay uid 0, keep no capability */
+
+/* seccomp.c */
+/* Installs the socket filter and, with guard, the process-control guard. Returns the guard's
+ * notification fd (or -1 without guard). */
+int apply_seccomp(bool udp, bool netlink_route, bool guard);
+
+/* guard.c */
+/* Forks the guard process for the command that this process will become (root = our pid).
+ * Returns the socket on which the notification fd must be sent (send_guard_fd). */
+int start_guard(void);
+void send_guard_fd(int sock, int notify_fd);
+
+#endif
