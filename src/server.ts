@@ -130,7 +130,7 @@ async function main(): Promise<void> {
   const sessions = createSessionRegistry({
     executor: agentsh.executor,
     root: isolation.filesystem.sessions_root,
-    ...(launcher ? { scratchRoot: isolation.identities.scratch_root } : {}),
+    ...(launcher ? { scratchRoot: isolation.identities.scratch_root, isolated: true } : {}),
     instanceTag: config.sessions.instanceTag,
     maxPerKey: config.sessions.maxPerKey,
     max: config.sessions.max,

@@ -100,7 +100,7 @@ export const sessionInfoSchema = z.strictObject({
   isolated: z
     .boolean()
     .describe(
-      "Its commands run as a uid of its own: other sessions' commands cannot read or write its directory. False where commands keep the service's identity.",
+      "Other sessions' and other API keys' commands can neither read nor write its directory or scratch HOME/TMPDIR (the launcher's Landlock file rules; where commands drop to unprivileged uids, a uid of its own too). False only without the launcher.",
     ),
 });
 

@@ -25,9 +25,10 @@ export interface SessionInfo {
   /** Whether a command is running in it now (a second one is refused with 409). */
   busy: boolean;
   /**
-   * Whether its commands run as a uid of its own, so that other sessions' commands cannot read
-   * or write its directory (kernel file permissions). False where commands keep the service's
-   * identity (no CAP_SYS_PTRACE: see /health's isolation layers).
+   * Other sessions' and other keys' commands can neither read nor write its directory or its
+   * scratch HOME/TMPDIR: the launcher's Landlock file rules grant each command only its own
+   * (and, where commands drop to unprivileged uids, the session has a uid of its own too).
+   * False only without the launcher.
    */
   isolated: boolean;
 }

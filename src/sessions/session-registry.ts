@@ -34,9 +34,14 @@ export interface SessionRegistryOptions {
   /**
    * Unprivileged identities reserved for sessions, one each (where commands drop to per-slot
    * uids): a session's commands then run as its own uid and its directory is that uid's alone.
-   * Without them sessions share the slots' identities (and `isolated` is false).
+   * Without them sessions share the slots' identities.
    */
   identities?: SessionIdentities;
+  /**
+   * Whether the launcher keeps sessions apart (its Landlock file rules grant each command only
+   * its own session's directory and scratch): reported as `isolated`.
+   */
+  isolated?: boolean;
 }
 
 export interface SessionIdentities {
@@ -156,7 +161,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     env: Object.keys(session.env).sort(),
     commands: session.commands,
     busy: session.running !== null,
-    isolated: session.identity !== undefined,
+    isolated: options.isolated === true,
   });
 
   const find = (owner: string, id: string): Session => {

@@ -76,9 +76,16 @@ export async function isolationLayers(): Promise<Record<string, string>> {
 export async function layerEnforced(name: string): Promise<boolean> {
   const layers = await isolationLayers();
   return Object.entries(layers).some(
-    ([key, state]) => key.startsWith(name) && state === "enforced",
+    ([key, state]) => key.startsWith(name) && /^enforced(?: \(|$)/.test(state),
   );
 }
+
+/**
+ * The deployment profile the stack was booted as: `render` holds the launcher to Landlock ABI 5
+ * in a container without CAP_SYS_PTRACE (tools/container/test-image), `host` is the test host.
+ */
+export const PROFILE =
+  process.env.E2E_PROFILE ?? (process.env.E2E_STACK === "container" ? "container" : "host");
 
 /** Who governed commands run as: a slot user where the uid drop is enforced, else root. */
 export async function expectedCommandUser(): Promise<RegExp> {

@@ -7,8 +7,8 @@ import {
   executeWatching,
   expectAllowed,
   http,
-  isolationLayers,
   layerEnforced,
+  PROFILE,
   REMOTE,
   waitFor,
 } from "./harness.js";
@@ -163,52 +163,130 @@ local("sockets the filter refuses (seccomp on socket())", () => {
   });
 });
 
-local("signals and identities (uid drop, Landlock signal scope)", () => {
-  it("commands run as an unprivileged slot user without capabilities, and whoami works", async () => {
-    if (!(await layerEnforced("uid-drop"))) {
-      // Measured, not hidden: without CAP_SYS_PTRACE (when-permitted) commands stay root, and
-      // /health names the missing layer and why.
-      const layers = await isolationLayers();
-      const state = Object.entries(layers).find(([k]) => k.startsWith("uid-drop"))?.[1];
-      expect(state).toMatch(/^unavailable: the agentsh server lacks CAP_SYS_PTRACE/);
-      expectAllowed(await execute("whoami"), "root\n");
-      return;
-    }
+/** Python that prints "refused" on PermissionError, "done" when the call went through. */
+const tryCall = (setup: string, call: string) =>
+  `python3 -c 'import os, resource, fcntl, socket\n${setup}\ntry:\n    ${call}\n    print("done")\nexcept PermissionError:\n    print("refused")'`;
+
+/** The agentsh server's pid (its command line is `agentsh server --config ...`). */
+function agentshServerPid(): number {
+  const [pid] = pidsInOurNamespace("server", "--config").filter((p) =>
+    readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0]?.endsWith("/agentsh"),
+  );
+  expect(pid, "the agentsh server's pid").toBeDefined();
+  return pid as number;
+}
+
+function appPid(): number {
+  const [pid] = pidsInOurNamespace("node", "dist/server.js");
+  expect(pid, "the app's pid").toBeDefined();
+  return pid as number;
+}
+
+/** A thread of `pid` other than its main one, as governed commands number it. */
+function otherThreadOf(pid: number): number {
+  const tid = readdirSync(`/proc/${pid}/task`)
+    .map(Number)
+    .find((t) => t !== pid);
+  expect(tid, `a second thread of ${pid}`).toBeDefined();
+  const nstid = /^NSpid:\s*(.*)$/m.exec(
+    readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8"),
+  )?.[1];
+  return Number(nstid?.trim().split(/\s+/).at(-1) ?? tid);
+}
+
+local("processes: a command reaches nothing outside its own process tree", () => {
+  it("commands hold no capability at all: an unprivileged uid (uid drop) or uid 0 (Render profile)", async () => {
     const result = await execute(
-      `whoami; python3 -c 'import os\nprint(os.getresuid(), os.getresgid(), os.getgroups())\ntry:\n    os.setuid(0)\nexcept PermissionError:\n    print("setuid(0) refused")'`,
+      `whoami; python3 -c 'import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nhdr = (ctypes.c_uint32 * 2)(0x20080522, 0)\ndata = (ctypes.c_uint32 * 6)()\nassert libc.capget(hdr, data) == 0\nbounding = [c for c in range(64) if libc.prctl(24, c, 0, 0, 0) == 1]\nprint(os.getresuid(), list(data), bounding)\ntry:\n    os.setuid(12345)\nexcept PermissionError:\n    print("setuid refused")'`,
     );
     expectAllowed(result);
     const [name, ids, setuid] = result.stdout.trim().split("\n");
-    expect(name).toMatch(/^gexec-\d+$/);
+    // Effective, permitted and inheritable (both words each) empty; bounding set empty.
+    expect(ids).toMatch(/^\((\d+), \1, \1\) \[0, 0, 0, 0, 0, 0\] \[\]$/);
+    expect(setuid).toBe("setuid refused");
     const uid = Number(/^\((\d+),/.exec(ids ?? "")?.[1]);
-    expect(uid).toBeGreaterThanOrEqual(47001);
-    expect(ids).toBe(`(${uid}, ${uid}, ${uid}) (47000, 47000, 47000) []`);
-    expect(setuid).toBe("setuid(0) refused");
+    if (await layerEnforced("uid-drop")) {
+      expect(name).toMatch(/^gexec-\d+$/);
+      expect(uid).toBeGreaterThanOrEqual(47001);
+    } else {
+      expect([name, uid]).toEqual(["root", 0]);
+      expect(PROFILE).not.toBe("host");
+    }
   });
 
-  it("os.kill of the app and of the agentsh server: EPERM, both alive", async () => {
-    // Either layer isolates signals; this test machine's kernel has the signal scope (ABI >= 6).
-    expect((await layerEnforced("uid-drop")) || (await layerEnforced("signal-scope"))).toBe(true);
-    const [app] = pidsInOurNamespace("node", "dist/server.js");
-    const [agentsh] = pidsInOurNamespace("server", "--config").filter((pid) =>
-      readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]?.endsWith("/agentsh"),
-    );
-    expect(app, "the app's pid").toBeDefined();
-    expect(agentsh, "the agentsh server's pid").toBeDefined();
-    for (const pid of [app, agentsh] as number[]) {
+  it("kill -9 -1, and os.kill of the app and of the agentsh server: refused, both alive", async () => {
+    const app = appPid();
+    const agentsh = agentshServerPid();
+    for (const pid of [app, agentsh]) {
       expectRefusedByKernel(await execute(refusedProbe(`os.kill(${pidAsCommandsSeeIt(pid)}, 9)`)));
       expect(isRunning(pid), `pid ${pid} alive`).toBe(true);
     }
     // sh's kill builtin is not disabled by BASH_ENV (bash's is): the kernel refuses it too.
-    const viaSh = await execute(`sh -c 'kill -9 ${pidAsCommandsSeeIt(app as number)}'`);
+    const viaSh = await execute(`sh -c 'kill -9 ${pidAsCommandsSeeIt(app)}'`);
     expect(viaSh.outcome).toBe("failed");
-    expect(isRunning(app as number)).toBe(true);
-    // kill(-1) reaches only what the slot's uid may signal: its own command.
-    await execute(`sh -c 'kill -9 -1'`);
-    expect(isRunning(app as number) && isRunning(agentsh as number)).toBe(true);
+    expect(isRunning(app)).toBe(true);
+    // kill(-1): every process the caller may signal.
+    await execute(`sh -c 'kill -9 -1'; echo after`);
+    expect(isRunning(app) && isRunning(agentsh)).toBe(true);
+    expect((await execute("echo still-serving")).stdout).toBe("still-serving\n");
   });
 
-  it("another slot's running command cannot be signalled; it runs as a different uid", async () => {
+  it("init (pid 1) cannot be signalled: SIGTERM in the container (tini would stop the stack), signal 0 on the host", async () => {
+    const signal = PROFILE === "host" ? 0 : 15;
+    expectRefusedByKernel(await execute(refusedProbe(`os.kill(1, ${signal})`)));
+    expect((await execute("echo still-serving")).stdout).toBe("still-serving\n");
+  });
+
+  it("…nor through one of their thread ids (a kill of any thread ends the whole process)", async () => {
+    for (const pid of [agentshServerPid(), appPid()]) {
+      expectRefusedByKernel(await execute(refusedProbe(`os.kill(${otherThreadOf(pid)}, 9)`)));
+      expect(isRunning(pid), `pid ${pid} alive`).toBe(true);
+    }
+  });
+
+  it("…nor be limited or reniced (prlimit, setpriority), or signalled through SIGIO (F_SETOWN)", async () => {
+    const agentsh = pidAsCommandsSeeIt(agentshServerPid());
+    const calls = [
+      `resource.prlimit(${agentsh}, resource.RLIMIT_NOFILE)`,
+      `os.setpriority(os.PRIO_PROCESS, ${agentsh}, os.getpriority(os.PRIO_PROCESS, ${agentsh}))`,
+      // Every process of uid 0, where commands share it; a command's own uid elsewhere.
+      ...(PROFILE === "host" ? [] : ["os.setpriority(os.PRIO_USER, 0, 0)"]),
+    ];
+    for (const call of calls) {
+      expect((await execute(tryCall("", call))).stdout, call).toBe("refused\n");
+    }
+    // SIGIO to the app (its default action ends a Node process) once data arrives on a socket
+    // the command made the app own. The guard refuses F_SETOWN itself; with separate uids the
+    // kernel does not deliver the signal. Either way the app lives.
+    const app = appPid();
+    const sigio = await execute(
+      tryCall(
+        "a, b = socket.socketpair()",
+        `fcntl.fcntl(a, fcntl.F_SETOWN, ${pidAsCommandsSeeIt(app)}); fcntl.fcntl(a, fcntl.F_SETFL, fcntl.fcntl(a, fcntl.F_GETFL) | os.O_ASYNC); b.send(b"x")`,
+      ),
+    );
+    expect(sigio.stdout).toBe(PROFILE === "host" ? "done\n" : "refused\n");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(isRunning(app), "the app after SIGIO").toBe(true);
+    // The same calls on the command's own child work.
+    const own = await execute(
+      tryCall(
+        'import subprocess\nchild = subprocess.Popen(["sleep", "5"])',
+        "resource.prlimit(child.pid, resource.RLIMIT_NOFILE); os.setpriority(os.PRIO_PROCESS, child.pid, 5); child.kill(); child.wait()",
+      ),
+    );
+    expect(own.stdout).toBe("done\n");
+  });
+
+  it("a command still signals its own processes: a background job, timeout, a thread of its own", async () => {
+    // sh's kill builtin (bash's is disabled by BASH_ENV, /bin/kill by the command rules).
+    const result = await execute(
+      `sh -c 'sleep 30 & kill $!; wait $!; echo killed=$?'; timeout 1 sleep 5; echo timeout=$?; python3 -c 'import signal, threading\nsignal.signal(signal.SIGUSR1, lambda *a: None)\nsignal.pthread_kill(threading.get_ident(), signal.SIGUSR1)\nprint("tgkill ok")'`,
+    );
+    expectAllowed(result, "killed=143\ntimeout=124\ntgkill ok\n");
+  });
+
+  it("another slot's running command cannot be signalled", async () => {
     const marker = `${Math.floor(Math.random() * 800) + 100}.${Math.floor(Math.random() * 900) + 100}`;
     const abort = new AbortController();
     const victim = http("/execute", {
@@ -333,18 +411,39 @@ local("nothing legitimate broke (names resolve in the proxy; UDP stays off)", ()
 });
 
 local("launcher refusals are reported as such", () => {
-  it("the kernel's Landlock ABI is in /health with every layer", async () => {
+  it("/health names the Landlock ABI and every layer: enforced, or what is not and what holds instead", async () => {
     const res = await http("/health");
     const body = (await res.json()) as {
       isolation: { landlockAbi: number; layers: Record<string, string> };
     };
     expect(body.isolation.landlockAbi).toBeGreaterThanOrEqual(4);
-    for (const [layer, state] of Object.entries(body.isolation.layers)) {
-      if (layer.startsWith("uid-drop") && state !== "enforced") {
-        expect(state, layer).toMatch(/^unavailable: the agentsh server lacks CAP_SYS_PTRACE/);
-      } else if (!layer.startsWith("signal-scope")) {
-        expect(state, layer).toBe("enforced");
+    const layers = Object.entries(body.isolation.layers);
+    expect(layers.map(([name]) => name.split(" ")[0])).toEqual([
+      "landlock-fs",
+      "landlock-net",
+      "seccomp-socket",
+      "capabilities",
+      "process-isolation",
+      "uid-drop",
+    ]);
+    for (const [layer, state] of layers) {
+      if (layer.startsWith("uid-drop") && PROFILE !== "host") {
+        expect(state, layer).toMatch(
+          /^unavailable: the agentsh server lacks CAP_SYS_PTRACE.*; sessions and keys are kept apart by Landlock paths, processes by the guard$/,
+        );
+      } else {
+        expect(state, layer).toMatch(/^enforced(?: \(|$)/);
       }
+    }
+    if (PROFILE === "render") {
+      // Render's kernel (6.8) has Landlock ABI 5: no signal scope, the guard isolates processes.
+      expect(body.isolation.landlockAbi).toBe(5);
+      const [, fs] = layers[0] ?? [];
+      expect(fs).toMatch(
+        /^enforced \(Landlock held to ABI 5 \(kernel: \d+\), device ioctls too\)$/,
+      );
+      const processes = layers.find(([name]) => name.startsWith("process-isolation"))?.[1];
+      expect(processes).toBe("enforced (the launcher's guard)");
     }
   });
 

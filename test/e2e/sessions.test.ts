@@ -105,35 +105,28 @@ describe("sessions on the real stack", () => {
     expect(body.session?.cwd).toBe(session.workspace);
   });
 
-  it("keeps sessions apart where commands drop to unprivileged uids: each its own uid, its files its own", async () => {
+  it("keeps sessions apart in every profile (Landlock paths; separate uids where commands drop to them)", async () => {
     const a = await createSession();
     const b = await createSession();
-    const uidDrop = await layerEnforced("uid-drop");
-    expect([a.isolated, b.isolated]).toEqual([uidDrop, uidDrop]);
+    expect([a.isolated, b.isolated]).toEqual([true, true]);
     const uidA = (await runOk(a.id, "echo secret-of-a > note.txt; id -u")).result.stdout;
     const uidB = (await runOk(b.id, "id -u")).result.stdout;
     const fromB = (await run(b.id, `cat ${a.workspace}/note.txt; touch ${a.workspace}/planted`))
       .body;
     const fromPlain = (await run(undefined, `cat ${a.workspace}/note.txt`)).body;
-    const listing = (await runOk(a.id, "ls")).result.stdout;
-    if (uidDrop) {
-      // The kernel's file permissions: the directory is mode 0700, owned by a's uid.
-      expect(uidA).not.toBe(uidB);
-      for (const attempt of [fromB, fromPlain]) {
-        expect(attempt.result.stdout).not.toContain("secret-of-a");
-        expect(attempt.result.stderr).toContain("Permission denied");
-      }
-      expect(listing).toBe("note.txt\n");
-      // Nor can a command list the sessions' ids (their parent is 2710: pass-through only).
-      const parent = a.workspace.slice(0, a.workspace.lastIndexOf("/"));
-      const listed = (await run(undefined, `ls ${parent}`)).body.result;
-      expect(listed.stdout).toBe("");
-      expect(listed.stderr).toContain("Permission denied");
-    } else {
-      // Without the uid drop (no CAP_SYS_PTRACE) every command keeps the service's identity:
-      // sessions are separate directories, not separate principals (README: Sessions).
-      expect(fromPlain.result.stdout).toContain("secret-of-a");
+    for (const attempt of [fromB, fromPlain]) {
+      expect(attempt.result.stdout).not.toContain("secret-of-a");
+      expect(attempt.result.stderr).toContain("Permission denied");
     }
+    expect((await runOk(a.id, "ls")).result.stdout).toBe("note.txt\n");
+    // Separate principals too, where commands drop to unprivileged uids.
+    if (await layerEnforced("uid-drop")) expect(uidA).not.toBe(uidB);
+    else expect([uidA, uidB]).toEqual(["0\n", "0\n"]);
+    // Nor can a command list the sessions' ids.
+    const parent = a.workspace.slice(0, a.workspace.lastIndexOf("/"));
+    const listed = (await run(undefined, `ls ${parent}`)).body.result;
+    expect(listed.stdout).toBe("");
+    expect(listed.stderr).toContain("Permission denied");
   });
 
   it("runs one command at a time: a second one is refused with 409 session_busy", async () => {

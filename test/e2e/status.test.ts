@@ -31,7 +31,9 @@ describe("installation and status", () => {
         "file read denied by rule (seccomp file monitor)",
         "binary outside the exec allow-list cannot run (Landlock)",
         "raw TCP connect outside the agentsh proxy refused (launcher: Landlock TCP rules)",
-        "signal to the service refused (launcher: uid drop, Landlock signal scope)",
+        "a path outside the command's file rules refused (launcher: Landlock file rules)",
+        "signal to the service refused (launcher: uid drop, or its process guard)",
+        "commands hold no capability (launcher: chown to another uid refused)",
         "UDP socket refused (launcher: seccomp socket filter)",
       ]),
     );

@@ -380,7 +380,12 @@ describe("session identities (one uid per session)", () => {
   };
 
   it("gives each session a uid of its own: its directory is that uid's, its commands run as it", async () => {
-    const { registry, owners } = registryWith({ identities, maxPerKey: 5, max: 5 });
+    const { registry, owners } = registryWith({
+      identities,
+      maxPerKey: 5,
+      max: 5,
+      isolated: true,
+    });
     const a = await registry.create("key-a");
     const b = await registry.create("key-b");
     expect([a.isolated, b.isolated]).toEqual([true, true]);
@@ -429,10 +434,11 @@ describe("session identities (one uid per session)", () => {
     expect(registry.lease("key-a", a.id).context.identity).toBe(4);
   });
 
-  it("without identities, sessions share the slots' uids and say so", async () => {
-    const { registry, owners } = registryWith();
+  it("without identities, sessions share the slots' uids; isolated says whether the launcher keeps them apart", async () => {
+    const { registry, owners } = registryWith({ isolated: true });
     const a = await registry.create("key-a");
-    expect(a.isolated).toBe(false);
+    expect(a.isolated).toBe(true);
+    expect((await registryWith().registry.create("key-b")).isolated).toBe(false);
     expect(owners.get(a.workspace)).toBeUndefined();
     expect(registry.lease("key-a", a.id).context.identity).toBeUndefined();
   });
