@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     landlock: bundle.config.landlock ?? {},
     workspace: config.agentsh.workspace,
     maxAbi: config.launcherMaxAbi,
+    servicePid: process.pid,
     slots: config.limits.maxConcurrent,
     servicePorts: [config.port, Number(new URL(config.agentsh.serverUrl).port || 80)],
     agentshBin: agentshBin ?? "/usr/local/bin/agentsh",
@@ -82,6 +83,8 @@ async function main(): Promise<void> {
     maxQueued: config.limits.maxQueued,
     queueWaitMs: config.limits.queueWaitMs,
     ...(launcher ? { launcher } : {}),
+    // The CLI runs under its own unprivileged uid where the service can give it one (root).
+    ...(process.getuid?.() === 0 ? { cliUid: isolation.identities.client_uid } : {}),
     canaries,
   });
   const staticChecks = {

@@ -1,60 +1,33 @@
 /*
- * The process-control guard, for a kept identity (every governed command is uid 0 without
- * capabilities, because agentsh's seccomp supervisor must read its memory and lacks
- * CAP_SYS_PTRACE). Uids then separate nothing: any command could signal, renice or prlimit any
- * other command, agentsh, the service or init, also through one of their thread ids. Landlock's
- * signal scope (ABI 6) covers signals only, and Render's kernel has ABI 5.
+ * What the process guard protects, where every governed command is uid 0 (a kept identity:
+ * agentsh's seccomp supervisor must read the command's memory and lacks CAP_SYS_PTRACE). Uids
+ * then keep nothing apart: any command could signal, renice or limit agentsh, the service or
+ * init, also through any of their thread ids (a signal to one thread reaches the whole
+ * process). Landlock's signal scope (ABI 6) covers signals only, and Render's kernel has ABI 5.
+ * A seccomp user-notify supervisor of our own is not possible: agentsh-unixwrap's filter holds
+ * the one listener a process may have (a second one gets EBUSY).
  *
- * So the seccomp filter (seccomp.c) sends every call that names another process to this guard,
- * a child forked by the launcher before it restricted itself, through a seccomp user-notify fd.
- * The guard allows a call only when its target is the command itself or one of its
- * descendants: it walks the target's parent chain in /proc up to the command (the launcher sets
- * itself as child subreaper, so orphans stay in the tree). A process group is judged by its
- * leader. kill(-1) and anything else is refused with EPERM (ESRCH for a pid that does not
- * exist, as the kernel would answer).
+ * So the launcher reads, before it restricts itself: its ancestors up to init (the agentsh
+ * server, the boot script's shells, init), the processes the service names (--protect-pid: the
+ * service itself), every thread of each (/proc/<pid>/task), and each one's process group. The
+ * seccomp filter (seccomp.c) refuses any call that names one of them.
  *
- * Allowed calls continue in the kernel with their own arguments (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
- * The arguments are integers in registers, not memory the caller could change after the check;
- * the kernel allocates pids cyclically, so a target that exits between the check and the call
- * cannot be replaced by another process in that window.
- *
- * When the guard is gone (killed), the kernel answers every guarded call with ENOSYS: it fails
- * closed. It exits by itself when no process uses the filter any more.
+ * Not covered, and reported as such: threads those processes create after the command started,
+ * and other governed commands (all uid 0). The service runs the agentsh CLI under another,
+ * unprivileged uid, so requests' CLI processes are protected by the kernel's uid check.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/seccomp.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "launcher.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_sched_setattr
-#define SYS_sched_setattr 314
-#endif
-#define IOPRIO_WHO_PGRP 2
-
-static void guard_fail(const char *what) {
-  dprintf(2, "agentsh-launch: guard: %s: %s\n", what, strerror(errno));
-  _exit(1);
-}
-
-/* Parent and process group of pid (a thread id works too), from /proc/<pid>/stat.
- * Returns 0, or -1 when there is no such process. */
+/* Parent and process group of pid, from /proc/<pid>/stat. Returns -1 when it is gone. */
 static int read_stat(pid_t pid, pid_t *ppid, pid_t *pgrp) {
   char path[32], buf[512];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -74,179 +47,57 @@ static int read_stat(pid_t pid, pid_t *ppid, pid_t *pgrp) {
   return 0;
 }
 
-enum verdict { ALLOW, DENY, NO_SUCH };
+static void add(pid_t *list, int *count, pid_t id, const char *what) {
+  for (int i = 0; i < *count; i++) {
+    if (list[i] == id) return;
+  }
+  if (*count == MAX_PROTECTED) refuse("guard", "more than %d protected %s", MAX_PROTECTED, what);
+  list[(*count)++] = id;
+}
 
-/* Whether target is root or one of its descendants. */
-static enum verdict in_tree(pid_t target, pid_t root) {
-  pid_t p = target, ppid, pgrp;
-  if (target <= 0) return DENY;
-  for (int depth = 0; depth < 4096; depth++) {
-    if (p == root) return ALLOW;
-    if (p <= 1) return DENY;
-    if (read_stat(p, &ppid, &pgrp) != 0) return depth == 0 ? NO_SUCH : DENY;
+/* The process, every thread of it, and its process group. */
+static void protect_process(pid_t pid, pid_t pgrp, struct protected_ids *out) {
+  add(out->ids, &out->count, pid, "thread ids");
+  if (pgrp > 0) add(out->groups, &out->group_count, pgrp, "process groups");
+  char path[32];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *tasks = opendir(path);
+  if (!tasks) refuse("guard", "cannot list the threads of %d: %s", (int)pid, strerror(errno));
+  struct dirent *entry;
+  while ((entry = readdir(tasks))) {
+    char *end;
+    long tid = strtol(entry->d_name, &end, 10);
+    if (*end == 0 && tid > 0) add(out->ids, &out->count, (pid_t)tid, "thread ids");
+  }
+  closedir(tasks);
+}
+
+void collect_protected(const pid_t *extra, int extra_count, struct protected_ids *out) {
+  memset(out, 0, sizeof *out);
+  pid_t self_ppid, self_pgrp;
+  if (read_stat(getpid(), &self_ppid, &self_pgrp) != 0)
+    refuse("guard", "cannot read /proc/self/stat: %s", strerror(errno));
+  /* Ancestors: agentsh (our parent), whatever started it, up to init. */
+  pid_t p = self_ppid;
+  for (int depth = 0; p > 0 && depth < 64; depth++) {
+    pid_t ppid, pgrp;
+    if (read_stat(p, &ppid, &pgrp) != 0) break; /* outside our pid namespace */
+    protect_process(p, pgrp, out);
+    if (p == 1) break;
     p = ppid;
   }
-  return DENY;
-}
-
-/* A process group, judged by its leader (the process whose pid is the group id). */
-static enum verdict group_in_tree(pid_t pgid, pid_t root) {
-  enum verdict v = in_tree(pgid, root);
-  return v == NO_SUCH ? DENY : v;
-}
-
-static enum verdict callers_group(pid_t caller, pid_t root) {
-  pid_t ppid, pgrp;
-  if (read_stat(caller, &ppid, &pgrp) != 0) return DENY;
-  return group_in_tree(pgrp, root);
-}
-
-static enum verdict decide(const struct seccomp_notif *req, pid_t root, pid_t self) {
-  const __u64 *a = req->data.args;
-  int arg0 = (int)a[0], arg1 = (int)a[1], arg2 = (int)a[2];
-  pid_t target;
-  switch (req->data.nr) {
-    case SYS_kill:
-      if (arg0 == -1) return DENY;
-      if (arg0 == 0) return callers_group((pid_t)req->pid, root);
-      if (arg0 < 0) return group_in_tree(-arg0, root);
-      target = arg0;
-      break;
-    case SYS_tkill:
-    case SYS_tgkill:
-    case SYS_rt_sigqueueinfo:
-    case SYS_rt_tgsigqueueinfo:
-    case SYS_pidfd_open:
-    case SYS_prlimit64:
-    case SYS_sched_setaffinity:
-    case SYS_sched_setscheduler:
-    case SYS_sched_setparam:
-    case SYS_sched_setattr:
-      target = arg0;
-      break;
-    case SYS_fcntl: /* F_SETOWN: a pid, or a process group as a negative number */
-      if (arg2 == 0) return ALLOW;
-      if (arg2 < 0) return group_in_tree(-arg2, root);
-      target = arg2;
-      break;
-    case SYS_setpriority: /* PRIO_PROCESS (who != 0) or PRIO_PGRP */
-    case SYS_ioprio_set:  /* IOPRIO_WHO_PROCESS (who != 0) or IOPRIO_WHO_PGRP */
-      if ((req->data.nr == SYS_setpriority && arg0 == PRIO_PGRP) ||
-          (req->data.nr == SYS_ioprio_set && arg0 == IOPRIO_WHO_PGRP))
-        return arg1 == 0 ? callers_group((pid_t)req->pid, root) : group_in_tree(arg1, root);
-      target = arg1;
-      break;
-    default:
-      return DENY;
+  /* init, whatever the chain looked like. */
+  add(out->ids, &out->count, 1, "thread ids");
+  for (int i = 0; i < extra_count; i++) {
+    pid_t ppid, pgrp;
+    if (read_stat(extra[i], &ppid, &pgrp) != 0)
+      refuse("guard", "--protect-pid %d: no such process", (int)extra[i]);
+    protect_process(extra[i], pgrp, out);
   }
-  if (target == self) return DENY;
-  return in_tree(target, root);
-}
-
-static int receive_fd(int sock) {
-  char data;
-  struct iovec iov = {.iov_base = &data, .iov_len = 1};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf};
-  ssize_t n;
-  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) _exit(0); /* the launcher refused before sending: nothing to guard */
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
-    guard_fail("no notification fd received");
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return fd;
-}
-
-static _Noreturn void guard_main(int sock, pid_t root) {
-  pid_t self = getpid();
-  /* Out of the command's process group: a kill(0) or killpg of the command does not reach
-   * it (a direct kill by pid is refused below). */
-  setpgid(0, 0);
-  for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_IGN);
+  /* The command's own group (the launcher leads it) is its to signal; no protected process may
+   * be in it. */
+  for (int i = 0; i < out->group_count; i++) {
+    if (out->groups[i] == self_pgrp)
+      refuse("guard", "the command's process group %d holds a protected process", (int)self_pgrp);
   }
-  /* The guard needs no privilege: reading /proc/<pid>/stat of a uid-0 process is allowed to
-   * uid 0 without capabilities. */
-  struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-  struct __user_cap_data_struct none[2] = {{0}};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) guard_fail("no_new_privs");
-  if (syscall(SYS_capset, &header, none) != 0) guard_fail("capset");
-
-  int fd = receive_fd(sock);
-  close(sock);
-  /* Quiet from here on: the command's stdout and stderr are not the guard's to hold open. */
-  close(0);
-  close(1);
-  close(2);
-
-  struct seccomp_notif_sizes sizes;
-  if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) != 0) _exit(1);
-  struct seccomp_notif *req = calloc(1, sizes.seccomp_notif > sizeof *req ? sizes.seccomp_notif : sizeof *req);
-  struct seccomp_notif_resp *resp =
-      calloc(1, sizes.seccomp_notif_resp > sizeof *resp ? sizes.seccomp_notif_resp : sizeof *resp);
-  if (!req || !resp) _exit(1);
-
-  for (;;) {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    if (poll(&pfd, 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      _exit(1);
-    }
-    if (!(pfd.revents & POLLIN)) _exit(0); /* POLLHUP: no process uses the filter any more */
-    memset(req, 0, sizes.seccomp_notif);
-    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
-      if (errno == EINTR || errno == ENOENT) continue;
-      _exit(1);
-    }
-    enum verdict v = decide(req, root, self);
-    memset(resp, 0, sizes.seccomp_notif_resp);
-    resp->id = req->id;
-    if (v == ALLOW) resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-    else resp->error = v == NO_SUCH ? -ESRCH : -EPERM;
-    /* ENOENT: the caller is gone (killed while waiting); nothing to answer. */
-    (void)ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
-  }
-}
-
-int start_guard(void) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    refuse("guard", "socketpair: %s", strerror(errno));
-  pid_t root = getpid();
-  pid_t pid = fork();
-  if (pid < 0) refuse("guard", "fork: %s", strerror(errno));
-  if (pid == 0) {
-    close(sv[0]);
-    guard_main(sv[1], root);
-  }
-  close(sv[1]);
-  return sv[0];
-}
-
-void send_guard_fd(int sock, int notify_fd) {
-  char data = 'g';
-  struct iovec iov = {.iov_base = &data, .iov_len = 1};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  memset(&control, 0, sizeof control);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &notify_fd, sizeof notify_fd);
-  ssize_t n;
-  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n != 1) refuse("guard", "handing the notification fd to the guard: %s", strerror(errno));
 }

@@ -126,7 +126,7 @@ static void add_port_rule(int ruleset, uint64_t access, uint16_t port) {
     refuse("landlock-net", "landlock_add_rule(port %u): %s", port, strerror(errno));
 }
 
-void apply_landlock(const struct options *o, bool *signal_scope) {
+void apply_landlock(const struct options *o) {
   int abi = landlock_abi(o->max_abi);
   if (abi < 1) refuse("landlock-fs", "the kernel has no Landlock (or it is disabled)");
   if (abi < 4 && !o->best_effort)
@@ -144,7 +144,6 @@ void apply_landlock(const struct options *o, bool *signal_scope) {
   if (abi >= 6) {
     attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL;
     size = sizeof attr;
-    *signal_scope = true;
   }
   long ruleset = syscall(SYS_landlock_create_ruleset, &attr, size, 0);
   if (ruleset < 0) refuse("landlock-fs", "landlock_create_ruleset: %s", strerror(errno));

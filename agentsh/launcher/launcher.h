@@ -14,6 +14,8 @@
 #define MAX_FS_RULES 512
 #define MAX_PORT_RANGES 64
 #define MAX_PROXY_PORTS 8
+#define MAX_PROTECTED 240
+#define MAX_PROTECT_ARGS 8
 
 /* Landlock rights a file-system rule grants, by letter (see parse_fs_mode). */
 enum fs_mode {
@@ -52,6 +54,9 @@ struct options {
   /* kernel support */
   bool best_effort;
   int max_abi; /* hold Landlock to this ABI (test profiles); 0 = the kernel's */
+  /* guard: processes named by the service (--protect-pid), besides the launcher's ancestors */
+  pid_t protect_pids[MAX_PROTECT_ARGS];
+  int protect_pid_count;
   /* reporting */
   const char *tag;
   bool probe;
@@ -65,24 +70,29 @@ void set_refusal_tag(const char *tag);
 
 /* landlock.c */
 int landlock_abi(int max_abi); /* the ABI in force here (0: none) */
-/* Applies one Landlock domain: file rules, TCP ports (ABI >= 4) and scopes (ABI >= 6).
- * Sets *signal_scope when the domain scopes signals. */
-void apply_landlock(const struct options *o, bool *signal_scope);
+/* Applies one Landlock domain: file rules, TCP ports (ABI >= 4) and scopes (ABI >= 6). */
+void apply_landlock(const struct options *o);
 
 /* identity.c */
 void prepare_scratch(const char *dir, int uid, int gid);
 void drop_identity(int uid, int gid);   /* setresuid/gid to an unprivileged account */
 void drop_capabilities(void);           /* stay uid 0, keep no capability */
 
+/* The processes a command must not reach (guard.c collects them). */
+struct protected_ids {
+  pid_t ids[MAX_PROTECTED]; /* pids and thread ids */
+  int count;
+  pid_t groups[MAX_PROTECTED]; /* process group ids */
+  int group_count;
+};
+
 /* seccomp.c */
-/* Installs the socket filter and, with guard, the process-control guard. Returns the guard's
- * notification fd (or -1 without guard). */
-int apply_seccomp(bool udp, bool netlink_route, bool guard);
+/* Installs the socket filter and, with protect, the process guard. */
+void apply_seccomp(bool udp, bool netlink_route, const struct protected_ids *protect);
 
 /* guard.c */
-/* Forks the guard process for the command that this process will become (root = our pid).
- * Returns the socket on which the notification fd must be sent (send_guard_fd). */
-int start_guard(void);
-void send_guard_fd(int sock, int notify_fd);
+/* The launcher's ancestors up to init (agentsh, the boot script...) and the given processes,
+ * with every thread of each and their process groups. */
+void collect_protected(const pid_t *extra, int extra_count, struct protected_ids *out);
 
 #endif

@@ -14,8 +14,8 @@
  *   - an identity: an unprivileged uid (--uid/--gid), or, where agentsh lacks CAP_SYS_PTRACE
  *     and needs the command to stay uid 0 (--keep-identity), uid 0 with every capability
  *     dropped (bounding, permitted, effective, inheritable, ambient; securebits locked) plus the
- *     process-control guard (guard.c): signals, prlimit, scheduling and F_SETOWN towards any
- *     process outside the command's own tree are refused;
+ *     process guard (guard.c): no signal, prlimit, scheduling or F_SETOWN towards agentsh, the
+ *     service (--protect-pid), init, any of their threads or their process groups; no kill(-1);
  *   - every inherited file descriptor above 2 closed; HOME and TMPDIR private (--scratch).
  *
  * agentsh-unixwrap applies its Landlock domain on one thread of a Go program and may exec on
@@ -176,6 +176,11 @@ static void parse_args(int argc, char **argv, struct options *o) {
     } else if (flag(*a, "--max-abi", &v, &a)) {
       if (!parse_uint(v, 1000, 10, &n) || n == 0) refuse("usage", "bad --max-abi '%s'", v);
       o->max_abi = (int)n;
+    } else if (flag(*a, "--protect-pid", &v, &a)) {
+      if (o->protect_pid_count == MAX_PROTECT_ARGS)
+        refuse("usage", "more than %d --protect-pid", MAX_PROTECT_ARGS);
+      if (!parse_uint(v, 0x7fffffff, 10, &n) || n == 0) refuse("usage", "bad --protect-pid '%s'", v);
+      o->protect_pids[o->protect_pid_count++] = (pid_t)n;
     } else if (flag(*a, "--tag", &v, &a)) {
       o->tag = v;
     } else {
@@ -284,14 +289,13 @@ int main(int argc, char **argv) {
   umask((mode_t)o.umask);
   const char *path = look_path(o.argv[0]);
 
-  /* Kept identity: every command is uid 0, so uids cannot keep one command from signalling,
-   * renicing or limiting another, or agentsh itself. The guard does, by the process tree. It is
-   * forked first, before any restriction, and orphans stay in the tree (subreaper). */
-  int guard_sock = -1;
+  /* Kept identity: every command is uid 0, so uids keep nothing apart. Read what the guard
+   * protects now, before any restriction (it needs /proc), as the leader of our own process
+   * group (agentsh made us one already; a manual run is made one here). */
+  static struct protected_ids protect;
   if (o.keep_identity) {
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-      refuse("guard", "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
-    guard_sock = start_guard();
+    if (setpgid(0, 0) != 0 && errno != EPERM) refuse("guard", "setpgid: %s", strerror(errno));
+    collect_protected(o.protect_pids, o.protect_pid_count, &protect);
   }
 
   /* Landlock and seccomp need no_new_privs; it also keeps exec from granting privileges. */
@@ -300,15 +304,8 @@ int main(int argc, char **argv) {
   if (o.keep_identity) drop_capabilities();
   else drop_identity(o.uid, o.gid);
 
-  bool signal_scope = false;
-  apply_landlock(&o, &signal_scope);
-
-  int notify_fd = apply_seccomp(o.udp, o.netlink_route, o.keep_identity);
-  if (notify_fd >= 0) {
-    send_guard_fd(guard_sock, notify_fd);
-    close(notify_fd);
-    close(guard_sock);
-  }
+  apply_landlock(&o);
+  apply_seccomp(o.udp, o.netlink_route, o.keep_identity ? &protect : NULL);
 
   /* Nothing the command was not meant to have: stdin, stdout and stderr only. Close-on-exec
    * rather than close, so that a failed exec can still report on stderr. */

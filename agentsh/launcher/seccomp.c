@@ -10,12 +10,15 @@
  * io_uring_setup is refused too: io_uring can open sockets without socket(2). A syscall from a
  * foreign architecture (32-bit compat, x32) is refused as a whole.
  *
- * With the guard (a kept identity: every command is uid 0), the calls that act on another
- * process by its id go to the guard process for a decision (guard.c): kill, tkill, tgkill,
- * rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_open, fcntl(F_SETOWN), and prlimit64,
- * setpriority, sched_set{affinity,scheduler,param,attr} and ioprio_set when they name another
- * process. Ways to name a target the guard cannot read (a pointer argument) are refused:
- * fcntl(F_SETOWN_EX), ioctl(FIOSETOWN/SIOCSPGRP), setpriority/ioprio_set by user.
+ * With a guard (a kept identity: every command is uid 0, so uids protect nothing), the calls
+ * that act on another process by its id are refused with EPERM when they name a protected one
+ * (guard.c collects them: the launcher's ancestors up to init, which include agentsh and the
+ * boot script, the service, every thread of each, and their process groups): kill, tkill,
+ * tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_open, setpgid (joining their group) and
+ * fcntl(F_SETOWN). kill(-1) is refused. prlimit64, setpriority, sched_set{affinity,scheduler,
+ * param,attr} and ioprio_set may only name the caller itself (0), or for setpriority and
+ * ioprio_set its own process group. What names a target through memory the filter cannot read
+ * is refused: fcntl(F_SETOWN_EX), ioctl(FIOSETOWN/SIOCSPGRP).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,13 +58,11 @@
 #ifndef F_SETOWN_EX
 #define F_SETOWN_EX 15
 #endif
-#define IOPRIO_WHO_PROCESS 1
-#define IOPRIO_WHO_PGRP 2
+#define IOPRIO_WHO_USER 3
 
 #define RET_ALLOW SECCOMP_RET_ALLOW
 #define RET_EACCES (SECCOMP_RET_ERRNO | (EACCES & SECCOMP_RET_DATA))
 #define RET_EPERM (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
-#define RET_NOTIFY SECCOMP_RET_USER_NOTIF
 
 #define OFF_NR offsetof(struct seccomp_data, nr)
 #define OFF_ARCH offsetof(struct seccomp_data, arch)
@@ -69,7 +70,7 @@
  * int (pid, family, command) that the kernel truncates to 32 bits itself. */
 #define OFF_ARG(n) (offsetof(struct seccomp_data, args) + 8 * (n))
 
-#define MAX_INSNS 200
+#define MAX_INSNS (120 + 2 * MAX_PROTECTED)
 #define MAX_LABELS 40
 
 struct program {
@@ -161,12 +162,13 @@ static void socket_rules(struct program *p, bool udp, bool netlink_route) {
 
 /* Dispatch on the syscall number for the guarded calls (the accumulator holds nr). */
 static void guard_dispatch(struct program *p) {
-  JEQ(p, SYS_kill, "notify", NULL);
-  JEQ(p, SYS_tkill, "notify", NULL);
-  JEQ(p, SYS_tgkill, "notify", NULL);
-  JEQ(p, SYS_rt_sigqueueinfo, "notify", NULL);
-  JEQ(p, SYS_rt_tgsigqueueinfo, "notify", NULL);
-  JEQ(p, SYS_pidfd_open, "notify", NULL);
+  JEQ(p, SYS_kill, "kill", NULL);
+  JEQ(p, SYS_tkill, "arg0-protected", NULL);
+  JEQ(p, SYS_tgkill, "arg0-protected", NULL);
+  JEQ(p, SYS_rt_sigqueueinfo, "arg0-protected", NULL);
+  JEQ(p, SYS_rt_tgsigqueueinfo, "arg0-protected", NULL);
+  JEQ(p, SYS_pidfd_open, "arg0-protected", NULL);
+  JEQ(p, SYS_setpgid, "arg1-protected", NULL);
   JEQ(p, SYS_fcntl, "fcntl", NULL);
   JEQ(p, SYS_ioctl, "ioctl", NULL);
   JEQ(p, SYS_prlimit64, "arg0-self", NULL);
@@ -174,14 +176,44 @@ static void guard_dispatch(struct program *p) {
   JEQ(p, SYS_sched_setscheduler, "arg0-self", NULL);
   JEQ(p, SYS_sched_setparam, "arg0-self", NULL);
   JEQ(p, SYS_sched_setattr, "arg0-self", NULL);
-  JEQ(p, SYS_setpriority, "setpriority", NULL);
-  JEQ(p, SYS_ioprio_set, "ioprio", "allow");
+  JEQ(p, SYS_setpriority, "priority", NULL);
+  JEQ(p, SYS_ioprio_set, "priority", "allow");
+}
+
+/* Refuses when the accumulator holds a protected pid or thread id (as a positive number) or a
+ * protected process group (as its negative), else allows. */
+static void protected_check(struct program *p, const struct protected_ids *protect) {
+  label(p, "protected");
+  for (int i = 0; i < protect->count; i++)
+    JEQ(p, (uint32_t)protect->ids[i], "protected-eperm", NULL);
+  for (int i = 0; i < protect->group_count; i++)
+    JEQ(p, (uint32_t)-protect->groups[i], "protected-eperm", NULL);
+  RET(p, RET_ALLOW);
+  label(p, "protected-eperm");
+  RET(p, RET_EPERM);
 }
 
 static void guard_rules(struct program *p) {
+  /* kill(pid): -1 is every process the caller may signal; 0 the caller's own group (joining
+   * a protected group is refused at setpgid). */
+  label(p, "kill");
+  LD(p, OFF_ARG(0));
+  JEQ(p, 0xffffffffU, "eperm", "protected");
+
+  label(p, "arg0-protected");
+  LD(p, OFF_ARG(0));
+  JEQ(p, 0, "allow", "protected");
+
+  label(p, "arg1-protected");
+  LD(p, OFF_ARG(1));
+  JEQ(p, 0, "allow", "protected");
+
   label(p, "fcntl");
   LD(p, OFF_ARG(1));
-  JEQ(p, F_SETOWN, "notify", NULL);
+  JEQ(p, F_SETOWN, NULL, "fcntl-other");
+  LD(p, OFF_ARG(2));
+  JEQ(p, 0, "allow", "protected");
+  label(p, "fcntl-other");
   JEQ(p, F_SETOWN_EX, "eperm", "allow");
 
   label(p, "ioctl");
@@ -189,33 +221,22 @@ static void guard_rules(struct program *p) {
   JEQ(p, FIOSETOWN, "eperm", NULL);
   JEQ(p, SIOCSPGRP, "eperm", "allow");
 
-  /* Another process is named by a non-zero first argument. */
+  /* Only the caller itself (0). */
   label(p, "arg0-self");
   LD(p, OFF_ARG(0));
-  JEQ(p, 0, "allow", "notify");
+  JEQ(p, 0, "allow", "eperm");
 
-  /* setpriority(which, who, prio): PRIO_PROCESS/PRIO_PGRP with who 0 is the caller itself or
-   * its group (the guard checks the group); PRIO_USER would reach every process of uid 0. */
-  label(p, "setpriority");
+  /* setpriority(which, who, prio) and ioprio_set(which, who, ioprio): the caller (PRIO_PROCESS
+   * or IOPRIO_WHO_PROCESS with who 0) or its own group (who 0); by user: every process of uid 0. */
+  label(p, "priority");
   LD(p, OFF_ARG(0));
-  JEQ(p, PRIO_PROCESS, "arg1-self", NULL);
-  JEQ(p, PRIO_PGRP, "notify", "eperm");
-
-  label(p, "ioprio");
-  LD(p, OFF_ARG(0));
-  JEQ(p, IOPRIO_WHO_PROCESS, "arg1-self", NULL);
-  JEQ(p, IOPRIO_WHO_PGRP, "notify", "eperm");
-
-  label(p, "arg1-self");
+  JEQ(p, PRIO_USER, "eperm", NULL);
+  JEQ(p, IOPRIO_WHO_USER, "eperm", NULL);
   LD(p, OFF_ARG(1));
-  JEQ(p, 0, "allow", "notify");
+  JEQ(p, 0, "allow", "eperm");
 }
 
-static long seccomp(unsigned op, unsigned flags, void *args) {
-  return syscall(SYS_seccomp, op, flags, args);
-}
-
-int apply_seccomp(bool udp, bool netlink_route, bool guard) {
+void apply_seccomp(bool udp, bool netlink_route, const struct protected_ids *protect) {
   static struct program p;
   memset(&p, 0, sizeof p);
   LD(&p, OFF_ARCH);
@@ -223,14 +244,14 @@ int apply_seccomp(bool udp, bool netlink_route, bool guard) {
   LD(&p, OFF_NR);
   if (FOREIGN_SYSCALL_BIT) JGE(&p, FOREIGN_SYSCALL_BIT, "eacces", NULL);
   JEQ(&p, SYS_socket, "socket", NULL);
-  if (guard) {
+  if (protect) {
     JEQ(&p, SYS_io_uring_setup, "eacces", NULL);
     guard_dispatch(&p);
   } else {
     JEQ(&p, SYS_io_uring_setup, "eacces", "allow");
   }
   socket_rules(&p, udp, netlink_route);
-  if (guard) guard_rules(&p);
+  if (protect) guard_rules(&p);
 
   label(&p, "allow");
   RET(&p, RET_ALLOW);
@@ -238,20 +259,12 @@ int apply_seccomp(bool udp, bool netlink_route, bool guard) {
   RET(&p, RET_EACCES);
   label(&p, "eperm");
   RET(&p, RET_EPERM);
-  if (guard) {
-    label(&p, "notify");
-    RET(&p, RET_NOTIFY);
-  }
+  /* Last: the only jumps into it are short, and it jumps only within itself. */
+  if (protect) protected_check(&p, protect);
   build(&p);
 
   struct sock_fprog prog = {.len = (unsigned short)p.count, .filter = p.insns};
-  if (!guard) {
-    if (seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-      refuse("seccomp-socket", "seccomp(SECCOMP_SET_MODE_FILTER): %s", strerror(errno));
-    return -1;
-  }
-  long fd = seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-  if (fd < 0)
-    refuse("guard", "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER): %s", strerror(errno));
-  return (int)fd;
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+    refuse(protect ? "guard" : "seccomp-socket", "seccomp(SECCOMP_SET_MODE_FILTER): %s",
+           strerror(errno));
 }

@@ -67,6 +67,8 @@ export interface AgentshCliOptions {
   launcher?: LauncherSettings;
   /** The shared workspace of commands without a session (the launcher grants it to them). */
   workspace?: string;
+  /** Run the CLI under this unprivileged uid and gid (isolation.yaml identities.client_uid). */
+  cliUid?: number;
 }
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
@@ -304,6 +306,9 @@ async function runCli(
     forceKillAfterDelay: 2_000,
     stripFinalNewline: false,
     ...(request.signal ? { cancelSignal: request.signal } : {}),
+    // Not the service's own uid: where commands keep uid 0, they could otherwise signal another
+    // request's CLI (they hold no capability, so another uid is out of their reach).
+    ...(options.cliUid !== undefined ? { uid: options.cliUid, gid: options.cliUid } : {}),
   } as const;
   const finish = () => {
     clearTimeout(deadline);

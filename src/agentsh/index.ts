@@ -44,6 +44,8 @@ export interface AgentshOptions {
   queueWaitMs: number;
   /** agentsh-launch between agentsh's sandbox and every command (kernel isolation layers). */
   launcher?: LauncherSettings;
+  /** Run the agentsh CLI under this unprivileged uid (when the service itself is root). */
+  cliUid?: number;
   /** The canary commands that prove enforcement (agentsh's layers and the launcher's). */
   canaries: readonly Canary[];
 }
@@ -71,6 +73,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     recordedDenials: api.recordedDenials,
     workspace: options.workspace,
     ...(options.launcher ? { launcher: options.launcher } : {}),
+    ...(options.cliUid !== undefined ? { cliUid: options.cliUid } : {}),
   });
   const ensureSessions = async () => {
     await Promise.all(pool.sessionIds.map((id) => api.ensureSession(id)));

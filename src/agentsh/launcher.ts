@@ -35,6 +35,11 @@ export interface LauncherSettings {
   fsRules: readonly string[];
   /** Hold Landlock to this ABI (a test profile: Render's kernel has ABI 5). */
   maxAbi?: number;
+  /**
+   * Where commands keep uid 0: processes the launcher's guard protects besides its own
+   * ancestors (agentsh, the boot script, init): the service itself.
+   */
+  protectPids?: readonly number[];
 }
 
 /** Where one command may write: its workspace, and its private HOME/TMPDIR. */
@@ -105,6 +110,7 @@ export function launcherArgv(
     ...(network.netlink_route ? ["--netlink-route"] : []),
     ...(settings.bestEffort ? ["--best-effort"] : []),
     ...(settings.maxAbi !== undefined ? [`--max-abi=${settings.maxAbi}`] : []),
+    ...(settings.uidDrop ? [] : (settings.protectPids ?? []).map((pid) => `--protect-pid=${pid}`)),
     `--tag=${tag}`,
     "--",
   ];
@@ -271,6 +277,8 @@ export async function prepareLauncher(options: {
   bestEffort: boolean;
   /** Hold Landlock to this ABI (LAUNCHER_MAX_LANDLOCK_ABI, a test profile). */
   maxAbi?: number | undefined;
+  /** The service's own pid (the guard protects it where commands keep uid 0). */
+  servicePid: number;
   /** Whether the agentsh server has CAP_SYS_PTRACE (see resolveUidDrop). */
   capSysPtrace: boolean;
   logger: Logger;
@@ -322,6 +330,7 @@ export async function prepareLauncher(options: {
       bestEffort: options.bestEffort,
       uidDrop: uidDrop.enabled,
       fsRules,
+      protectPids: [options.servicePid],
       ...(options.maxAbi !== undefined ? { maxAbi: options.maxAbi } : {}),
     },
     probe,

@@ -45,6 +45,8 @@ export const isolationSchema = z.strictObject({
     count: z.number().int().min(1).max(64),
     umask: z.string().regex(/^0?[0-7]{3}$/, "octal, e.g. 007"),
     scratch_root: absolutePath,
+    /** The agentsh CLI runs as this unprivileged uid (and gid): out of commands' reach. */
+    client_uid: z.number().int().min(1).max(2_000_000_000),
   }),
   filesystem: z.strictObject({
     /** Each session's own directory is `<sessions_root>/<id>`. */

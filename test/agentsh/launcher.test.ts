@@ -208,9 +208,14 @@ describe("the uid drop on hosts where the agentsh server lacks CAP_SYS_PTRACE", 
   });
 
   it("without the drop the launcher keeps the identity and /health says what is missing", async () => {
-    const keep = { ...(await settings()), uidDrop: false };
+    const keep = { ...(await settings()), uidDrop: false, protectPids: [4242] };
     const argv = launcherArgv(keep, 0, "t", PLAIN);
     expect(argv).toContain("--keep-identity");
+    // The guard protects the service (and, by itself, the launcher's ancestors).
+    expect(argv).toContain("--protect-pid=4242");
+    expect(launcherArgv({ ...keep, uidDrop: true }, 0, "t", PLAIN)).not.toContain(
+      "--protect-pid=4242",
+    );
     expect(argv.some((a) => a.startsWith("--uid") || a.startsWith("--gid"))).toBe(false);
     const layers = isolationLayers(probeAt(7), resolveUidDrop("when-permitted", false));
     expect(layerOf(layers, "uid-drop")).toMatch(

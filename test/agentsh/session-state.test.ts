@@ -33,6 +33,7 @@ const launcher: LauncherSettings = {
       count: 2,
       umask: "007",
       scratch_root: "/home/gexec",
+      client_uid: 65534,
     },
     filesystem: { sessions_root: "/sessions", withhold: ["/proc"] },
     network: { bind_tcp_ports: [{ lo: 8000, hi: 8001 }], udp: false, netlink_route: true },
