@@ -6,6 +6,7 @@ import {
   isolationLayers,
   launcherBootHint,
   prepareLauncher,
+  processesSharedBetweenKeys,
   slotUid,
 } from "./agentsh/launcher.js";
 import { locateExecutable } from "./agentsh/locate.js";
@@ -83,6 +84,9 @@ async function main(): Promise<void> {
     maxQueued: config.limits.maxQueued,
     queueWaitMs: config.limits.queueWaitMs,
     ...(launcher ? { launcher } : {}),
+    // Where concurrent commands could reach each other's processes (all uid 0, no Landlock
+    // signal scope: Render), commands of different API keys never run at once.
+    oneKeyAtATime: processesSharedBetweenKeys(probe, uidDrop),
     // The CLI runs under its own unprivileged uid where the service can give it one (root).
     ...(process.getuid?.() === 0 ? { cliUid: isolation.identities.client_uid } : {}),
     canaries,

@@ -91,7 +91,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
     async run(request: GovernedCommand): Promise<Execution> {
       let lease: SessionLease;
       try {
-        lease = await options.sessions.acquire(request.signal);
+        lease = await options.sessions.acquire(request.signal, request.owner);
       } catch (error) {
         const reason = error instanceof PoolSaturatedError ? "busy" : "canceled";
         return { kind: "not_run", reason, detail: (error as Error).message };

@@ -46,6 +46,11 @@ export interface AgentshOptions {
   launcher?: LauncherSettings;
   /** Run the agentsh CLI under this unprivileged uid (when the service itself is root). */
   cliUid?: number;
+  /**
+   * Commands of different API keys never run at once (where the kernel cannot keep concurrent
+   * commands apart: all uid 0, no Landlock signal scope).
+   */
+  oneKeyAtATime?: boolean;
   /** The canary commands that prove enforcement (agentsh's layers and the launcher's). */
   canaries: readonly Canary[];
 }
@@ -56,6 +61,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     options.slots,
     options.maxQueued,
     options.queueWaitMs,
+    options.oneKeyAtATime === true,
   );
   const api = createAgentshServerApi({
     serverUrl: options.serverUrl,

@@ -229,6 +229,15 @@ export const LAYER = {
   uidDrop: "uid-drop (one unprivileged uid per slot and session)",
 } as const;
 
+/**
+ * Whether the kernel leaves concurrent commands able to signal each other: every command is
+ * uid 0 (no uid drop) and Landlock has no signal scope (ABI < 6, Render). The service then runs
+ * the commands of one API key at a time.
+ */
+export function processesSharedBetweenKeys(probe: LauncherProbe | null, uidDrop: UidDrop): boolean {
+  return probe !== null && !uidDrop.enabled && !probe.signalScope;
+}
+
 /** Each isolation layer and whether this kernel and host give it, for /health. */
 export function isolationLayers(
   probe: LauncherProbe | null,
@@ -243,6 +252,9 @@ export function isolationLayers(
     uidDrop.enabled ? "separate uids" : "the launcher's guard",
     ...(probe.signalScope ? ["Landlock signal scope"] : []),
   ];
+  const processes = processesSharedBetweenKeys(probe, uidDrop)
+    ? "enforced for agentsh, the service, init and other API keys (the launcher's guard; commands of different keys never run at once, as Landlock below ABI 6 has no signal scope); not between the sessions of one key, nor for threads agentsh starts while a command runs"
+    : `enforced (${processMechanisms.join(" + ")})`;
   return {
     [LAYER.fs]: probe.landlockFs
       ? `enforced (${abi}${probe.ioctlDev ? ", device ioctls too" : ", no IOCTL_DEV below ABI 5"})`
@@ -250,7 +262,7 @@ export function isolationLayers(
     [LAYER.net]: probe.landlockNet ? "enforced" : `missing: ${abi} < 4`,
     [LAYER.socket]: "enforced",
     [LAYER.capabilities]: "enforced",
-    [LAYER.processes]: `enforced (${processMechanisms.join(" + ")})`,
+    [LAYER.processes]: processes,
     [LAYER.uidDrop]: uidDrop.enabled
       ? "enforced"
       : `unavailable: ${uidDrop.reason}; sessions and keys are kept apart by Landlock paths, processes by the guard`,

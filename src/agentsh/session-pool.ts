@@ -4,6 +4,11 @@
  * duration of a command. Callers beyond the slots wait in a FIFO queue, bounded in length and in
  * time: beyond the bound they are refused at once, and a waiter whose time runs out (or whose
  * caller goes away) leaves the queue.
+ *
+ * With `oneOwnerAtATime`, commands of different owners (API keys) never run at the same time:
+ * where the kernel cannot keep concurrent commands from signalling each other (every command
+ * uid 0, no Landlock signal scope below ABI 6), no other key's process is alive to reach. The
+ * queue stays FIFO, so one busy key cannot starve another.
  */
 
 export interface SessionLease {
@@ -29,14 +34,20 @@ export class WaitCanceledError extends Error {
 }
 
 interface Waiter {
+  owner: string;
   resolve: (lease: SessionLease) => void;
   reject: (error: Error) => void;
 }
+
+/** Commands the service runs itself (boot canaries) count as one owner of their own. */
+const SERVICE_OWNER = "(service)";
 
 export class SessionPool {
   readonly sessionIds: readonly string[];
   private readonly free: string[];
   private readonly waiters: Waiter[] = [];
+  /** The owner of the commands running now (with oneOwnerAtATime). */
+  private runningOwner: string | null = null;
 
   constructor(
     prefix: string,
@@ -44,6 +55,7 @@ export class SessionPool {
     private readonly maxQueued: number,
     /** How long a caller may wait for a slot before it is refused. */
     private readonly maxWaitMs = 30_000,
+    private readonly oneOwnerAtATime = false,
   ) {
     this.sessionIds = Array.from({ length: size }, (_, i) => `${prefix}-${i + 1}`);
     this.free = [...this.sessionIds];
@@ -57,10 +69,12 @@ export class SessionPool {
     };
   }
 
-  acquire(signal?: AbortSignal): Promise<SessionLease> {
+  acquire(signal?: AbortSignal, owner = SERVICE_OWNER): Promise<SessionLease> {
     if (signal?.aborted) return Promise.reject(new WaitCanceledError());
-    const sessionId = this.free.pop();
-    if (sessionId !== undefined) return Promise.resolve(this.lease(sessionId));
+    if (this.waiters.length === 0 && this.admits(owner)) {
+      const sessionId = this.free.pop();
+      if (sessionId !== undefined) return Promise.resolve(this.lease(sessionId, owner));
+    }
     if (this.waiters.length >= this.maxQueued) {
       return Promise.reject(
         new PoolSaturatedError(
@@ -76,6 +90,7 @@ export class SessionPool {
         if (index !== -1) this.waiters.splice(index, 1);
       };
       const waiter: Waiter = {
+        owner,
         resolve: (lease) => {
           leave();
           resolve(lease);
@@ -99,17 +114,30 @@ export class SessionPool {
     });
   }
 
-  private lease(sessionId: string): SessionLease {
+  /** Whether a command of `owner` may start now (a slot aside). */
+  private admits(owner: string): boolean {
+    return !this.oneOwnerAtATime || this.runningOwner === null || this.runningOwner === owner;
+  }
+
+  private lease(sessionId: string, owner: string): SessionLease {
     let released = false;
+    this.runningOwner = owner;
     return {
       sessionId,
       slot: this.sessionIds.indexOf(sessionId),
       release: () => {
         if (released) return;
         released = true;
-        const next = this.waiters.shift();
-        if (next) next.resolve(this.lease(sessionId));
-        else this.free.push(sessionId);
+        this.free.push(sessionId);
+        if (this.free.length === this.sessionIds.length) this.runningOwner = null;
+        // First come, first served: admit from the head while it may start.
+        for (;;) {
+          const next = this.waiters[0];
+          if (!next || !this.admits(next.owner)) break;
+          const slot = this.free.pop();
+          if (slot === undefined) break;
+          next.resolve(this.lease(slot, next.owner));
+        }
       },
     };
   }

@@ -9,6 +9,7 @@ import {
   launcherArgv,
   launcherFsRules,
   launcherRefusal,
+  processesSharedBetweenKeys,
   resolveUidDrop,
   scratchName,
 } from "../../src/agentsh/launcher.js";
@@ -174,7 +175,16 @@ describe("isolation layers for /health", () => {
     expect(layerOf(layers, "landlock-fs")).toBe(
       "enforced (Landlock held to ABI 5 (kernel: 7), device ioctls too)",
     );
-    expect(layerOf(layers, "process-isolation")).toBe("enforced (the launcher's guard)");
+    expect(layerOf(layers, "process-isolation")).toMatch(
+      /^enforced for agentsh, the service, init and other API keys .*commands of different keys never run at once.*; not between the sessions of one key, nor for threads agentsh starts while a command runs$/,
+    );
+    expect(processesSharedBetweenKeys(probeAt(5), resolveUidDrop("when-permitted", false))).toBe(
+      true,
+    );
+    expect(processesSharedBetweenKeys(probeAt(6), resolveUidDrop("when-permitted", false))).toBe(
+      false,
+    );
+    expect(processesSharedBetweenKeys(probeAt(5), { enabled: true, reason: null })).toBe(false);
     expect(layerOf(layers, "capabilities")).toBe("enforced");
   });
 });

@@ -70,4 +70,50 @@ describe("SessionPool", () => {
     held.release();
     expect(pool.stats.inFlight).toBe(0);
   });
+
+  describe("one API key at a time (where the kernel cannot keep concurrent commands apart)", () => {
+    it("runs one key's commands side by side, and another key's only when they are done", async () => {
+      const pool = new SessionPool("s", 3, 10, 30_000, true);
+      const a1 = await pool.acquire(undefined, "key-a");
+      const a2 = await pool.acquire(undefined, "key-a");
+      let bStarted = false;
+      const b = pool.acquire(undefined, "key-b").then((lease) => {
+        bStarted = true;
+        return lease;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(bStarted).toBe(false); // a slot is free, but key a is running
+      a1.release();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(bStarted).toBe(false);
+      a2.release();
+      const bLease = await b;
+      expect(pool.stats).toEqual({ slots: 3, inFlight: 1, queued: 0 });
+      bLease.release();
+    });
+
+    it("serves first come first served: a key behind another waits, even when its own key runs", async () => {
+      const pool = new SessionPool("s", 2, 10, 30_000, true);
+      const a1 = await pool.acquire(undefined, "key-a");
+      const order: string[] = [];
+      const b = pool.acquire(undefined, "key-b").then((l) => (order.push("b"), l));
+      const a2 = pool.acquire(undefined, "key-a").then((l) => (order.push("a2"), l));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(order).toEqual([]); // a2 queues behind b although key a is running
+      a1.release();
+      (await b).release();
+      (await a2).release();
+      expect(order).toEqual(["b", "a2"]);
+    });
+
+    it("without it, keys share the slots", async () => {
+      const pool = new SessionPool("s", 2, 0);
+      const leases = await Promise.all([
+        pool.acquire(undefined, "key-a"),
+        pool.acquire(undefined, "key-b"),
+      ]);
+      expect(pool.stats.inFlight).toBe(2);
+      for (const lease of leases) lease.release();
+    });
+  });
 });
