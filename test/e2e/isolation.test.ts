@@ -430,7 +430,7 @@ local("launcher refusals are reported as such", () => {
           /^unavailable: the agentsh server lacks CAP_SYS_PTRACE.*; sessions and keys are kept apart by Landlock paths, processes by the guard$/,
         );
       } else {
-        expect(state, layer).toMatch(/^enforced(?: \(|$)/);
+        expect(state, layer).toMatch(/^enforced(?: \(| for |$)/);
       }
     }
     if (PROFILE === "render") {
