@@ -49,7 +49,13 @@ async function main(): Promise<void> {
   for (const warning of bundle.warnings) logger.warn("policy bundle", { warning });
 
   const { isolation } = bundle;
-  const { launcher, probe, uidDrop } = await prepareLauncher({
+  const stateDir = process.env.AGENTSH_STATE_DIR ?? "/var/lib/governed-executor";
+  const {
+    launcher,
+    probe,
+    uidDrop,
+    stop: stopLauncher,
+  } = await prepareLauncher({
     isolation,
     landlock: bundle.config.landlock ?? {},
     workspace: config.agentsh.workspace,
@@ -60,6 +66,9 @@ async function main(): Promise<void> {
     agentshBin: agentshBin ?? "/usr/local/bin/agentsh",
     bestEffort: config.allowDegraded,
     capSysPtrace: await hasCapSysPtrace(),
+    // The ruleset server needs root to run under its own uid (as in scripts/boot).
+    // Beside the state dir, not in it: the server runs as another uid than the state dir's owner.
+    rulesetDir: process.getuid?.() === 0 ? `${stateDir}.launcher` : undefined,
     logger,
   });
   const canaries = [
@@ -129,7 +138,7 @@ async function main(): Promise<void> {
   const audit = startServiceAudit({
     config: config.audit,
     logger,
-    stateDir: process.env.AGENTSH_STATE_DIR ?? "/var/lib/governed-executor",
+    stateDir,
     idle: () => agentsh.stats().inFlight === 0,
   });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
@@ -194,6 +203,7 @@ async function main(): Promise<void> {
     logger.info("shutting down", { signal });
     stopWatching();
     audit.stop();
+    stopLauncher();
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
     // Sessions end with the process: their workspaces and agentsh sessions are removed.

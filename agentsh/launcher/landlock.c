@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -98,47 +99,54 @@ static uint64_t granted(unsigned mode) {
   return r;
 }
 
-static void add_path_rule(int ruleset, const struct fs_rule *rule, uint64_t handled) {
-  /* O_PATH: no access to the file is needed to name it in a rule. */
-  int fd = open(rule->path, O_PATH | O_CLOEXEC);
-  if (fd < 0) {
-    /* A path that does not exist grants nothing (the service lists what existed at boot). */
-    if (errno == ENOENT || errno == ENOTDIR) return;
-    refuse("landlock-fs", "open %s: %s", rule->path, strerror(errno));
-  }
+char landlock_error[512];
+
+static int fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  vsnprintf(landlock_error, sizeof landlock_error, format, args);
+  va_end(args);
+  return -1;
+}
+
+int open_rule_path(const char *path) {
+  /* O_PATH: no access to the file is needed to name it in a rule. A path that does not exist
+   * grants nothing (the service lists what existed at boot). */
+  int fd = open(path, O_PATH | O_CLOEXEC);
+  if (fd < 0 && errno != ENOENT && errno != ENOTDIR) return fail("open %s: %s", path, strerror(errno));
+  return fd < 0 ? -2 : fd;
+}
+
+int add_path_rule(int ruleset, int fd, unsigned mode, const char *path, int abi) {
   struct stat st;
   /* fstat itself, not glibc's fstatat wrapper: agentsh intercepts newfstatat. */
-  if (syscall(SYS_fstat, fd, &st) != 0)
-    refuse("landlock-fs", "fstat %s: %s", rule->path, strerror(errno));
-  uint64_t access = granted(rule->mode) & handled;
+  if (syscall(SYS_fstat, fd, &st) != 0) return fail("fstat %s: %s", path, strerror(errno));
+  uint64_t access = granted(mode) & handled_fs(abi);
   if (!S_ISDIR(st.st_mode)) access &= FS_FILE_RIGHTS;
-  if (access != 0) {
-    struct ll_path_beneath_attr attr = {.allowed_access = access, .parent_fd = fd};
-    if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &attr, 0) != 0)
-      refuse("landlock-fs", "landlock_add_rule(%s): %s", rule->path, strerror(errno));
-  }
-  close(fd);
+  if (access == 0) return 0;
+  struct ll_path_beneath_attr attr = {.allowed_access = access, .parent_fd = fd};
+  if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &attr, 0) != 0)
+    return fail("landlock_add_rule(%s): %s", path, strerror(errno));
+  return 0;
 }
 
-static void add_port_rule(int ruleset, uint64_t access, uint16_t port) {
+static int add_port_rule(int ruleset, uint64_t access, uint16_t port) {
   struct ll_net_port_attr attr = {.allowed_access = access, .port = port};
   if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_NET_PORT, &attr, 0) != 0)
-    refuse("landlock-net", "landlock_add_rule(port %u): %s", port, strerror(errno));
+    return fail("landlock_add_rule(port %u): %s", port, strerror(errno));
+  return 0;
 }
 
-void apply_landlock(const struct options *o) {
-  int abi = landlock_abi(o->max_abi);
-  if (abi < 1) refuse("landlock-fs", "the kernel has no Landlock (or it is disabled)");
-  if (abi < 4 && !o->best_effort)
-    refuse("landlock-net",
-           "the kernel's Landlock ABI is %d; TCP port rules need ABI 4 (Linux 6.7)", abi);
-
+/* The command's own domain: every file-system right of the ABI, TCP connect (ABI >= 4) and
+ * the scopes (ABI >= 6). Its rules are the --fs paths and the proxy port(s). */
+int fs_ruleset(int abi) {
   struct ll_ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
   /* The kernel rejects a ruleset attribute larger than it knows with non-zero fields, so the
    * size follows the ABI. */
   size_t size = offsetof(struct ll_ruleset_attr, handled_access_net);
   if (abi >= 4) {
-    attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP;
+    attr.handled_access_net = NET_CONNECT_TCP;
     size = offsetof(struct ll_ruleset_attr, scoped);
   }
   if (abi >= 6) {
@@ -146,19 +154,73 @@ void apply_landlock(const struct options *o) {
     size = sizeof attr;
   }
   long ruleset = syscall(SYS_landlock_create_ruleset, &attr, size, 0);
-  if (ruleset < 0) refuse("landlock-fs", "landlock_create_ruleset: %s", strerror(errno));
+  if (ruleset < 0) return fail("landlock_create_ruleset: %s", strerror(errno));
+  return (int)ruleset;
+}
 
-  for (int i = 0; i < o->fs_count; i++) add_path_rule((int)ruleset, &o->fs[i], attr.handled_access_fs);
-  if (abi >= 4) {
-    for (int i = 0; i < o->proxy_port_count; i++)
-      add_port_rule((int)ruleset, NET_CONNECT_TCP, o->proxy_ports[i]);
-    for (int i = 0; i < o->bind_count; i++) {
-      for (uint32_t p = o->bind[i].lo; p <= o->bind[i].hi; p++)
-        add_port_rule((int)ruleset, NET_BIND_TCP, (uint16_t)p);
+int add_connect_ports(int ruleset, const uint16_t *ports, int count, int abi) {
+  if (abi < 4) return 0;
+  for (int i = 0; i < count; i++) {
+    if (add_port_rule(ruleset, NET_CONNECT_TCP, ports[i]) != 0) return -1;
+  }
+  return 0;
+}
+
+/* A second domain that handles TCP bind only: the allowed ports. It stacks on the command's
+ * own (an intersection), so it can be built once and shared (the ruleset server). */
+int bind_ruleset(int abi, const struct port_range *ranges, int count) {
+  if (abi < 4) return -2;
+  struct ll_ruleset_attr attr = {.handled_access_net = NET_BIND_TCP};
+  long ruleset =
+      syscall(SYS_landlock_create_ruleset, &attr, offsetof(struct ll_ruleset_attr, scoped), 0);
+  if (ruleset < 0) return fail("landlock_create_ruleset(bind): %s", strerror(errno));
+  for (int i = 0; i < count; i++) {
+    for (uint32_t p = ranges[i].lo; p <= ranges[i].hi; p++) {
+      if (add_port_rule((int)ruleset, NET_BIND_TCP, (uint16_t)p) != 0) {
+        close((int)ruleset);
+        return -1;
+      }
     }
   }
+  return (int)ruleset;
+}
+
+void restrict_self(int ruleset, const char *layer) {
   /* no_new_privs is set by main(); this thread is the only one, and it execs the command. */
   if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
-    refuse("landlock-fs", "landlock_restrict_self: %s", strerror(errno));
-  close((int)ruleset);
+    refuse(layer, "landlock_restrict_self: %s", strerror(errno));
+}
+
+void check_abi(int abi, bool best_effort) {
+  if (abi < 1) refuse("landlock-fs", "the kernel has no Landlock (or it is disabled)");
+  if (abi < 4 && !best_effort)
+    refuse("landlock-net",
+           "the kernel's Landlock ABI is %d; TCP port rules need ABI 4 (Linux 6.7)", abi);
+}
+
+/* Builds both domains here (without the ruleset server): one open per --fs path, each a round
+ * trip to agentsh's file monitor. */
+void apply_landlock(const struct options *o) {
+  int abi = landlock_abi(o->max_abi);
+  check_abi(abi, o->best_effort);
+  int ruleset = fs_ruleset(abi);
+  if (ruleset < 0) refuse("landlock-fs", "%s", landlock_error);
+  for (int i = 0; i < o->fs_count; i++) {
+    int fd = open_rule_path(o->fs[i].path);
+    if (fd == -1) refuse("landlock-fs", "%s", landlock_error);
+    if (fd < 0) continue;
+    if (add_path_rule(ruleset, fd, o->fs[i].mode, o->fs[i].path, abi) != 0)
+      refuse("landlock-fs", "%s", landlock_error);
+    close(fd);
+  }
+  if (add_connect_ports(ruleset, o->proxy_ports, o->proxy_port_count, abi) != 0)
+    refuse("landlock-net", "%s", landlock_error);
+  int bind = bind_ruleset(abi, o->bind, o->bind_count);
+  if (bind == -1) refuse("landlock-net", "%s", landlock_error);
+  restrict_self(ruleset, "landlock-fs");
+  close(ruleset);
+  if (bind >= 0) {
+    restrict_self(bind, "landlock-net");
+    close(bind);
+  }
 }

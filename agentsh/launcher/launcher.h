@@ -16,6 +16,7 @@
 #define MAX_PROXY_PORTS 8
 #define MAX_PROTECTED 240
 #define MAX_PROTECT_ARGS 8
+#define MAX_PLACE_ROOTS 8
 
 /* Landlock rights a file-system rule grants, by letter (see parse_fs_mode). */
 enum fs_mode {
@@ -54,6 +55,12 @@ struct options {
   /* kernel support */
   bool best_effort;
   int max_abi; /* hold Landlock to this ABI (test profiles); 0 = the kernel's */
+  /* ruleset server (server.c): the launcher asks it; --serve runs it */
+  const char *ruleset_server;
+  int ruleset_server_uid;
+  const char *serve;
+  const char *place_roots[MAX_PLACE_ROOTS];
+  int place_root_count;
   /* guard: processes named by the service (--protect-pid), besides the launcher's ancestors */
   pid_t protect_pids[MAX_PROTECT_ARGS];
   int protect_pid_count;
@@ -63,21 +70,6 @@ struct options {
   char **argv; /* the program and its arguments */
 };
 
-/* Prints "agentsh-launch: refused: <layer>: <reason> (run <tag>)" and exits EXIT_REFUSED. */
-_Noreturn void refuse(const char *layer, const char *format, ...)
-    __attribute__((format(printf, 2, 3)));
-void set_refusal_tag(const char *tag);
-
-/* landlock.c */
-int landlock_abi(int max_abi); /* the ABI in force here (0: none) */
-/* Applies one Landlock domain: file rules, TCP ports (ABI >= 4) and scopes (ABI >= 6). */
-void apply_landlock(const struct options *o);
-
-/* identity.c */
-void prepare_scratch(const char *dir, int uid, int gid);
-void drop_identity(int uid, int gid);   /* setresuid/gid to an unprivileged account */
-void drop_capabilities(void);           /* stay uid 0, keep no capability */
-
 /* The processes a command must not reach (guard.c collects them). */
 struct protected_ids {
   pid_t ids[MAX_PROTECTED]; /* pids and thread ids */
@@ -86,13 +78,48 @@ struct protected_ids {
   int group_count;
 };
 
+/* Prints "agentsh-launch: refused: <layer>: <reason> (run <tag>)" and exits EXIT_REFUSED. */
+_Noreturn void refuse(const char *layer, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+void set_refusal_tag(const char *tag);
+
+/* main.c */
+unsigned parse_fs_mode(const char *from, const char *to); /* 0 when not a mode */
+const char *fs_mode_letters(unsigned mode);
+
+/* landlock.c: builders return -1 with landlock_error set (the server must not exit). */
+extern char landlock_error[512];
+int landlock_abi(int max_abi); /* the ABI in force here (0: none) */
+void check_abi(int abi, bool best_effort);
+int open_rule_path(const char *path); /* O_PATH fd; -2 when missing; -1 on error */
+int fs_ruleset(int abi);
+int add_path_rule(int ruleset, int fd, unsigned mode, const char *path, int abi);
+int add_connect_ports(int ruleset, const uint16_t *ports, int count, int abi);
+int bind_ruleset(int abi, const struct port_range *ranges, int count); /* -2 below ABI 4 */
+void restrict_self(int ruleset, const char *layer);
+/* Builds and applies both domains here, without the server. */
+void apply_landlock(const struct options *o);
+
+/* server.c */
+_Noreturn void serve(const char *socket_path, const struct options *o);
+/* Asks the server for the rulesets (and, with protect, the protected ids). Returns how many
+ * rulesets arrived in fds[]. */
+int fetch_rulesets(const struct options *o, int abi, int fds[2], struct protected_ids *protect);
+
+/* identity.c */
+void prepare_scratch(const char *dir, int uid, int gid);
+void drop_identity(int uid, int gid);   /* setresuid/gid to an unprivileged account */
+void drop_capabilities(void);           /* stay uid 0, keep no capability */
+
+
 /* seccomp.c */
 /* Installs the socket filter and, with protect, the process guard. */
 void apply_seccomp(bool udp, bool netlink_route, const struct protected_ids *protect);
 
 /* guard.c */
-/* The launcher's ancestors up to init (agentsh, the boot script...) and the given processes,
- * with every thread of each and their process groups. */
-void collect_protected(const pid_t *extra, int extra_count, struct protected_ids *out);
+/* The ancestors of `self` up to init (agentsh, the boot script...) and the given processes, with
+ * every thread of each and their process groups. -1 with guard_error set on failure. */
+extern char guard_error[256];
+int collect_protected(pid_t self, const pid_t *extra, int extra_count, struct protected_ids *out);
 
 #endif

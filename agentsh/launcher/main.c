@@ -94,20 +94,39 @@ static void parse_port_range(const char *s, struct port_range *r) {
   r->hi = (uint16_t)h;
 }
 
-/* --fs=MODE:PATH, MODE letters r w x i (read, write, execute, device ioctl). */
-static void parse_fs(const char *s, struct fs_rule *rule) {
-  const char *colon = strchr(s, ':');
-  if (!colon || colon == s) refuse("usage", "bad --fs '%s': want MODE:PATH", s);
+/* MODE letters r w x i (read, write, execute, device ioctl); 0 when not a mode. */
+unsigned parse_fs_mode(const char *from, const char *to) {
   unsigned mode = 0;
-  for (const char *c = s; c < colon; c++) {
+  if (from == to) return 0;
+  for (const char *c = from; c < to; c++) {
     switch (*c) {
       case 'r': mode |= FS_READ; break;
       case 'w': mode |= FS_WRITE; break;
       case 'x': mode |= FS_EXEC; break;
       case 'i': mode |= FS_IOCTL; break;
-      default: refuse("usage", "bad --fs mode in '%s': letters r w x i", s);
+      default: return 0;
     }
   }
+  return mode;
+}
+
+const char *fs_mode_letters(unsigned mode) {
+  static char letters[5];
+  int n = 0;
+  if (mode & FS_READ) letters[n++] = 'r';
+  if (mode & FS_WRITE) letters[n++] = 'w';
+  if (mode & FS_EXEC) letters[n++] = 'x';
+  if (mode & FS_IOCTL) letters[n++] = 'i';
+  letters[n] = 0;
+  return letters;
+}
+
+/* --fs=MODE:PATH */
+static void parse_fs(const char *s, struct fs_rule *rule) {
+  const char *colon = strchr(s, ':');
+  if (!colon || colon == s) refuse("usage", "bad --fs '%s': want MODE:PATH", s);
+  unsigned mode = parse_fs_mode(s, colon);
+  if (!mode) refuse("usage", "bad --fs mode in '%s': letters r w x i", s);
   const char *path = colon + 1;
   if (path[0] != '/') refuse("usage", "bad --fs '%s': the path must be absolute", s);
   rule->mode = mode;
@@ -132,7 +151,7 @@ static bool flag(const char *arg, const char *name, const char **value, char ***
 static void parse_args(int argc, char **argv, struct options *o) {
   (void)argc;
   memset(o, 0, sizeof *o);
-  o->uid = o->gid = -1;
+  o->uid = o->gid = o->ruleset_server_uid = -1;
   o->umask = 077;
   const char *v;
   unsigned long n;
@@ -181,13 +200,25 @@ static void parse_args(int argc, char **argv, struct options *o) {
         refuse("usage", "more than %d --protect-pid", MAX_PROTECT_ARGS);
       if (!parse_uint(v, 0x7fffffff, 10, &n) || n == 0) refuse("usage", "bad --protect-pid '%s'", v);
       o->protect_pids[o->protect_pid_count++] = (pid_t)n;
+    } else if (flag(*a, "--ruleset-server", &v, &a)) {
+      o->ruleset_server = v;
+    } else if (flag(*a, "--ruleset-server-uid", &v, &a)) {
+      if (!parse_uint(v, 0x7fffffff, 10, &n)) refuse("usage", "bad --ruleset-server-uid '%s'", v);
+      o->ruleset_server_uid = (int)n;
+    } else if (flag(*a, "--serve", &v, &a)) {
+      o->serve = v;
+    } else if (flag(*a, "--place-root", &v, &a)) {
+      if (o->place_root_count == MAX_PLACE_ROOTS) refuse("usage", "too many --place-root");
+      if (v[0] != '/') refuse("usage", "--place-root must be absolute");
+      o->place_roots[o->place_root_count++] = v;
     } else if (flag(*a, "--tag", &v, &a)) {
       o->tag = v;
     } else {
       refuse("usage", "unknown option '%s'", *a);
     }
   }
-  if (o->probe) return;
+  if (o->probe || o->serve) return;
+  if (o->ruleset_server && o->ruleset_server_uid < 0) refuse("usage", "--ruleset-server needs --ruleset-server-uid");
   if (!o->argv || !o->argv[0]) refuse("usage", "no command after --");
   if (o->keep_identity) {
     if (o->uid != -1 || o->gid != -1) refuse("usage", "--keep-identity excludes --uid and --gid");
@@ -279,6 +310,7 @@ int main(int argc, char **argv) {
     print_probe(o.max_abi);
     return 0;
   }
+  if (o.serve) serve(o.serve, &o);
   read_proxy_ports(&o);
   if (o.scratch) {
     /* A kept identity's scratch dir is still its own HOME/TMPDIR, owned by uid 0. */
@@ -289,13 +321,23 @@ int main(int argc, char **argv) {
   umask((mode_t)o.umask);
   const char *path = look_path(o.argv[0]);
 
-  /* Kept identity: every command is uid 0, so uids keep nothing apart. Read what the guard
-   * protects now, before any restriction (it needs /proc), as the leader of our own process
-   * group (agentsh made us one already; a manual run is made one here). */
+  /* The rulesets, built by the ruleset server outside agentsh's sandbox (one round trip instead
+   * of one per file rule); fetched while still root (its socket is not the command's to reach). */
+  int abi = landlock_abi(o.max_abi);
+  int rulesets[2] = {-1, -1};
+  int ruleset_count = 0;
+  /* Kept identity: every command is uid 0, so uids keep nothing apart. The guard protects what
+   * is read now, before any restriction, with this process as the leader of its own group
+   * (agentsh made it one already; a manual run is made one here). */
   static struct protected_ids protect;
-  if (o.keep_identity) {
-    if (setpgid(0, 0) != 0 && errno != EPERM) refuse("guard", "setpgid: %s", strerror(errno));
-    collect_protected(o.protect_pids, o.protect_pid_count, &protect);
+  if (o.keep_identity && setpgid(0, 0) != 0 && errno != EPERM)
+    refuse("guard", "setpgid: %s", strerror(errno));
+  if (o.ruleset_server) {
+    check_abi(abi, o.best_effort);
+    ruleset_count = fetch_rulesets(&o, abi, rulesets, o.keep_identity ? &protect : NULL);
+  } else if (o.keep_identity &&
+             collect_protected(getpid(), o.protect_pids, o.protect_pid_count, &protect) != 0) {
+    refuse("guard", "%s", guard_error);
   }
 
   /* Landlock and seccomp need no_new_privs; it also keeps exec from granting privileges. */
@@ -304,7 +346,13 @@ int main(int argc, char **argv) {
   if (o.keep_identity) drop_capabilities();
   else drop_identity(o.uid, o.gid);
 
-  apply_landlock(&o);
+  if (o.ruleset_server) {
+    restrict_self(rulesets[0], "landlock-fs");
+    if (ruleset_count > 1) restrict_self(rulesets[1], "landlock-net");
+    for (int i = 0; i < ruleset_count; i++) close(rulesets[i]);
+  } else {
+    apply_landlock(&o);
+  }
   apply_seccomp(o.udp, o.netlink_route, o.keep_identity ? &protect : NULL);
 
   /* Nothing the command was not meant to have: stdin, stdout and stderr only. Close-on-exec

@@ -10,6 +10,7 @@ import {
 } from "../bundle/isolation-schema.js";
 import type { Decision } from "../executor.js";
 import type { Logger } from "../logger.js";
+import { type RulesetServer, startRulesetServer } from "./ruleset-server.js";
 
 /**
  * agentsh-launch (agentsh/launcher/): the top-level program of every governed command. agentsh
@@ -40,6 +41,11 @@ export interface LauncherSettings {
    * ancestors (agentsh, the boot script, init): the service itself.
    */
   protectPids?: readonly number[];
+  /**
+   * The ruleset server (agentsh-launch --serve): it holds the static file rules and the bind
+   * ports, so the launcher's argv carries only the command's own places.
+   */
+  rulesetServer?: { socket: string; uid: number };
 }
 
 /** Where one command may write: its workspace, and its private HOME/TMPDIR. */
@@ -97,15 +103,17 @@ export function launcherArgv(
   const credentials = settings.uidDrop
     ? [`--uid=${uid}`, `--gid=${identities.gid}`]
     : ["--keep-identity"];
+  const server = settings.rulesetServer;
   return [
     settings.path,
     ...credentials,
     `--umask=${identities.umask}`,
     `--scratch=${place.scratch}`,
-    ...settings.fsRules,
+    ...(server
+      ? [`--ruleset-server=${server.socket}`, `--ruleset-server-uid=${server.uid}`]
+      : [...settings.fsRules, ...bindPortArgs(network.bind_tcp_ports)]),
     `--fs=rw:${place.workspace}`,
     `--fs=rw:${place.scratch}`,
-    ...network.bind_tcp_ports.map((r) => `--bind-ports=${r.lo}-${r.hi}`),
     ...(network.udp ? ["--udp"] : []),
     ...(network.netlink_route ? ["--netlink-route"] : []),
     ...(settings.bestEffort ? ["--best-effort"] : []),
@@ -114,6 +122,10 @@ export function launcherArgv(
     `--tag=${tag}`,
     "--",
   ];
+}
+
+function bindPortArgs(ranges: IsolationSettings["network"]["bind_tcp_ports"]): string[] {
+  return ranges.map((r) => `--bind-ports=${r.lo}-${r.hi}`);
 }
 
 /** config.yaml's `landlock:` block (paths already expanded). */
@@ -293,11 +305,15 @@ export async function prepareLauncher(options: {
   servicePid: number;
   /** Whether the agentsh server has CAP_SYS_PTRACE (see resolveUidDrop). */
   capSysPtrace: boolean;
+  /** Where the ruleset server's socket goes (a directory of the state dir); none: no server. */
+  rulesetDir?: string | undefined;
   logger: Logger;
 }): Promise<{
   launcher: LauncherSettings | undefined;
   probe: LauncherProbe | null;
   uidDrop: UidDrop;
+  /** Stops the ruleset server (shutdown). */
+  stop: () => void;
 }> {
   const { identities, network } = options.isolation;
   if (identities.count < options.slots) {
@@ -321,9 +337,37 @@ export async function prepareLauncher(options: {
       path: launcherPath,
       error: String(error),
     });
-    return { launcher: undefined, probe: null, uidDrop };
+    return { launcher: undefined, probe: null, uidDrop, stop: () => {} };
   }
   const fsRules = launcherFsRules(options.landlock, options.isolation, [options.workspace]);
+  const maxAbiArgs = options.maxAbi !== undefined ? [`--max-abi=${options.maxAbi}`] : [];
+  let server: RulesetServer | undefined;
+  if (options.rulesetDir) {
+    try {
+      server = await startRulesetServer({
+        launcherPath,
+        dir: options.rulesetDir,
+        uid: identities.client_uid,
+        args: [
+          ...fsRules,
+          ...bindPortArgs(network.bind_tcp_ports),
+          ...maxAbiArgs,
+          ...(options.bestEffort ? ["--best-effort"] : []),
+          ...[
+            options.workspace,
+            options.isolation.filesystem.sessions_root,
+            identities.scratch_root,
+          ].map((root) => `--place-root=${root}`),
+        ],
+        logger: options.logger,
+      });
+    } catch (error) {
+      // Slower, not weaker: each launcher then opens the file rules' paths itself.
+      options.logger.error("launcher ruleset server did not start; launchers build their own", {
+        error: String(error),
+      });
+    }
+  }
   options.logger.info("kernel isolation", {
     launcher: launcherPath,
     landlockAbi: probe.landlockAbi,
@@ -334,6 +378,7 @@ export async function prepareLauncher(options: {
     bindPorts: bindPortCount(network.bind_tcp_ports),
     uidDrop: uidDrop.enabled ? "enabled" : uidDrop.reason,
     processIsolation: uidDrop.enabled ? "separate uids" : "guard (shared uid 0, no capabilities)",
+    rulesets: server ? `built by the ruleset server (${server.socket})` : "built by each launcher",
   });
   return {
     launcher: {
@@ -344,9 +389,11 @@ export async function prepareLauncher(options: {
       fsRules,
       protectPids: [options.servicePid],
       ...(options.maxAbi !== undefined ? { maxAbi: options.maxAbi } : {}),
+      ...(server ? { rulesetServer: { socket: server.socket, uid: server.uid } } : {}),
     },
     probe,
     uidDrop,
+    stop: () => server?.stop(),
   };
 }
 

@@ -128,9 +128,9 @@ describe("agentsh executor (against a stand-in CLI)", () => {
       // A plain command gets its key's scratch dir (per uid) and the shared workspace.
       "--scratch=/home/gexec/key-1.47002",
       "--fs=rx:/usr",
+      "--bind-ports=8000-8001",
       "--fs=rw:/workspace",
       "--fs=rw:/home/gexec/key-1.47002",
-      "--bind-ports=8000-8001",
       "--netlink-route",
       expect.stringMatching(/^--tag=[0-9a-f-]{36}$/),
       "--",

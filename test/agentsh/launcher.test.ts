@@ -69,6 +69,21 @@ describe("agentsh-launch options from isolation.yaml", () => {
     expect(launcherArgv(held, 0, "t", PLAIN)).toContain("--max-abi=5");
   });
 
+  it("with the ruleset server, carries only the command's own places (the server has the rest)", async () => {
+    const served = {
+      ...(await settings()),
+      rulesetServer: { socket: "/run/x/ruleset.sock", uid: 65534 },
+    };
+    const argv = launcherArgv(served, 2, "t", PLAIN);
+    expect(argv).toContain("--ruleset-server=/run/x/ruleset.sock");
+    expect(argv).toContain("--ruleset-server-uid=65534");
+    expect(argv.filter((a) => a.startsWith("--fs="))).toEqual([
+      "--fs=rw:/workspace",
+      "--fs=rw:/home/gexec/key-abc.47003",
+    ]);
+    expect(argv.some((a) => a.startsWith("--bind-ports"))).toBe(false);
+  });
+
   it("refuses a slot without an identity", async () => {
     const s = await settings();
     expect(() => launcherArgv(s, s.isolation.identities.count, "t", PLAIN)).toThrow(/no identity/);
