@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   PoolSaturatedError,
+  type SessionLease,
   SessionPool,
   WaitCanceledError,
 } from "../../src/agentsh/session-pool.js";
@@ -96,8 +97,12 @@ describe("SessionPool", () => {
       const pool = new SessionPool("s", 2, 10, 30_000, true);
       const a1 = await pool.acquire(undefined, "key-a");
       const order: string[] = [];
-      const b = pool.acquire(undefined, "key-b").then((l) => (order.push("b"), l));
-      const a2 = pool.acquire(undefined, "key-a").then((l) => (order.push("a2"), l));
+      const noted = (name: string) => (lease: SessionLease) => {
+        order.push(name);
+        return lease;
+      };
+      const b = pool.acquire(undefined, "key-b").then(noted("b"));
+      const a2 = pool.acquire(undefined, "key-a").then(noted("a2"));
       await new Promise((resolve) => setTimeout(resolve, 10));
       expect(order).toEqual([]); // a2 queues behind b although key a is running
       a1.release();
