@@ -5,8 +5,6 @@ import { z } from "zod";
  * bind, UDP, the unprivileged identities). Ours, not agentsh's, so it is strict: a typo stops boot.
  */
 
-const MAX_BIND_PORTS = 2048;
-
 const port = z.number().int().min(1).max(65535);
 
 const absolutePath = z
@@ -55,11 +53,8 @@ export const isolationSchema = z.strictObject({
     withhold: z.array(absolutePath),
   }),
   network: z.strictObject({
-    bind_tcp_ports: z
-      .array(portRangeSchema)
-      .refine((ranges) => bindPortCount(ranges) <= MAX_BIND_PORTS, {
-        message: `at most ${MAX_BIND_PORTS} ports in all: each is one Landlock rule added at every command start`,
-      }),
+    /** The service's own ports are taken out at boot (withoutPorts). */
+    bind_tcp_ports: z.array(portRangeSchema),
     udp: z.boolean(),
     netlink_route: z.boolean(),
   }),
@@ -67,9 +62,20 @@ export const isolationSchema = z.strictObject({
 
 export type IsolationSettings = z.output<typeof isolationSchema>;
 
-/** Bound ports that the service itself needs (its own port, the agentsh API). */
-export function conflictingBindPorts(ranges: readonly PortRange[], reserved: readonly number[]) {
-  return reserved.filter((p) => ranges.some((r) => p >= r.lo && p <= r.hi));
+/** The ranges without the given ports (the service's own: never bindable by commands). */
+export function withoutPorts(ranges: readonly PortRange[], reserved: readonly number[]): PortRange[] {
+  let result = [...ranges];
+  for (const port of reserved) {
+    result = result.flatMap((r) =>
+      port < r.lo || port > r.hi
+        ? [r]
+        : [
+            ...(port > r.lo ? [{ lo: r.lo, hi: port - 1 }] : []),
+            ...(port < r.hi ? [{ lo: port + 1, hi: r.hi }] : []),
+          ],
+    );
+  }
+  return result;
 }
 
 /** Number of ports the bind ranges open (each is one Landlock rule at every command start). */
