@@ -3,11 +3,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import {
-  bindPortCount,
-  withoutPorts,
-  type IsolationSettings,
-} from "../bundle/isolation-schema.js";
+import { bindPortCount, type IsolationSettings, withoutPorts } from "../bundle/isolation-schema.js";
 import type { Decision } from "../executor.js";
 import type { Logger } from "../logger.js";
 import { type RulesetServer, startRulesetServer } from "./ruleset-server.js";

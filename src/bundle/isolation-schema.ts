@@ -5,7 +5,8 @@ import { z } from "zod";
  * bind, UDP, the unprivileged identities). Ours, not agentsh's, so it is strict: a typo stops boot.
  */
 
-const port = z.number().int().min(1).max(65535);
+/** 0 is the kernel's pick of an ephemeral port (a test server's `listen(0)`). */
+const port = z.number().int().min(0).max(65535);
 
 const absolutePath = z
   .string()
@@ -18,7 +19,7 @@ export const portRangeSchema = z
   .union([port, z.string().regex(/^\d{1,5}(-\d{1,5})?$/, 'a port or "LO-HI"')])
   .transform((value, ctx) => {
     const [lo, hi = lo] = String(value).split("-").map(Number) as [number, number?];
-    if (!(lo >= 1 && hi <= 65535 && lo <= (hi ?? lo))) {
+    if (!(lo >= 0 && hi <= 65535 && lo <= (hi ?? lo) && (lo > 0 || hi === 0))) {
       ctx.addIssue({ code: "custom", message: `bad port range ${value}` });
       return z.NEVER;
     }
@@ -63,7 +64,10 @@ export const isolationSchema = z.strictObject({
 export type IsolationSettings = z.output<typeof isolationSchema>;
 
 /** The ranges without the given ports (the service's own: never bindable by commands). */
-export function withoutPorts(ranges: readonly PortRange[], reserved: readonly number[]): PortRange[] {
+export function withoutPorts(
+  ranges: readonly PortRange[],
+  reserved: readonly number[],
+): PortRange[] {
   let result = [...ranges];
   for (const port of reserved) {
     result = result.flatMap((r) =>

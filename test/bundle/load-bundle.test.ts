@@ -67,6 +67,7 @@ describe("the policy bundle in agentsh/", () => {
       ["deny-agentsh-api", "deny"],
       ["deny-service-ports", "deny"],
       ["deny-privileged-loopback", "deny"],
+      ["deny-ephemeral-loopback", "deny"],
       ["allow-loopback-dev-servers", "allow"],
     ]);
     const agentshPort = Number(config.server?.http?.addr?.split(":").pop());
@@ -74,7 +75,9 @@ describe("the policy bundle in agentsh/", () => {
     // agentsh HTTP + gRPC, the app's default PORT, pprof, Redis.
     for (const port of [agentshPort, 9090, 10000, 6060, 6379]) expect(deniedPorts).toContain(port);
     expect(loopback[2]?.ports).toEqual(Array.from({ length: 1023 }, (_, i) => 1 + i));
-    expect(loopback[3]?.ports).toBeUndefined(); // every port
+    // The kernel's ephemeral range, where agentsh's per-session proxies listen.
+    expect(loopback[3]?.ports).toEqual(Array.from({ length: 61000 - 32768 }, (_, i) => 32768 + i));
+    expect(loopback[4]?.ports).toBeUndefined(); // every other port
     // The curl configuration that makes plain http:// carry its real port is in the bundle.
     expect(config.sandbox?.env_inject?.CURL_HOME).toBe(path.join(BUNDLE, "curl"));
     expect(await readFile(path.join(BUNDLE, "curl/.curlrc"), "utf8")).toMatch(/^proxytunnel$/m);
@@ -153,7 +156,10 @@ describe("a broken bundle stops boot with file, path and problem", () => {
   it("reads isolation.yaml: the launcher's ports, UDP and identities", async () => {
     const bundle = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
     expect(bundle.isolation.network.udp).toBe(false);
-    expect(bundle.isolation.network.bind_tcp_ports).toEqual([{ lo: 1024, hi: 65535 }]);
+    expect(bundle.isolation.network.bind_tcp_ports).toEqual([
+      { lo: 0, hi: 0 },
+      { lo: 1024, hi: 65535 },
+    ]);
     expect(bundle.isolation.identities.first_uid).toBeGreaterThanOrEqual(1000);
   });
 

@@ -69,7 +69,7 @@ describe("programs the agent writes or installs run", () => {
 });
 
 describe("dev servers on any unprivileged port, reached by the agent's later commands", () => {
-  it.each([6006, 1313, 4321, 8765, 43210])("port %i", async (port) => {
+  it.each([6006, 1313, 4321, 8765, 61234])("port %i", async (port) => {
     const abort = new AbortController();
     const server = http("/execute", {
       method: "POST",

@@ -123,6 +123,9 @@ describe("policy matcher (agentsh 0.16.9 semantics, the bundle's policy)", () =>
       "deny-privileged-loopback",
     );
     expect(net({ host: "127.0.0.1", port: 43210, addresses: null }).rule).toBe(
+      "deny-ephemeral-loopback",
+    );
+    expect(net({ host: "127.0.0.1", port: 61000, addresses: null }).rule).toBe(
       "allow-loopback-dev-servers",
     );
     expect(net({ host: "::1", port: 9090, addresses: null }).rule).toBe("deny-agentsh-api");
