@@ -20,8 +20,11 @@ export interface Decision {
   /** Name of the policy rule that matched, e.g. `deny-privilege-escalation`. */
   rule: string | null;
   kind: DecisionKind;
-  /** Which layer decided when it was not agentsh itself: `launcher` (agentsh-launch). */
-  layer?: "launcher";
+  /**
+   * Which layer decided when it was not agentsh itself: `launcher` (agentsh-launch refused to
+   * start the command) or `limit` (a resource limit stopped it, on the kernel's evidence).
+   */
+  layer?: "launcher" | "limit";
   /** What was attempted, e.g. `execve`, `file_open`, `net_connect`. */
   operation: string | null;
   /** What it was attempted on: a path, host, address or program. */

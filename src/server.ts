@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import path from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { createAgentsh } from "./agentsh/index.js";
@@ -25,6 +26,8 @@ import { createExplainer } from "./explain/explain.js";
 import { hostResolver, programResolver } from "./explain/resolve.js";
 import { createPolicyMatcher } from "./explain/rules.js";
 import { connectRedis, redisRateLimitStore } from "./http/redis-rate-limit-store.js";
+import { detectCgroups } from "./limits/cgroups.js";
+import { createLimits } from "./limits/limits.js";
 import { listen } from "./listen.js";
 import { createJsonLogger } from "./logger.js";
 import { createSessionRegistry, envPolicyDenies } from "./sessions/session-registry.js";
@@ -88,8 +91,23 @@ async function main(): Promise<void> {
       uidCount: config.limits.maxConcurrent,
       udpAllowed: isolation.network.udp,
       uidDrop: uidDrop.enabled,
+      limits: isolation.limits,
     }),
   ];
+  // Per-command resource limits: a cgroup per command where this host lets the service make one.
+  const cgroups = launcher
+    ? await detectCgroups({
+        name: `gexec-${createHash("sha256").update(stateDir).digest("hex").slice(0, 8)}`,
+        v1Root: process.env.GEXEC_CGROUP_V1_ROOT || undefined,
+      })
+    : { unavailable: "no launcher" };
+  const limits = createLimits({
+    limits: isolation.limits,
+    cgroups: "driver" in cgroups ? cgroups.driver : null,
+    ...("unavailable" in cgroups ? { cgroupsUnavailable: cgroups.unavailable } : {}),
+    uidDrop: uidDrop.enabled,
+  });
+  logger.info("resource limits", limits.report);
   const agentsh = createAgentsh({
     bin: agentshBin ?? config.agentsh.bin,
     serverUrl: config.agentsh.serverUrl,
@@ -100,7 +118,7 @@ async function main(): Promise<void> {
     slots: config.limits.maxConcurrent,
     maxQueued: config.limits.maxQueued,
     queueWaitMs: config.limits.queueWaitMs,
-    ...(launcher ? { launcher } : {}),
+    ...(launcher ? { launcher, limits } : {}),
     // Where concurrent commands could reach each other's processes (all uid 0, no Landlock
     // signal scope: Render), commands of different API keys never run at once.
     oneKeyAtATime: processesSharedBetweenKeys(probe, uidDrop),
@@ -139,6 +157,7 @@ async function main(): Promise<void> {
       bindTcpPorts: (launcher?.isolation ?? isolation).network.bind_tcp_ports.map((r) =>
         r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`,
       ),
+      limits: limits.report,
     },
     commandStats: agentsh.stats,
   });

@@ -17,6 +17,8 @@
 #define MAX_PROTECTED 240
 #define MAX_PROTECT_ARGS 8
 #define MAX_PLACE_ROOTS 8
+#define MAX_CGROUPS 4
+#define MAX_RLIMITS 8
 
 /* Landlock rights a file-system rule grants, by letter (see parse_fs_mode). */
 enum fs_mode {
@@ -55,6 +57,17 @@ struct options {
   /* kernel support */
   bool best_effort;
   int max_abi; /* hold Landlock to this ABI (test profiles); 0 = the kernel's */
+  /* limits (limits.c) */
+  const char *cgroups[MAX_CGROUPS];
+  int cgroup_count;
+  struct {
+    const char *name;
+    int resource;
+    unsigned long long value;
+  } rlimits[MAX_RLIMITS];
+  int rlimit_count;
+  bool oom_score_adj_set;
+  int oom_score_adj;
   /* ruleset server (server.c): the launcher asks it; --serve runs it */
   const char *ruleset_server;
   int ruleset_server_uid;
@@ -99,6 +112,11 @@ int bind_ruleset(int abi, const struct port_range *ranges, int count); /* -2 bel
 void restrict_self(int ruleset, const char *layer);
 /* Builds and applies both domains here, without the server. */
 void apply_landlock(const struct options *o);
+
+/* limits.c */
+int rlimit_resource(const char *name); /* -1 when unknown */
+/* Joins the cgroups, sets the rlimits and the OOM score (before the identity is dropped). */
+void apply_limits(const struct options *o);
 
 /* server.c */
 _Noreturn void serve(const char *socket_path, const struct options *o);

@@ -202,6 +202,32 @@ static void parse_args(int argc, char **argv, struct options *o) {
         refuse("usage", "more than %d --protect-pid", MAX_PROTECT_ARGS);
       if (!parse_uint(v, 0x7fffffff, 10, &n) || n == 0) refuse("usage", "bad --protect-pid '%s'", v);
       o->protect_pids[o->protect_pid_count++] = (pid_t)n;
+    } else if (flag(*a, "--cgroup", &v, &a)) {
+      if (o->cgroup_count == MAX_CGROUPS) refuse("usage", "more than %d --cgroup", MAX_CGROUPS);
+      if (v[0] != '/' || strstr(v, "..")) refuse("usage", "bad --cgroup '%s'", v);
+      o->cgroups[o->cgroup_count++] = v;
+    } else if (flag(*a, "--rlimit", &v, &a)) {
+      /* NAME=VALUE, e.g. nofile=1024 */
+      const char *eq = strchr(v, '=');
+      char name[16];
+      if (!eq || eq == v || (size_t)(eq - v) >= sizeof name || o->rlimit_count == MAX_RLIMITS)
+        refuse("usage", "bad --rlimit '%s'", v);
+      memcpy(name, v, eq - v);
+      name[eq - v] = 0;
+      int resource = rlimit_resource(name);
+      char *end;
+      errno = 0;
+      unsigned long long value = strtoull(eq + 1, &end, 10);
+      if (resource < 0 || errno || *end || eq[1] == 0) refuse("usage", "bad --rlimit '%s'", v);
+      o->rlimits[o->rlimit_count].name = v;
+      o->rlimits[o->rlimit_count].resource = resource;
+      o->rlimits[o->rlimit_count++].value = value;
+    } else if (flag(*a, "--oom-score-adj", &v, &a)) {
+      char *end;
+      long value = strtol(v, &end, 10);
+      if (*end || value < 0 || value > 1000) refuse("usage", "bad --oom-score-adj '%s'", v);
+      o->oom_score_adj = (int)value;
+      o->oom_score_adj_set = true;
     } else if (flag(*a, "--ruleset-server", &v, &a)) {
       o->ruleset_server = v;
     } else if (flag(*a, "--ruleset-server-uid", &v, &a)) {
@@ -341,6 +367,9 @@ int main(int argc, char **argv) {
              collect_protected(getpid(), o.protect_pids, o.protect_pid_count, &protect) != 0) {
     refuse("guard", "%s", guard_error);
   }
+
+  /* While still root: the cgroups are root's to join. */
+  apply_limits(&o);
 
   /* Landlock and seccomp need no_new_privs; it also keeps exec from granting privileges. */
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)

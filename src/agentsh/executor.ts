@@ -11,6 +11,7 @@ import type {
   GovernedResult,
   SessionContext,
 } from "../executor.js";
+import type { CommandLimits, Limits, Place } from "../limits/limits.js";
 import { withRecordedDenials } from "./denials.js";
 import {
   type CliOutcome,
@@ -69,6 +70,8 @@ export interface AgentshCliOptions {
   workspace?: string;
   /** Run the CLI under this unprivileged uid and gid (isolation.yaml identities.client_uid). */
   cliUid?: number;
+  /** Per-command resource limits (with the launcher). */
+  limits?: Limits;
 }
 
 /** Time the CLI gets beyond the command's own limit to report agentsh's timeout result. */
@@ -110,16 +113,43 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         const place = options.launcher
           ? commandPlace(options.launcher, options.workspace, request, identity)
           : undefined;
-        const prefix =
-          options.launcher && place ? launcherArgv(options.launcher, identity, tag, place) : [];
-        const stateFile = request.session ? sessionStateFile(place) : undefined;
-        const run = () => runCli(options, sessionId, request, prefix, stateFile);
-        let cli = await run();
-        if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
-          // Nothing ran: agentsh rejected the unknown session before starting the command.
-          await options.recreateSession(sessionId, request.session?.workspace);
-          cli = await run();
+        let endCommand = () => {};
+        let limits: CommandLimits | undefined;
+        try {
+          limits =
+            options.limits && place
+              ? await options.limits.forCommand({
+                  id: tag,
+                  places: placesOf(options.limits, place, request.session !== undefined),
+                  stop: () => endCommand(),
+                })
+              : undefined;
+        } catch (error) {
+          // No limits, no command (fail closed).
+          return { kind: "not_run", reason: "unavailable", detail: `resource limits: ${error}` };
         }
+        const prefix =
+          options.launcher && place
+            ? launcherArgv(options.launcher, identity, tag, place, limits?.launcherArgs)
+            : [];
+        const stateFile = request.session ? sessionStateFile(place) : undefined;
+        const run = () =>
+          runCli(options, sessionId, request, prefix, stateFile, (end) => {
+            endCommand = end;
+          });
+        let cli: CliRun;
+        try {
+          cli = await run();
+          if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
+            // Nothing ran: agentsh rejected the unknown session before starting the command.
+            await options.recreateSession(sessionId, request.session?.workspace);
+            cli = await run();
+          }
+        } catch (error) {
+          await limits?.finish(null).catch(() => {});
+          throw error;
+        }
+        const hitLimit = (await limits?.finish(cli.exitCode)) ?? null;
         const sessionState = stateFile
           ? await readSessionState(stateFile, options.launcher, identity)
           : undefined;
@@ -154,9 +184,22 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           options,
           sessionId,
           since,
-          mayHaveBeenRefused(result) ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS) : 0,
+          mayHaveBeenRefused(result) && !hitLimit
+            ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS)
+            : 0,
         );
-        return { kind: "result", result: withRecordedDenials(result, recorded) };
+        const governed = withRecordedDenials(result, recorded);
+        if (!hitLimit) return { kind: "result", result: governed };
+        // A resource limit stopped it, on the kernel's evidence: that is the first decision.
+        return {
+          kind: "result",
+          result: {
+            ...governed,
+            outcome: "blocked",
+            decision: hitLimit,
+            denials: [hitLimit, ...governed.denials],
+          },
+        };
       } finally {
         lease.release();
       }
@@ -282,12 +325,15 @@ async function runCli(
   request: GovernedCommand,
   launcher: readonly string[],
   stateFile: string | undefined,
+  /** Receives the function that ends the command's processes (the disk watchdog uses it). */
+  onStart?: (end: () => void) => void,
 ): Promise<CliRun> {
   const started = performance.now();
   const runId = randomUUID();
   // Before the command exists: its processes will all get pids after this mark.
   const since = await markPids();
   const reap = () => void killMarkedProcesses(runId, { since });
+  onStart?.(reap);
   // Descendants that hold the output pipe keep agentsh's exec open past its timeout; ending
   // them lets agentsh answer with its timeout result. A caller who leaves ends them at once.
   const deadline = setTimeout(reap, request.timeoutMs + REAP_AFTER_TIMEOUT_MS);
@@ -412,6 +458,18 @@ function commandPlace(
     launcher.uidDrop,
   );
   return { workspace, scratch: path.join(launcher.isolation.identities.scratch_root, name) };
+}
+
+/** Where a command writes, with the disk quota each place has (isolation.yaml limits). */
+function placesOf(limits: Limits, place: CommandPlace, inSession: boolean): Place[] {
+  const { disk_mb } = limits.settings;
+  const MiB = 1024 * 1024;
+  return inSession
+    ? [{ paths: [place.workspace, place.scratch], quotaBytes: disk_mb.session * MiB }]
+    : [
+        { paths: [place.workspace], quotaBytes: disk_mb.workspace * MiB },
+        { paths: [place.scratch], quotaBytes: disk_mb.session * MiB },
+      ];
 }
 
 /** Where the session wrapper records its state: the command's own scratch dir. */

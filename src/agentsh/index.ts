@@ -1,4 +1,5 @@
 import type { Executor } from "../executor.js";
+import type { Limits } from "../limits/limits.js";
 import { createAgentshExecutor } from "./executor.js";
 import { collectInstallationReport, type InstallationReport } from "./installation-report.js";
 import type { LauncherSettings } from "./launcher.js";
@@ -46,6 +47,8 @@ export interface AgentshOptions {
   launcher?: LauncherSettings;
   /** Run the agentsh CLI under this unprivileged uid (when the service itself is root). */
   cliUid?: number;
+  /** Per-command resource limits (with the launcher). */
+  limits?: Limits;
   /**
    * Commands of different API keys never run at once (where the kernel cannot keep concurrent
    * commands apart: all uid 0, no Landlock signal scope).
@@ -80,6 +83,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     workspace: options.workspace,
     ...(options.launcher ? { launcher: options.launcher } : {}),
     ...(options.cliUid !== undefined ? { cliUid: options.cliUid } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const ensureSessions = async () => {
     await Promise.all(pool.sessionIds.map((id) => api.ensureSession(id)));

@@ -88,6 +88,8 @@ export function launcherArgv(
   identity: number,
   tag: string,
   place: CommandPlace,
+  /** This command's resource limits (`--cgroup=…`, `--rlimit=…`: limits.ts). */
+  limitArgs: readonly string[] = [],
 ): string[] {
   const { identities, network } = settings.isolation;
   if (identity < 0 || identity >= identities.count) {
@@ -117,6 +119,7 @@ export function launcherArgv(
     ...(settings.bestEffort ? ["--best-effort"] : []),
     ...(settings.maxAbi !== undefined ? [`--max-abi=${settings.maxAbi}`] : []),
     ...(settings.uidDrop ? [] : (settings.protectPids ?? []).map((pid) => `--protect-pid=${pid}`)),
+    ...limitArgs,
     `--tag=${tag}`,
     "--",
   ];
@@ -151,16 +154,18 @@ export function launcherFsRules(
   const under = (p: string, roots: readonly string[]) =>
     roots.some((root) => p === root || p.startsWith(`${root}/`));
   const denied = lists.deny_paths ?? [];
+  const { withhold } = isolation.filesystem;
   const skipped = [
-    ...isolation.filesystem.withhold,
     ...perCommandRoots,
     isolation.filesystem.sessions_root,
     isolation.identities.scratch_root,
   ];
   const rules = new Map<string, string>();
-  const add = (mode: string, paths: readonly string[] | undefined) => {
+  const add = (mode: string, paths: readonly string[] | undefined, held: readonly string[]) => {
     for (const p of paths ?? []) {
-      if (!path.isAbsolute(p) || under(p, denied) || skipped.includes(p)) continue;
+      if (!path.isAbsolute(p) || under(p, denied) || skipped.includes(p) || held.includes(p)) {
+        continue;
+      }
       if (!exists(p)) continue;
       const device = mode.includes("w") && p.startsWith("/dev/") ? "i" : "";
       // One rule per path: the widest mode wins (rx beats r, rw beats r).
@@ -168,9 +173,9 @@ export function launcherFsRules(
       rules.set(p, [...new Set([...known, ...mode, ...device])].sort(byMode).join(""));
     }
   };
-  add("rx", lists.allow_execute);
-  add("r", lists.allow_read);
-  add("rw", lists.allow_write);
+  add("rx", lists.allow_execute, withhold.write);
+  add("r", lists.allow_read, withhold.read);
+  add("rw", lists.allow_write, withhold.write);
   return [...rules].map(([p, mode]) => `--fs=${mode}:${p}`);
 }
 

@@ -57,6 +57,8 @@ export interface LauncherCanaryTargets {
   udpAllowed: boolean;
   /** isolation.yaml's `uid_drop`, as resolved on this host. */
   uidDrop: boolean;
+  /** isolation.yaml's `limits`: the memory and process canaries go past them. */
+  limits: { memory_mb: number; processes: number };
 }
 
 /**
@@ -106,6 +108,29 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
       passes: (r) => r.exitCode === 3 && r.sandboxed === true && r.decision === null,
     },
   ];
+  canaries.push(
+    {
+      // Past the limit by 64 MiB: the cgroup's OOM killer ends it (137, rule limit-memory), or
+      // without a cgroup the allocation fails (MemoryError under RLIMIT_DATA).
+      name: `memory past the limit refused (${t.limits.memory_mb} MiB per command)`,
+      category: "resource limits",
+      claimedBy: ["launcher agentsh-launch installed"],
+      command: `python3 -c 'b = bytearray(${t.limits.memory_mb + 64} * 1024 * 1024); print("allocated")'`,
+      passes: (r) =>
+        r.sandboxed === true && !r.stdout.text.includes("allocated") && r.exitCode !== 0,
+    },
+    {
+      // Children that wait, so they all count at once; the last fork fails at the limit.
+      name: `processes past the limit refused (${t.limits.processes} per command)`,
+      category: "resource limits",
+      claimedBy: ["launcher agentsh-launch installed"],
+      command: `python3 -c 'import os, time\nn = 0\ntry:\n    for _ in range(${t.limits.processes + 32}):\n        if os.fork() == 0:\n            time.sleep(2)\n            os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)'`,
+      passes: (r) => {
+        const forked = Number(r.stdout.text.trim());
+        return r.sandboxed === true && Number.isInteger(forked) && forked < t.limits.processes;
+      },
+    },
+  );
   if (t.uidDrop) {
     canaries.push({
       name: "command runs as an unprivileged slot uid (launcher: uid drop)",

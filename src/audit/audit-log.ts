@@ -34,7 +34,7 @@ export interface AuditEntry {
   /** The rule that blocked the command; null when none did. */
   rule: string | null;
   /** Who decided: agentsh itself or the launcher (agentsh-launch); null when nothing was denied. */
-  layer: "agentsh" | "launcher" | null;
+  layer: "agentsh" | "launcher" | "limit" | null;
   /** command, file, network or other; null when nothing was denied. */
   kind: string | null;
   operation: string | null;

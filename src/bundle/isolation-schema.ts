@@ -50,8 +50,32 @@ export const isolationSchema = z.strictObject({
   filesystem: z.strictObject({
     /** Each session's own directory is `<sessions_root>/<id>`. */
     sessions_root: absolutePath,
-    /** Paths agentsh's layer has (config.yaml) that commands never get from the launcher. */
-    withhold: z.array(absolutePath),
+    /** Entries of config.yaml's lists that commands never get from the launcher, by list. */
+    withhold: z.strictObject({
+      read: z.array(absolutePath),
+      write: z.array(absolutePath),
+    }),
+  }),
+  limits: z.strictObject({
+    /** Per command: its whole process tree (cgroup), or each process (RLIMIT_DATA) without one. */
+    memory_mb: z.number().int().min(16).max(1_048_576),
+    /** Per command: processes and threads of its tree (cgroup pids.max). */
+    processes: z.number().int().min(8).max(1_000_000),
+    /** Per command: share of one core, in percent (cgroup cpu.max); 100 = one core. */
+    cpu_percent: z.number().int().min(1).max(6400),
+    /** CPU seconds a single process may use (RLIMIT_CPU: SIGXCPU). */
+    cpu_seconds: z.number().int().min(1).max(86_400),
+    /** The largest file a command may write (RLIMIT_FSIZE: SIGXFSZ). */
+    file_size_mb: z.number().int().min(1).max(1_048_576),
+    /** Open files per process (RLIMIT_NOFILE). */
+    open_files: z.number().int().min(64).max(1_048_576),
+    /** A session's directory with its scratch HOME/TMPDIR, and the shared workspace. */
+    disk_mb: z.strictObject({
+      session: z.number().int().min(1),
+      workspace: z.number().int().min(1),
+    }),
+    /** Free space the volume keeps for the service (state, agentsh's events, audit). */
+    headroom_mb: z.number().int().min(1),
   }),
   network: z.strictObject({
     /** The service's own ports are taken out at boot (withoutPorts). */

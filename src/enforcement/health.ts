@@ -8,6 +8,8 @@ export interface IsolationReport {
   layers: Record<string, string>;
   udp: boolean;
   bindTcpPorts: string[];
+  /** Each resource limit: its value and mechanism here, or "unavailable: …". */
+  limits: Record<string, string>;
 }
 
 /** What `GET /health` (and `/demo/status`) report about the service's ability to govern. */

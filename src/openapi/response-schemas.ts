@@ -23,9 +23,11 @@ export const decisionSchema = z.strictObject({
   rule: nullableString.describe("The policy rule that matched, e.g. deny-privilege-escalation."),
   kind: z.enum(["command", "file", "network", "other"]),
   layer: z
-    .literal("launcher")
+    .enum(["launcher", "limit"])
     .optional()
-    .describe("Present when the launcher (agentsh-launch) decided, not agentsh itself."),
+    .describe(
+      "Present when agentsh did not decide: launcher (agentsh-launch refused to start the command) or limit (a resource limit stopped it, on the kernel's evidence: limit-memory, limit-pids, limit-cpu, limit-file-size, limit-disk).",
+    ),
   operation: nullableString.describe("What was attempted, e.g. execve, file_open, net_connect."),
   target: nullableString.describe("What it was attempted on: a path, host, address or program."),
   message: nullableString,
@@ -161,6 +163,9 @@ export const healthReportSchema = z.strictObject({
     layers: z.record(z.string(), z.string()),
     udp: z.boolean(),
     bindTcpPorts: z.array(z.string()),
+    limits: z
+      .record(z.string(), z.string())
+      .describe("Each resource limit: its value and mechanism here, or unavailable with why."),
   }),
   commands: z.strictObject({
     slots: z.number().int(),
@@ -193,7 +198,7 @@ const auditEntrySchema = z.strictObject({
   command: z.string().describe("As sent, after DLP redaction."),
   outcome: z.enum(AUDIT_OUTCOMES),
   rule: nullableString,
-  layer: z.enum(["agentsh", "launcher"]).nullable(),
+  layer: z.enum(["agentsh", "launcher", "limit"]).nullable(),
   kind: nullableString,
   operation: nullableString,
   target: nullableString,

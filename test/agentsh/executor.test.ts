@@ -14,26 +14,12 @@ import { SessionPool } from "../../src/agentsh/session-pool.js";
 import { readSessionState } from "../../src/agentsh/session-state.js";
 import type { Execution, GovernedResult } from "../../src/executor.js";
 import { carriedEnv } from "../../src/sessions/session-registry.js";
+import { TEST_ISOLATION } from "../support/isolation.js";
 import { isRunning } from "../support/processes.js";
 
 const FAKE_CLI = path.resolve("test/support/fake-agentsh");
 
-const isolation = {
-  version: 1 as const,
-  identities: {
-    uid_drop: "when-permitted" as const,
-    group: "gexec",
-    gid: 47000,
-    user_prefix: "gexec-",
-    first_uid: 47001,
-    count: 2,
-    umask: "007",
-    scratch_root: "/home/gexec",
-    client_uid: 65534,
-  },
-  filesystem: { sessions_root: "/sessions", withhold: ["/proc"] },
-  network: { bind_tcp_ports: [{ lo: 8000, hi: 8001 }], udp: false, netlink_route: true },
-};
+const isolation = TEST_ISOLATION;
 
 function executorWith(
   options: {

@@ -109,8 +109,8 @@ describe("the launcher's file rules (config.yaml's landlock lists, narrowed)", (
     const rules = launcherFsRules(
       {
         allow_execute: ["/usr", "/opt/tools"],
-        allow_read: ["/usr", "/etc/passwd", "/etc/shadow", "/srv/data/private/x", "/gone"],
-        allow_write: ["/dev/null", "/proc"],
+        allow_read: ["/usr", "/etc/passwd", "/etc/shadow", "/srv/data/private/x", "/gone", "/proc"],
+        allow_write: ["/dev/null", "/sys/fs/cgroup"],
         deny_paths: ["/etc/shadow", "/srv/data"],
       },
       isolation,

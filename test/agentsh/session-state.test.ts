@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { LauncherSettings } from "../../src/agentsh/launcher.js";
 import { readSessionState } from "../../src/agentsh/session-state.js";
+import { TEST_ISOLATION } from "../support/isolation.js";
 
 /** What the session wrapper writes: `<cwd>\0` + `env -0`, and `env -0` alone for `.initial`. */
 const record = (cwd: string, env: Record<string, string>) =>
@@ -22,22 +23,7 @@ const launcher: LauncherSettings = {
   bestEffort: false,
   uidDrop: true,
   fsRules: [],
-  isolation: {
-    version: 1,
-    identities: {
-      uid_drop: "when-permitted",
-      group: "gexec",
-      gid: 47000,
-      user_prefix: "gexec-",
-      first_uid: 47001,
-      count: 2,
-      umask: "007",
-      scratch_root: "/home/gexec",
-      client_uid: 65534,
-    },
-    filesystem: { sessions_root: "/sessions", withhold: ["/proc"] },
-    network: { bind_tcp_ports: [{ lo: 8000, hi: 8001 }], udp: false, netlink_route: true },
-  },
+  isolation: TEST_ISOLATION,
 };
 
 let dir: string;

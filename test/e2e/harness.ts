@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { expect } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
 
@@ -286,3 +286,17 @@ export const ARTIFACTS_DIR =
 
 /** A second API key the stack accepts (API_KEYS): its sessions are not the first key's. */
 export const OTHER_API_KEY = process.env.E2E_API_KEY_2;
+
+/** Processes on this machine whose environment holds `M=<marker>` (a test's own commands). */
+export function pidsWithMarker(marker: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, "utf8").split("\0").includes(`M=${marker}`)) {
+        pids.push(Number(name));
+      }
+    } catch {}
+  }
+  return pids;
+}

@@ -123,6 +123,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
       ),
       udp: false,
       bindTcpPorts: ["8000-8099"],
+      limits: { memory: "384 MiB per command: cgroup v1 (test)" },
     },
     commandStats: () => ({ slots: config.limits.maxConcurrent, inFlight: 0, queued: 0 }),
   });
