@@ -8,6 +8,7 @@ import {
   RUN_MARKER,
 } from "../../src/agentsh/process-reaper.js";
 import { isRunning } from "../support/processes.js";
+import { skipWhen } from "../support/skip-when.js";
 
 const started: number[] = [];
 afterEach(() => {
@@ -107,10 +108,9 @@ describe("killMarkedProcesses", () => {
 });
 
 describe("killProcessesOfUid", () => {
-  const asRoot = process.getuid?.() === 0;
-
-  it.skipIf(!asRoot)(
+  it(
     "ends every process of the uid (detached, no marker), and nothing else",
+    skipWhen("not-root"),
     async () => {
       // A uid no account uses: the test's own, freed at the end.
       const uid = 47_999;

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { LauncherSettings } from "../../src/agentsh/launcher.js";
 import { readSessionState } from "../../src/agentsh/session-state.js";
 import { TEST_ISOLATION } from "../support/isolation.js";
+import { skipWhen } from "../support/skip-when.js";
 
 /** What the session wrapper writes: `<cwd>\0` + `env -0`, and `env -0` alone for `.initial`. */
 const record = (cwd: string, env: Record<string, string>) =>
@@ -167,8 +168,9 @@ describe("readSessionState (the session wrapper's record, untrusted)", () => {
     expectRemoved();
   });
 
-  it.skipIf(process.getuid?.() !== 0)(
+  it(
     "with the uid drop, reads the slot uid's own files (needs root to chown)",
+    skipWhen("not-root"),
     async () => {
       await writeFile(file, record("/w", { A: "1" }));
       await writeFile(`${file}.initial`, "");

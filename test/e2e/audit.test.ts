@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { AuditEntry, AuditPage } from "../../src/audit/audit-log.js";
-import { type ExecuteResponse, expectBlocked, http } from "./harness.js";
+import { BASE_URL, type ExecuteResponse, expectBlocked, http } from "./harness.js";
 
 // The audit API exists only behind an API key (without one it answers 403, which the request
 // tests in test/routes/audit.test.ts prove); scripts/test always boots the stack with one.
-const KEY = process.env.E2E_API_KEY;
 
 async function executeWithId(command: string) {
   const res = await http("/execute", {
@@ -19,8 +18,16 @@ async function executeWithId(command: string) {
 }
 
 describe("GET /audit against the real agentsh", () => {
-  it("runs against a stack with an API key (E2E_API_KEY)", () => {
-    expect(KEY, "set E2E_API_KEY to the stack's API_KEY, as scripts/test does").toBeTruthy();
+  it("is behind the stack's API key: none is 401 api_key_missing, a wrong one 401 api_key_invalid", async () => {
+    // Without a configured key it would answer 403 api_key_not_configured.
+    const none = await fetch(`${BASE_URL}/audit`, { signal: AbortSignal.timeout(10_000) });
+    expect(none.status).toBe(401);
+    expect(((await none.json()) as { error: { code: string } }).error.code).toBe("api_key_missing");
+    const wrong = await http("/audit", { headers: { "X-API-Key": "not-the-key" } });
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe(
+      "api_key_invalid",
+    );
   });
 
   it("finds a blocked command by the requestId of its /execute response, with the rule", async () => {

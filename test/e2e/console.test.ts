@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -160,12 +160,50 @@ describe("browser console", () => {
     expect(await result.locator("pre.stdout").textContent()).toBe("tick 1\ntick 2\ntick 3\n");
   });
 
-  it("keeps a full-page screenshot as the test artifact", async () => {
+  it("keeps a full-page screenshot of the live console as the test artifact", async () => {
+    // What it shows is the console after the runs above, not an error page.
+    expect(await page.textContent("#health")).toBe("service ok · enforcement enforced");
+    expect(await page.locator("#run-output .result pre.stdout").textContent()).toBe(
+      "tick 1\ntick 2\ntick 3\n",
+    );
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    // A file left by an earlier run would pass the checks below.
+    rmSync(SCREENSHOT, { force: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: STEP_MS });
+    const png = readFileSync(SCREENSHOT);
+    expect(png.subarray(0, 8).toString("hex")).toBe("89504e470d0a1a0a");
+    // IHDR: the viewport's width, and at least its height (the full page).
+    expect(png.readUInt32BE(16)).toBe(1200);
+    expect(png.readUInt32BE(20)).toBeGreaterThanOrEqual(900);
   });
 
-  it("the page reported no script error and no CSP or Trusted Types refusal", () => {
+  it("the page reported no script error and no CSP or Trusted Types refusal", async () => {
+    // Only meaningful on the live console: a page that never loaded reports nothing either.
+    expect(new URL(page.url()).pathname).toBe("/console");
+    expect(await page.textContent("#health")).toBe("service ok · enforcement enforced");
     expect(pageProblems).toEqual([]);
+    // And the watchers do hear a refusal and an uncaught error when there is one: an image from
+    // another origin (img-src allows data: only; loopback, never fetched), a Trusted Types
+    // policy (trusted-types 'none') and a throw outside any handler.
+    await page.evaluate(`(() => {
+      const probe = new Image();
+      probe.src = "http://127.0.0.1:9/csp-probe.png";
+      document.body.append(probe);
+      try { trustedTypes.createPolicy("probe", {}); } catch {}
+      setTimeout(() => { throw new Error("watcher probe"); }, 0);
+    })()`);
+    // Matched on what each names (Chromium has worded these messages differently over time).
+    const heard = [
+      /^console: .*csp-probe\.png.*"img-src data:"/,
+      /^console: .*TrustedTypePolicy named 'probe'.*"trusted-types 'none'"/,
+      /^pageerror: watcher probe$/,
+    ];
+    const missing = () => heard.filter((report) => !pageProblems.some((p) => report.test(p)));
+    const deadline = Date.now() + 5_000;
+    while (missing().length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(missing(), `heard: ${JSON.stringify(pageProblems)}`).toEqual([]);
+    expect(pageProblems.filter((p) => !heard.some((report) => report.test(p)))).toEqual([]);
   });
 });

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { demo, entry, execute, expectAllowed, expectBlocked, REMOTE } from "./harness.js";
+import { skipWhen } from "../support/skip-when.js";
+import { demo, entry, execute, expectAllowed, expectBlocked } from "./harness.js";
 
 /** Local runs share the host filesystem with the stack, so effects are checked on disk. */
-const onDisk = REMOTE ? it.skip : it;
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
 describe("filesystem", () => {
@@ -13,7 +13,7 @@ describe("filesystem", () => {
     expectAllowed(await execute("cat /workspace/demo-test.txt"), "testdata\n");
   });
 
-  onDisk("a workspace write lands on disk [local only]", async () => {
+  it("a workspace write lands on disk [local only]", skipWhen("remote"), async () => {
     expectAllowed(await execute("echo e2e-$((6*7)) > /workspace/e2e-proof.txt"));
     expect(readFileSync("/workspace/e2e-proof.txt", "utf8")).toBe("e2e-42\n");
   });
@@ -33,7 +33,7 @@ describe("filesystem", () => {
     expectBlocked(result, "deny-system-write", "file");
   });
 
-  onDisk("…and none of those paths exist afterwards [local only]", async () => {
+  it("…and none of those paths exist afterwards [local only]", skipWhen("remote"), async () => {
     for (const [command, path] of writes) {
       await execute(command);
       expect(existsSync(path), path).toBe(false);
@@ -90,7 +90,7 @@ describe("privilege escalation (files)", () => {
     expectBlocked(await execute("echo test >> /etc/sudoers"), "deny-sensitive-files", "file");
   });
 
-  onDisk("…and /etc/sudoers is unchanged [local only]", async () => {
+  it("…and /etc/sudoers is unchanged [local only]", skipWhen("remote"), async () => {
     const before = sha256("/etc/sudoers");
     await execute("echo 'ALL ALL=(ALL) NOPASSWD: ALL' >> /etc/sudoers");
     expect(sha256("/etc/sudoers")).toBe(before);

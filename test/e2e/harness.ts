@@ -8,7 +8,8 @@ import type { CommandResult } from "../../src/command-result.js";
  * - Local: `scripts/test` starts agentsh + the app inside an isolated network namespace
  *   (`test/net/with-stack.ts`) and passes SERVICE_URL and CANARY_LOG.
  * - Deployment: `TEST_URL=https://… npx vitest run --project e2e`; the canary checks need the
- *   local namespace and are skipped there, saying so in their names.
+ *   local namespace or the stack's files and are skipped there (skipWhen("remote"), "[local only]"
+ *   in their names).
  */
 const testUrl = process.env.TEST_URL;
 // with-stack exports SERVICE_URL (vitest replaces BASE_URL with Vite's own "/").
@@ -25,9 +26,6 @@ if (!BASE_URL) {
 if (!REMOTE && !CANARY_LOG) {
   throw new Error("CANARY_LOG is not set: run the local e2e suite through test/net/with-stack.ts.");
 }
-
-/** For test names: canary checks cannot run against a remote deployment. */
-export const NEEDS_CANARY = REMOTE ? " [skipped: needs the local test network]" : "";
 
 /** Peak (VmHWM) and current RSS (MiB) of the process listening on `port` in this namespace. */
 export function memoryOf(port: number): { peakMiB: number; rssMiB: number } {

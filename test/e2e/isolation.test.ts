@@ -2,6 +2,7 @@ import { createSocket } from "node:dgram";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRunning } from "../support/processes.js";
+import { skipWhen } from "../support/skip-when.js";
 import {
   execute,
   executeWatching,
@@ -10,7 +11,6 @@ import {
   layerEnforced,
   OTHER_API_KEY,
   PROFILE,
-  REMOTE,
   waitFor,
 } from "./harness.js";
 
@@ -21,7 +21,8 @@ import {
  * and every signalled process alive. A kernel refusal leaves no rule name, so these results are
  * what was observed (`failed`), never `blocked`. Then: nothing legitimate broke.
  */
-const local = REMOTE ? describe.skip : describe;
+/** The local test network and the stack's processes: not against a deployment. */
+const local = (name: string, body: () => void) => describe(name, skipWhen("remote"), body);
 
 /** exit 3 = PermissionError (EACCES/EPERM), 0 = it worked, 4 = another OSError. */
 const refusedProbe = (body: string) =>

@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { skipWhen } from "../support/skip-when.js";
 import { http, memoryOf, REMOTE } from "./harness.js";
-
-const local = REMOTE ? it.skip : it;
 
 async function post(command: string, timeoutMs = 30_000) {
   const res = await http("/execute", {
@@ -14,9 +13,37 @@ async function post(command: string, timeoutMs = 30_000) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
+describe("output cap", () => {
+  // Runs against a deployment too (TEST_URL): the stack's own answer is the evidence.
+  it("caps stdout and stderr at the service's per-stream limit and says how much there was", async () => {
+    // More than the largest cap the service accepts (OUTPUT_LIMIT_BYTES ≤ 1 MiB), on both streams.
+    const { status, body } = await post(
+      "head -c 2000000 /dev/zero | tr '\\0' a; head -c 1500000 /dev/zero | tr '\\0' b >&2",
+    );
+    expect(status, JSON.stringify(body).slice(0, 500)).toBe(200);
+    const { result } = body;
+    expect(result.outcome).toBe("ok");
+    expect(result.truncated).toEqual({
+      stdout: true,
+      stderr: true,
+      stdoutBytes: 2_000_000,
+      stderrBytes: 1_500_000,
+    });
+    const cap = result.stdout.length;
+    expect(cap).toBeGreaterThanOrEqual(1024);
+    expect(cap).toBeLessThanOrEqual(1024 * 1024);
+    // The first `cap` bytes of each stream, and one cap for both.
+    expect(result.stdout).toBe("a".repeat(cap));
+    expect(result.stderr).toBe("b".repeat(cap));
+    // The stacks scripts/test boots keep the default.
+    if (!REMOTE) expect(cap).toBe(64 * 1024);
+  });
+});
+
 describe("load", () => {
-  local(
+  it(
     "100 parallel requests wait in the queue: all 100 answered 200, in their own output, none run twice [local only]",
+    skipWhen("remote", { timeout: 60_000 }),
     async () => {
       const file = `/workspace/concurrency-${Date.now()}.log`;
       const started = Date.now();
@@ -43,11 +70,11 @@ describe("load", () => {
         `[measured] 100 parallel echo: 100 answered 200 (queued FIFO behind the slots), 0 duplicates, p99 ${p99} ms, all done in ${elapsedMs} ms`,
       );
     },
-    60_000,
   );
 
-  local(
+  it(
     "an output flood is capped, keeps the service's memory bounded and does not stall others [local only]",
+    skipWhen("remote", { timeout: 180_000 }),
     async () => {
       const before = memoryOf(10000);
       const floods = Array.from({ length: 4 }, () =>
@@ -80,6 +107,5 @@ describe("load", () => {
         `[measured] 4 × (200 MB stdout + 50 MB stderr): app peak RSS ${before.peakMiB} → ${after.peakMiB} MiB, /health during flood ${healthMs} ms`,
       );
     },
-    180_000,
   );
 });

@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { processesWith } from "../support/processes.js";
-import { execute, expectAllowed, http, REMOTE, waitFor } from "./harness.js";
+import { skipWhen } from "../support/skip-when.js";
+import { execute, expectAllowed, http, waitFor } from "./harness.js";
 
 /** PID of the agentsh server listening on 18080 inside this test's own namespace. */
 function agentshServerPid(): number {
@@ -11,11 +12,10 @@ function agentshServerPid(): number {
   return Number(pid);
 }
 
-const local = REMOTE ? it.skip : it;
-
 describe("agentsh dies and comes back", () => {
-  local(
+  it(
     "agentsh killed mid-command: the in-flight request gets a JSON 503 and its process is ended, /health turns 503, the supervisor restarts agentsh, sessions and canaries are re-done, commands run again [local only]",
+    skipWhen("remote", { timeout: 60_000 }),
     async () => {
       expectAllowed(await execute("echo before"), "before\n");
       const pid = agentshServerPid();
@@ -63,6 +63,5 @@ describe("agentsh dies and comes back", () => {
       expectAllowed(await execute("echo after"), "after\n");
       console.log(`[measured] /health 503 after ${downMs} ms; recovered ${upMs} ms later`);
     },
-    60_000,
   );
 });

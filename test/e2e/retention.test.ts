@@ -4,7 +4,7 @@ import path from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { pruneAgentshEvents } from "../../src/audit/events-retention.js";
-import { REMOTE } from "./harness.js";
+import { skipWhen } from "../support/skip-when.js";
 
 // Set by scripts/test for the host stack. Not run against a remote deployment (its database is
 // out of reach) nor against the image (tools/container/test-image): SQLite resolves the
@@ -12,18 +12,16 @@ import { REMOTE } from "./harness.js";
 // name from the host. The host run exercises the same code on the same agentsh database format.
 const STATE_DIR = process.env.E2E_AGENTSH_STATE_DIR;
 
-describe.skipIf(REMOTE || process.env.E2E_STACK === "container")(
+describe(
   "retention on agentsh's real event database",
+  skipWhen(["remote", "container-stack"]),
   () => {
-    it("knows where the stack's agentsh state is (E2E_AGENTSH_STATE_DIR)", () => {
-      expect(STATE_DIR, "scripts/test and tools/container/test-image set it").toBeTruthy();
-    });
-
     it("on a copy of the live events.db, events older than the cutoff go and newer ones stay", async () => {
+      if (!STATE_DIR) throw new Error("E2E_AGENTSH_STATE_DIR is not set (scripts/test sets it)");
       const dir = mkdtempSync(path.join(tmpdir(), "e2e-retention-"));
       try {
         // The live database is agentsh's; the online backup reads it without blocking its writer.
-        const live = new DatabaseSync(path.join(STATE_DIR ?? "", "events.db"), { readOnly: true });
+        const live = new DatabaseSync(path.join(STATE_DIR, "events.db"), { readOnly: true });
         const copy = path.join(dir, "events.db");
         await backup(live, copy);
         live.close();

@@ -2,7 +2,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { execute, expectAllowed, http, REMOTE } from "./harness.js";
+import { skipWhen } from "../support/skip-when.js";
+import { execute, expectAllowed, http } from "./harness.js";
 
 const selftest = async () => {
   const res = await http("/selftest", { method: "POST" });
@@ -40,12 +41,12 @@ function helpersOfAgentshServer(): string[] {
   return helpers;
 }
 
-const local = REMOTE ? it.skip : it;
 const SANDBOX = "sandbox wrapper applied (agentsh-unixwrap: seccomp + Landlock)";
 
 describe("protection proven continuously", () => {
-  local(
+  it(
     "enforcement broken on purpose (agentsh-unixwrap taken off agentsh's PATH, the documented fail-open): POST /selftest sees the must-block canaries fail, /health turns 503, /execute refuses; restored: a fresh round proves it again [local only]",
+    skipWhen("remote"),
     async () => {
       const before = await selftest();
       expect(before.mode).toBe("enforced");

@@ -15,7 +15,15 @@ import {
  * at a time, ownership per API key, and the state file read back as untrusted input.
  */
 
-const created: string[] = [];
+/** The sessions a test created, with the key that owns each (to end them afterwards). */
+const created: Array<{ id: string; apiKey: string | undefined }> = [];
+
+/** The stack's second key (API_KEYS), which ownership tests need. */
+function otherApiKey(): string {
+  if (!OTHER_API_KEY)
+    throw new Error("E2E_API_KEY_2 must name a second key of the stack (API_KEYS)");
+  return OTHER_API_KEY;
+}
 
 async function createSession(apiKey?: string): Promise<SessionInfo> {
   const res = await http("/sessions", {
@@ -24,7 +32,7 @@ async function createSession(apiKey?: string): Promise<SessionInfo> {
   });
   const body = (await res.json()) as { session: SessionInfo };
   expect(res.status, JSON.stringify(body)).toBe(201);
-  created.push(body.session.id);
+  created.push({ id: body.session.id, apiKey });
   return body.session;
 }
 
@@ -52,14 +60,12 @@ async function runOk(sessionId: string, command: string): Promise<ExecuteBody> {
 /** Each test ends its sessions (a key holds at most four). */
 afterEach(async () => {
   await Promise.all(
-    created.splice(0).map(async (id) => {
-      const owner =
-        id === lastOtherSession ? { headers: { "X-API-Key": OTHER_API_KEY ?? "" } } : {};
+    created.splice(0).map(async ({ id, apiKey }) => {
+      const owner = apiKey ? { headers: { "X-API-Key": apiKey } } : {};
       await http(`/sessions/${id}`, { method: "DELETE", ...owner });
     }),
   );
 });
-let lastOtherSession: string | undefined;
 
 describe("sessions on the real stack", () => {
   it("carries the working directory and exported variables between commands, not into others", async () => {
@@ -154,15 +160,10 @@ describe("sessions on the real stack", () => {
   });
 
   it("keeps sessions per API key: another key's session is a 404", async () => {
-    expect(
-      OTHER_API_KEY,
-      "E2E_API_KEY_2 must name a second key of the stack (API_KEYS)",
-    ).toBeTruthy();
-    if (!OTHER_API_KEY) return;
+    const other = otherApiKey();
     const mine = await createSession();
-    const theirs = await createSession(OTHER_API_KEY);
-    lastOtherSession = theirs.id;
-    const asOther = { headers: { "X-API-Key": OTHER_API_KEY } };
+    const theirs = await createSession(other);
+    const asOther = { headers: { "X-API-Key": other } };
     expect((await http(`/sessions/${mine.id}`, asOther)).status).toBe(404);
     expect((await http(`/sessions/${theirs.id}`)).status).toBe(404);
     const list = (await (await http("/sessions", asOther)).json()) as { sessions: SessionInfo[] };
@@ -176,6 +177,27 @@ describe("sessions on the real stack", () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
       "session_not_found",
     );
+  });
+
+  it("DELETE of another key's session is a 404 and the session lives on, with its state", async () => {
+    const other = otherApiKey();
+    const asOther = { headers: { "X-API-Key": other } };
+    const mine = await createSession();
+    await runOk(mine.id, "mkdir -p kept && cd kept && export KEPT=yes");
+    const theirs = await createSession(other);
+
+    const refused = await http(`/sessions/${mine.id}`, { method: "DELETE", ...asOther });
+    expect(refused.status).toBe(404);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+      "session_not_found",
+    );
+    expect((await http(`/sessions/${theirs.id}`, { method: "DELETE" })).status).toBe(404);
+
+    // Nothing was ended: both answer their owners, and mine still has its directory and variable.
+    expect((await http(`/sessions/${mine.id}`)).status).toBe(200);
+    expect((await http(`/sessions/${theirs.id}`, asOther)).status).toBe(200);
+    const after = await runOk(mine.id, 'echo "$KEPT"; pwd');
+    expectAllowed(after.result, `yes\n${mine.workspace}/kept\n`);
   });
 
   it("DELETE ends the session: its running command is killed and its workspace removed", async () => {

@@ -211,6 +211,12 @@ describe("POST /mcp (Streamable HTTP, stateless)", () => {
     expect(ran.isError).toBe(true);
     expect(ran.structuredContent.error.code).toBe("session_not_found");
     expect((await call(theirs, "list_sessions")).structuredContent.sessions).toEqual([]);
+    // close_session with it is refused the same way, and the session lives on.
+    const closed = await call(theirs, "close_session", { sessionId: id });
+    expect(closed.isError).toBe(true);
+    expect(closed.structuredContent.error.code).toBe("session_not_found");
+    const owner = await app.request(`/sessions/${id}`, { headers: { "X-API-Key": KEY } });
+    expect(owner.status).toBe(200);
   });
 
   it("authenticates like /execute: without the key the client gets a 401 and nothing runs", async () => {

@@ -142,6 +142,13 @@ describe("/sessions", () => {
     expect((await readJson(res)).error.code).toBe("session_not_found");
     expect(executor.sessions.has(a.id)).toBe(true);
     expect((await call(app, "GET", `/sessions/${a.id}`, KEY_A)).status).toBe(200);
+    // Its owner still runs commands in it, still lists it, and is the one who can end it.
+    expect((await execute(app, { command: "pwd", sessionId: a.id })).status).toBe(200);
+    expect(executor.commands.map((c) => c.session?.agentshSessionId)).toEqual([a.id]);
+    const listed = await readJson(await call(app, "GET", "/sessions", KEY_A));
+    expect(listed.sessions.map((s: { id: string }) => s.id)).toEqual([a.id]);
+    expect((await call(app, "DELETE", `/sessions/${a.id}`, KEY_A)).status).toBe(200);
+    expect(executor.sessions.has(a.id)).toBe(false);
   });
 
   it.each([
