@@ -231,6 +231,9 @@ const PROBES: Record<string, Probe | Probe[]> = {
   "GET /audit 400": { options: WITH_KEY, send: get("/audit?limit=0", { "X-API-Key": KEY }) },
   "GET /audit 401": { options: WITH_KEY, send: get("/audit") },
   "GET /audit 403": { send: get("/audit") },
+  "GET /metrics 200 text/plain": { options: WITH_KEY, send: get("/metrics", { "X-API-Key": KEY }) },
+  "GET /metrics 401": { options: WITH_KEY, send: get("/metrics") },
+  "GET /metrics 403": { send: get("/metrics") },
   "POST /explain 200": { send: post("/explain", { command: "sudo id" }) },
   "POST /explain 400": { send: post("/explain", { command: "id", extra: 1 }) },
   "POST /explain 401": { options: WITH_KEY, send: post("/explain", ID) },
@@ -255,7 +258,7 @@ const PROBES: Record<string, Probe | Probe[]> = {
 };
 
 /** `none`: no body (a redirect). */
-type MediaType = "application/json" | "text/event-stream" | "text/html" | "none";
+type MediaType = "application/json" | "text/event-stream" | "text/html" | "text/plain" | "none";
 /** One answer the document promises: an operation's status in one media type. */
 interface Answer {
   key: string;
@@ -292,7 +295,8 @@ const documentedAnswers: Answer[] = operations.flatMap((operation) => [
         ? [answer(operation, status, "text/event-stream", { events: response.events })]
         : []),
       ...(response.html ? [answer(operation, status, "text/html")] : []),
-      ...(response.redirect || !(response.json || response.events || response.html)
+      ...(response.text ? [answer(operation, status, "text/plain")] : []),
+      ...(response.redirect || !(response.json || response.events || response.html || response.text)
         ? [
             answer(
               operation,
