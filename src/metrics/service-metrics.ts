@@ -40,8 +40,7 @@ export function createServiceMetrics(sources: MetricSources): ServiceMetrics {
   });
   const duration = new Histogram({
     name: `${PREFIX}command_duration_seconds`,
-    help: "Time from a command's arrival to its answer (queue wait included), by outcome.",
-    labelNames: ["outcome"] as const,
+    help: "Time from a command's arrival to its answer (queue wait and audit write included).",
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [registry],
   });
@@ -131,7 +130,7 @@ export function createServiceMetrics(sources: MetricSources): ServiceMetrics {
     registry,
     commandAnswered(entry, seconds) {
       commands.inc({ outcome: entry.outcome, rule: entry.rule ?? "", layer: entry.layer ?? "" });
-      duration.observe({ outcome: entry.outcome }, seconds);
+      duration.observe(seconds);
     },
     auditWrite: (seconds) => auditWrite.observe(seconds),
     limitHit: (limit) => limitHits.inc({ limit }),
