@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseMetrics, valueOf } from "../support/prometheus.js";
+import { metricValue, parseMetrics } from "../support/prometheus.js";
 import { BASE_URL, type ExecuteResponse, expectBlocked, http } from "./harness.js";
 
 /**
@@ -32,23 +32,23 @@ describe("GET /metrics against the real agentsh", () => {
     expect(res.status, JSON.stringify(body)).toBe(200);
     expectBlocked(body.result, "deny-privilege-escalation");
     const after = await scrape();
-    expect(valueOf(after, "gexec_commands_total", BLOCKED)).toBe(
-      valueOf(before, "gexec_commands_total", BLOCKED) + 1,
+    expect(metricValue(after, "gexec_commands_total", BLOCKED)).toBe(
+      metricValue(before, "gexec_commands_total", BLOCKED) + 1,
     );
-    expect(valueOf(after, "gexec_commands_total", { outcome: "ok" })).toBe(
-      valueOf(before, "gexec_commands_total", { outcome: "ok" }),
+    expect(metricValue(after, "gexec_commands_total", { outcome: "ok" })).toBe(
+      metricValue(before, "gexec_commands_total", { outcome: "ok" }),
     );
   });
 
   it("reports enforcement enforced, every canary of the last round passed, and the slots", async () => {
     const m = await scrape();
-    expect(valueOf(m, "gexec_enforcement_state", { mode: "enforced" })).toBe(1);
+    expect(metricValue(m, "gexec_enforcement_state", { mode: "enforced" })).toBe(1);
     const canaries = m.get("gexec_canary_passed")?.metrics ?? [];
     expect(canaries.length).toBeGreaterThan(3);
     expect(canaries.filter((c) => c.value !== "1").map((c) => c.labels)).toEqual([]);
     expect(
-      valueOf(m, "gexec_command_slots", { state: "free" }) +
-        valueOf(m, "gexec_command_slots", { state: "in_use" }),
+      metricValue(m, "gexec_command_slots", { state: "free" }) +
+        metricValue(m, "gexec_command_slots", { state: "in_use" }),
     ).toBeGreaterThan(0);
     expect(m.get("gexec_process_resident_memory_bytes")).toBeDefined();
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CANARIES } from "../../src/agentsh/self-test.js";
 import { blockedResult, FakeExecutor, gate, notRun } from "../support/fake-executor.js";
-import { parseMetrics, sampleOf, valueOf } from "../support/prometheus.js";
+import { metricValue, parseMetrics, sampleOf } from "../support/prometheus.js";
 import { buildTestApp, postJson, readJson } from "../support/test-app.js";
 
 const KEY = `${"m".repeat(12)}-metrics-key-ok`;
@@ -64,18 +64,18 @@ describe("GET /metrics: what it counts", () => {
     }
     const m = await scrape(app);
     expect(m.get("gexec_commands_total")?.type).toBe("COUNTER");
-    expect(valueOf(m, "gexec_commands_total", { outcome: "ok", rule: "", layer: "" })).toBe(2);
+    expect(metricValue(m, "gexec_commands_total", { outcome: "ok", rule: "", layer: "" })).toBe(2);
     expect(
-      valueOf(m, "gexec_commands_total", {
+      metricValue(m, "gexec_commands_total", {
         outcome: "blocked",
         rule: "deny-privilege-escalation",
         layer: "agentsh",
       }),
     ).toBe(1);
     expect(
-      valueOf(m, "gexec_commands_total", { outcome: "blocked", rule: "", layer: "launcher" }),
+      metricValue(m, "gexec_commands_total", { outcome: "blocked", rule: "", layer: "launcher" }),
     ).toBe(1);
-    expect(valueOf(m, "gexec_commands_total", { outcome: "busy" })).toBe(1);
+    expect(metricValue(m, "gexec_commands_total", { outcome: "busy" })).toBe(1);
     const latency = sampleOf(m, "gexec_command_duration_seconds");
     expect(m.get("gexec_command_duration_seconds")?.type).toBe("HISTOGRAM");
     expect(Number(latency?.count)).toBe(5);
@@ -88,21 +88,21 @@ describe("GET /metrics: what it counts", () => {
     const { app } = buildTestApp({ env: ENV });
     const sessionId = "s-local-0123456789abcdef01234567";
     await app.request("/execute", postJson({ command: "ls", sessionId }, AUTH));
-    expect(valueOf(await scrape(app), "gexec_commands_total", { outcome: "rejected" })).toBe(1);
+    expect(metricValue(await scrape(app), "gexec_commands_total", { outcome: "rejected" })).toBe(1);
   });
 
   it("reports command slots in use and the queue while commands run", async () => {
     const { app } = buildTestApp({ env: { ...ENV, MAX_CONCURRENT_COMMANDS: "3" } });
     const m = await scrape(app);
-    expect(valueOf(m, "gexec_command_slots", { state: "free" })).toBe(3);
-    expect(valueOf(m, "gexec_command_slots", { state: "in_use" })).toBe(0);
-    expect(valueOf(m, "gexec_command_queue_depth")).toBe(0);
+    expect(metricValue(m, "gexec_command_slots", { state: "free" })).toBe(3);
+    expect(metricValue(m, "gexec_command_slots", { state: "in_use" })).toBe(0);
+    expect(metricValue(m, "gexec_command_queue_depth")).toBe(0);
   });
 
   it("reports the enforcement state and the last canary result per canary", async () => {
     const enforced = await scrape(buildTestApp({ env: ENV }).app);
-    expect(valueOf(enforced, "gexec_enforcement_state", { mode: "enforced" })).toBe(1);
-    expect(valueOf(enforced, "gexec_enforcement_state", { mode: "degraded" })).toBe(0);
+    expect(metricValue(enforced, "gexec_enforcement_state", { mode: "enforced" })).toBe(1);
+    expect(metricValue(enforced, "gexec_enforcement_state", { mode: "degraded" })).toBe(0);
 
     const { app, monitor } = buildTestApp({
       env: ENV,
@@ -114,12 +114,12 @@ describe("GET /metrics: what it counts", () => {
     });
     await monitor.verify();
     const m = await scrape(app);
-    expect(valueOf(m, "gexec_enforcement_state", { mode: "degraded" })).toBe(1);
+    expect(metricValue(m, "gexec_enforcement_state", { mode: "degraded" })).toBe(1);
     const canaries = m.get("gexec_canary_passed")?.metrics ?? [];
     expect(canaries.length).toBeGreaterThan(0);
     expect(canaries).toHaveLength(CANARIES.length);
     expect(
-      valueOf(m, "gexec_canary_passed", {
+      metricValue(m, "gexec_canary_passed", {
         canary: CANARIES[1]?.name ?? "",
         category: CANARIES[1]?.category ?? "",
       }),
@@ -128,7 +128,7 @@ describe("GET /metrics: what it counts", () => {
       expect(sample.labels).toEqual({ category: expect.any(String), canary: expect.any(String) });
       expect(["0", "1"]).toContain(sample.value);
     }
-    expect(valueOf(m, "gexec_canary_last_run_timestamp_seconds")).toBeGreaterThan(1.7e9);
+    expect(metricValue(m, "gexec_canary_last_run_timestamp_seconds")).toBeGreaterThan(1.7e9);
   });
 
   it("reports the sessions held, and has the resource-limit counter ready", async () => {
@@ -136,7 +136,7 @@ describe("GET /metrics: what it counts", () => {
     await app.request("/sessions", { method: "POST", headers: AUTH });
     await app.request("/sessions", { method: "POST", headers: AUTH });
     const m = await scrape(app);
-    expect(valueOf(m, "gexec_sessions")).toBe(2);
+    expect(metricValue(m, "gexec_sessions")).toBe(2);
     expect(m.get("gexec_limit_hits_total")?.type).toBe("COUNTER");
   });
 
@@ -150,7 +150,7 @@ describe("GET /metrics: what it counts", () => {
     });
     const running = app.request("/execute", postJson({ command: "echo 1" }, AUTH));
     const m = await scrape(app);
-    expect(valueOf(m, "gexec_audit_pending_entries")).toBe(0);
+    expect(metricValue(m, "gexec_audit_pending_entries")).toBe(0);
     held.open();
     expect((await running).status).toBe(200);
   });

@@ -20,7 +20,7 @@ export function sampleOf(
 }
 
 /** A counter's or gauge's value (0 when the series does not exist yet). */
-export function valueOf(
+export function metricValue(
   families: Map<string, PrometheusFamily>,
   name: string,
   labels: Record<string, string> = {},
