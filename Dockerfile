@@ -91,12 +91,15 @@ RUN npm run build && npm prune --omit=dev
 FROM ${NODE_IMAGE} AS runtime
 # tini: PID 1. bash curl git python3 python3-pip ca-certificates procps: the agents' tools and
 # the demos. libseccomp2: agentsh and agentsh-unixwrap link it.
+# gcc libc6-dev make: agents build and run their own code (README: the native attacker test
+# compiles in the container too).
 # sudo openssh-client netcat-openbsd nmap are installed ON PURPOSE: the demos show that
 # sudo/ssh/nc/nmap are blocked by agentsh's policy, which means nothing if the binaries are absent
 # (a "command not found" would look like a block). The policy, not their absence, stops them.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      tini bash ca-certificates curl git python3 python3-pip libseccomp2 procps \
+      tini bash ca-certificates curl git python3 python3-pip python3-venv libseccomp2 procps \
+      gcc libc6-dev make \
       sudo openssh-client netcat-openbsd nmap \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=agentsh /opt/agentsh/bin/ /usr/local/bin/

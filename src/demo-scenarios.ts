@@ -46,7 +46,8 @@ const deny = (command: string): DemoScenario => ({ command, expect: "denied" });
 const curl = (url: string, headers = "") =>
   `curl -s --max-time 3 ${headers ? `${headers} ` : ""}${url}`;
 /**
- * A dev server the command starts itself on a loopback port of the dev range (3000-9999), then
+ * A dev server the command starts itself on an unprivileged loopback port (1024-32767 or
+ * 61000-65535, outside the ephemeral range where agentsh's proxies listen), then
  * reaches through agentsh's proxy (allow-loopback-dev-servers). curl retries until the server is
  * up; the output is the HTTP status.
  */

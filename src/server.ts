@@ -64,7 +64,15 @@ async function main(): Promise<void> {
     maxAbi: config.launcherMaxAbi,
     servicePid: process.pid,
     slots: config.limits.maxConcurrent,
-    servicePorts: [config.port, Number(new URL(config.agentsh.serverUrl).port || 80)],
+    // The app, agentsh's HTTP API, agentsh's gRPC, pprof and Redis defaults (as in the policy's
+    // deny-agentsh-api and deny-service-ports).
+    servicePorts: [
+      config.port,
+      Number(new URL(config.agentsh.serverUrl).port || 80),
+      9090,
+      6060,
+      6379,
+    ],
     agentshBin: agentshBin ?? "/usr/local/bin/agentsh",
     bestEffort: config.allowDegraded,
     capSysPtrace: await hasCapSysPtrace(),
@@ -130,7 +138,7 @@ async function main(): Promise<void> {
       landlockAbi: probe?.landlockAbi ?? null,
       layers: isolationLayers(probe, uidDrop),
       udp: isolation.network.udp,
-      bindTcpPorts: isolation.network.bind_tcp_ports.map((r) =>
+      bindTcpPorts: (launcher?.isolation ?? isolation).network.bind_tcp_ports.map((r) =>
         r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`,
       ),
     },

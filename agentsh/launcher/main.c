@@ -88,8 +88,10 @@ static void parse_port_range(const char *s, struct port_range *r) {
   lo[n] = 0;
   strcpy(hi, dash ? dash + 1 : lo);
   unsigned long l, h;
-  if (!parse_uint(lo, 65535, 10, &l) || !parse_uint(hi, 65535, 10, &h) || l == 0 || h < l)
-    refuse("usage", "bad --bind-ports '%s': want PORT or LO-HI with 1 <= LO <= HI <= 65535", s);
+  /* Port 0 alone: the kernel picks an ephemeral port (a test server's listen(0)). */
+  if (!parse_uint(lo, 65535, 10, &l) || !parse_uint(hi, 65535, 10, &h) || h < l ||
+      (l == 0 && h != 0))
+    refuse("usage", "bad --bind-ports '%s': want 0, PORT or LO-HI with 1 <= LO <= HI <= 65535", s);
   r->lo = (uint16_t)l;
   r->hi = (uint16_t)h;
 }

@@ -3,11 +3,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import {
-  bindPortCount,
-  conflictingBindPorts,
-  type IsolationSettings,
-} from "../bundle/isolation-schema.js";
+import { bindPortCount, type IsolationSettings, withoutPorts } from "../bundle/isolation-schema.js";
 import type { Decision } from "../executor.js";
 import type { Logger } from "../logger.js";
 import { type RulesetServer, startRulesetServer } from "./ruleset-server.js";
@@ -112,8 +108,10 @@ export function launcherArgv(
     ...(server
       ? [`--ruleset-server=${server.socket}`, `--ruleset-server-uid=${server.uid}`]
       : [...settings.fsRules, ...bindPortArgs(network.bind_tcp_ports)]),
-    `--fs=rw:${place.workspace}`,
-    `--fs=rw:${place.scratch}`,
+    // Where it may write it may also run what it built (scripts, compiled output, venv and
+    // node_modules tools); nowhere else but the system trees.
+    `--fs=rwx:${place.workspace}`,
+    `--fs=rwx:${place.scratch}`,
     ...(network.udp ? ["--udp"] : []),
     ...(network.netlink_route ? ["--netlink-route"] : []),
     ...(settings.bestEffort ? ["--best-effort"] : []),
@@ -321,12 +319,15 @@ export async function prepareLauncher(options: {
       `isolation.yaml: identities.count is ${identities.count}, fewer than MAX_CONCURRENT_COMMANDS=${options.slots} (one uid per slot)`,
     );
   }
-  const conflicts = conflictingBindPorts(network.bind_tcp_ports, options.servicePorts);
-  if (conflicts.length > 0) {
-    throw new Error(
-      `isolation.yaml: network.bind_tcp_ports includes the service's own port(s) ${conflicts.join(", ")}`,
-    );
-  }
+  // Never bindable, whatever the ranges say: a command listening on one of the service's ports
+  // while it restarts could answer in its place.
+  const isolation = {
+    ...options.isolation,
+    network: {
+      ...network,
+      bind_tcp_ports: withoutPorts(network.bind_tcp_ports, options.servicePorts),
+    },
+  };
   const uidDrop = resolveUidDrop(identities.uid_drop, options.capSysPtrace);
   const launcherPath = path.join(path.dirname(options.agentshBin), "agentsh-launch");
   let probe: LauncherProbe;
@@ -350,7 +351,7 @@ export async function prepareLauncher(options: {
         uid: identities.client_uid,
         args: [
           ...fsRules,
-          ...bindPortArgs(network.bind_tcp_ports),
+          ...bindPortArgs(isolation.network.bind_tcp_ports),
           ...maxAbiArgs,
           ...(options.bestEffort ? ["--best-effort"] : []),
           ...[
@@ -375,7 +376,7 @@ export async function prepareLauncher(options: {
       ? { kernelLandlockAbi: probe.kernelLandlockAbi }
       : {}),
     fileRules: fsRules.length + 2,
-    bindPorts: bindPortCount(network.bind_tcp_ports),
+    bindPorts: bindPortCount(isolation.network.bind_tcp_ports),
     uidDrop: uidDrop.enabled ? "enabled" : uidDrop.reason,
     processIsolation: uidDrop.enabled ? "separate uids" : "guard (shared uid 0, no capabilities)",
     rulesets: server ? `built by the ruleset server (${server.socket})` : "built by each launcher",
@@ -383,7 +384,7 @@ export async function prepareLauncher(options: {
   return {
     launcher: {
       path: launcherPath,
-      isolation: options.isolation,
+      isolation,
       bestEffort: options.bestEffort,
       uidDrop: uidDrop.enabled,
       fsRules,

@@ -40,16 +40,6 @@ export const CANARIES: readonly Canary[] = [
     passes: (r) =>
       r.outcome === "blocked" && r.decision?.kind === "file" && !r.stdout.text.includes(":"),
   },
-  {
-    // The basename is allowed by the command rules, so only Landlock (no exec right in /tmp)
-    // can stop it; agentsh records no rule for kernel denials.
-    name: "binary outside the exec allow-list cannot run (Landlock)",
-    category: "exec allow-list",
-    claimedBy: ["landlock enabled in bundle"],
-    command:
-      'd=$(mktemp -d) && cp /usr/bin/true "$d/true" && "$d/true"; rc=$?; rm -rf "$d"; exit $rc',
-    passes: (r) => r.exitCode === 126 && r.sandboxed === true,
-  },
 ];
 
 /** A canary is a one-line command; if agentsh takes longer than this, something is wrong. */

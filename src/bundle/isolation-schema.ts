@@ -5,9 +5,8 @@ import { z } from "zod";
  * bind, UDP, the unprivileged identities). Ours, not agentsh's, so it is strict: a typo stops boot.
  */
 
-const MAX_BIND_PORTS = 2048;
-
-const port = z.number().int().min(1).max(65535);
+/** 0 is the kernel's pick of an ephemeral port (a test server's `listen(0)`). */
+const port = z.number().int().min(0).max(65535);
 
 const absolutePath = z
   .string()
@@ -20,7 +19,7 @@ export const portRangeSchema = z
   .union([port, z.string().regex(/^\d{1,5}(-\d{1,5})?$/, 'a port or "LO-HI"')])
   .transform((value, ctx) => {
     const [lo, hi = lo] = String(value).split("-").map(Number) as [number, number?];
-    if (!(lo >= 1 && hi <= 65535 && lo <= (hi ?? lo))) {
+    if (!(lo >= 0 && hi <= 65535 && lo <= (hi ?? lo) && (lo > 0 || hi === 0))) {
       ctx.addIssue({ code: "custom", message: `bad port range ${value}` });
       return z.NEVER;
     }
@@ -55,11 +54,8 @@ export const isolationSchema = z.strictObject({
     withhold: z.array(absolutePath),
   }),
   network: z.strictObject({
-    bind_tcp_ports: z
-      .array(portRangeSchema)
-      .refine((ranges) => bindPortCount(ranges) <= MAX_BIND_PORTS, {
-        message: `at most ${MAX_BIND_PORTS} ports in all: each is one Landlock rule added at every command start`,
-      }),
+    /** The service's own ports are taken out at boot (withoutPorts). */
+    bind_tcp_ports: z.array(portRangeSchema),
     udp: z.boolean(),
     netlink_route: z.boolean(),
   }),
@@ -67,9 +63,23 @@ export const isolationSchema = z.strictObject({
 
 export type IsolationSettings = z.output<typeof isolationSchema>;
 
-/** Bound ports that the service itself needs (its own port, the agentsh API). */
-export function conflictingBindPorts(ranges: readonly PortRange[], reserved: readonly number[]) {
-  return reserved.filter((p) => ranges.some((r) => p >= r.lo && p <= r.hi));
+/** The ranges without the given ports (the service's own: never bindable by commands). */
+export function withoutPorts(
+  ranges: readonly PortRange[],
+  reserved: readonly number[],
+): PortRange[] {
+  let result = [...ranges];
+  for (const port of reserved) {
+    result = result.flatMap((r) =>
+      port < r.lo || port > r.hi
+        ? [r]
+        : [
+            ...(port > r.lo ? [{ lo: r.lo, hi: port - 1 }] : []),
+            ...(port < r.hi ? [{ lo: port + 1, hi: r.hi }] : []),
+          ],
+    );
+  }
+  return result;
 }
 
 /** Number of ports the bind ranges open (each is one Landlock rule at every command start). */

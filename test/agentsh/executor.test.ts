@@ -129,8 +129,8 @@ describe("agentsh executor (against a stand-in CLI)", () => {
       "--scratch=/home/gexec/key-1.47002",
       "--fs=rx:/usr",
       "--bind-ports=8000-8001",
-      "--fs=rw:/workspace",
-      "--fs=rw:/home/gexec/key-1.47002",
+      "--fs=rwx:/workspace",
+      "--fs=rwx:/home/gexec/key-1.47002",
       "--netlink-route",
       expect.stringMatching(/^--tag=[0-9a-f-]{36}$/),
       "--",
@@ -589,9 +589,9 @@ describe("agentsh executor: sessions and streaming (against the stand-in CLI)", 
     const { request } = JSON.parse(result.stdout.text) as { request: { args: string[] } };
     const scratch = `/home/gexec/${context.agentshSessionId}`;
     expect(request.args).toContain(`--scratch=${scratch}`);
-    expect(request.args).toContain(`--fs=rw:${context.workspace}`);
-    expect(request.args).toContain(`--fs=rw:${scratch}`);
-    expect(request.args).not.toContain("--fs=rw:/workspace");
+    expect(request.args).toContain(`--fs=rwx:${context.workspace}`);
+    expect(request.args).toContain(`--fs=rwx:${scratch}`);
+    expect(request.args).not.toContain("--fs=rwx:/workspace");
     const wrapper = request.args.indexOf(SESSION_WRAPPER);
     expect(request.args[wrapper + 2]).toMatch(
       new RegExp(`^${scratch}/\\.governed-session-[0-9a-f-]{36}$`),

@@ -13,6 +13,7 @@ import {
   resolveUidDrop,
   scratchName,
 } from "../../src/agentsh/launcher.js";
+import { withoutPorts } from "../../src/bundle/isolation-schema.js";
 import { loadPolicyBundle } from "../../src/bundle/load-bundle.js";
 
 const BUNDLE = path.resolve("agentsh");
@@ -49,12 +50,12 @@ describe("agentsh-launch options from isolation.yaml", () => {
     expect(argv).toContain("--gid=47000");
     expect(argv).toContain("--umask=007");
     expect(argv).toContain("--scratch=/home/gexec/key-abc.47003");
-    expect(argv).toContain("--fs=rw:/workspace");
-    expect(argv).toContain("--fs=rw:/home/gexec/key-abc.47003");
+    expect(argv).toContain("--fs=rwx:/workspace");
+    expect(argv).toContain("--fs=rwx:/home/gexec/key-abc.47003");
     expect(argv).toContain("--fs=rx:/usr");
     expect(argv).toContain("--fs=r:/etc/passwd");
     expect(argv).toContain("--fs=rwi:/dev/null");
-    expect(argv).toContain("--bind-ports=8000-8099");
+    expect(argv).toContain("--bind-ports=1024-65535");
     expect(argv).toContain("--netlink-route");
     expect(argv).not.toContain("--udp");
     expect(argv).not.toContain("--best-effort");
@@ -78,8 +79,8 @@ describe("agentsh-launch options from isolation.yaml", () => {
     expect(argv).toContain("--ruleset-server=/run/x/ruleset.sock");
     expect(argv).toContain("--ruleset-server-uid=65534");
     expect(argv.filter((a) => a.startsWith("--fs="))).toEqual([
-      "--fs=rw:/workspace",
-      "--fs=rw:/home/gexec/key-abc.47003",
+      "--fs=rwx:/workspace",
+      "--fs=rwx:/home/gexec/key-abc.47003",
     ]);
     expect(argv.some((a) => a.startsWith("--bind-ports"))).toBe(false);
   });
@@ -122,6 +123,17 @@ describe("the launcher's file rules (config.yaml's landlock lists, narrowed)", (
       "--fs=r:/etc/passwd",
       "--fs=rwi:/dev/null",
     ]);
+  });
+});
+
+describe("bind ports", () => {
+  it("never include the service's own: they are cut out of the ranges", () => {
+    expect(withoutPorts([{ lo: 1024, hi: 65535 }], [10000, 18080, 1024])).toEqual([
+      { lo: 1025, hi: 9999 },
+      { lo: 10001, hi: 18079 },
+      { lo: 18081, hi: 65535 },
+    ]);
+    expect(withoutPorts([{ lo: 80, hi: 80 }], [80])).toEqual([]);
   });
 });
 

@@ -59,22 +59,25 @@ describe("the policy bundle in agentsh/", () => {
     expect(bundle.config.server?.http?.addr).toBe("127.0.0.1:18080");
   });
 
-  it("loopback: the service's ports denied by name before the dev range 3000-9999 is allowed", async () => {
+  it("loopback: the service's ports and privileged ports denied by name, then every other port allowed", async () => {
     const { policy, config } = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
     const rules = policy.network_rules ?? [];
     const loopback = rules.filter((r) => r.cidrs?.includes("127.0.0.0/8"));
     expect(loopback.map((r) => [r.name, r.decision])).toEqual([
       ["deny-agentsh-api", "deny"],
       ["deny-service-ports", "deny"],
+      ["deny-privileged-loopback", "deny"],
+      ["deny-ephemeral-loopback", "deny"],
       ["allow-loopback-dev-servers", "allow"],
-      ["deny-loopback", "deny"],
     ]);
     const agentshPort = Number(config.server?.http?.addr?.split(":").pop());
     const deniedPorts = loopback.slice(0, 2).flatMap((r) => r.ports ?? []);
     // agentsh HTTP + gRPC, the app's default PORT, pprof, Redis.
     for (const port of [agentshPort, 9090, 10000, 6060, 6379]) expect(deniedPorts).toContain(port);
-    const devRange = Array.from({ length: 7000 }, (_, i) => 3000 + i);
-    expect(loopback[2]?.ports).toEqual(devRange);
+    expect(loopback[2]?.ports).toEqual(Array.from({ length: 1023 }, (_, i) => 1 + i));
+    // The kernel's ephemeral range, where agentsh's per-session proxies listen.
+    expect(loopback[3]?.ports).toEqual(Array.from({ length: 61000 - 32768 }, (_, i) => 32768 + i));
+    expect(loopback[4]?.ports).toBeUndefined(); // every other port
     // The curl configuration that makes plain http:// carry its real port is in the bundle.
     expect(config.sandbox?.env_inject?.CURL_HOME).toBe(path.join(BUNDLE, "curl"));
     expect(await readFile(path.join(BUNDLE, "curl/.curlrc"), "utf8")).toMatch(/^proxytunnel$/m);
@@ -153,7 +156,10 @@ describe("a broken bundle stops boot with file, path and problem", () => {
   it("reads isolation.yaml: the launcher's ports, UDP and identities", async () => {
     const bundle = await loadPolicyBundle(BUNDLE, varsFor(BUNDLE));
     expect(bundle.isolation.network.udp).toBe(false);
-    expect(bundle.isolation.network.bind_tcp_ports).toContainEqual({ lo: 8000, hi: 8099 });
+    expect(bundle.isolation.network.bind_tcp_ports).toEqual([
+      { lo: 0, hi: 0 },
+      { lo: 1024, hi: 65535 },
+    ]);
     expect(bundle.isolation.identities.first_uid).toBeGreaterThanOrEqual(1000);
   });
 
@@ -165,13 +171,8 @@ describe("a broken bundle stops boot with file, path and problem", () => {
     ],
     [
       "a reversed port range",
-      (t: string) => t.replace('"8000-8099"', '"8099-8000"'),
+      (t: string) => t.replace('"1024-65535"', '"65535-1024"'),
       /bad port range/,
-    ],
-    [
-      "a wide bind range",
-      (t: string) => t.replace('"8000-8099"', '"1024-65535"'),
-      /at most 2048 ports/,
     ],
     ["a root uid range", (t: string) => t.replace("first_uid: 47001", "first_uid: 0"), /first_uid/],
   ])("rejects an isolation.yaml with %s", async (_what, edit, problem) => {

@@ -368,7 +368,7 @@ local("nothing legitimate broke (names resolve in the proxy; UDP stays off)", ()
     }
   });
 
-  it("a dev server binds an allowed port (8000) and serves; a port outside the list is refused", async () => {
+  it("a dev server binds an unprivileged port (8000) and serves; the service's own port is refused", async () => {
     const abort = new AbortController();
     const server = http("/execute", {
       method: "POST",
@@ -403,8 +403,9 @@ local("nothing legitimate broke (names resolve in the proxy; UDP stays off)", ()
       await server;
     }
     expectRefusedByKernel(
-      await execute(refusedProbe('socket.socket().bind(("127.0.0.1", 10001))')),
+      await execute(refusedProbe('socket.socket().bind(("127.0.0.1", 10000))')),
     );
+    expectRefusedByKernel(await execute(refusedProbe('socket.socket().bind(("127.0.0.1", 80))')));
   });
 });
 

@@ -71,8 +71,9 @@ describe("SSRF: private ranges and link-local", () => {
 });
 
 /**
- * Loopback by port (agentsh/policies/default.yaml): dev servers a command starts on 3000-9999 are
- * reachable through the proxy; the service's own ports are denied by named rules. curl tunnels
+ * Loopback by port (agentsh/policies/default.yaml): dev servers a command starts on 1024-32767 or
+ * 61000-65535 are reachable through the proxy; the service's own ports, privileged ports and the
+ * ephemeral range (agentsh's per-session proxies) are denied by named rules. curl tunnels
  * plain http:// through CONNECT (agentsh/curl/.curlrc), the only proxy request whose real port
  * agentsh 0.16.9 judges; `%{http_connect}` 403 with no HTTP answer (000) shows that the proxy
  * refused the tunnel. The canary listens on 127.0.0.1 ports 22, 8080 and on stand-ins for the
@@ -106,26 +107,26 @@ describe("loopback by policy", () => {
     ["agentsh's gRPC port (9090, canary stand-in)", 9090, "deny-agentsh-api"],
     ["agentsh's pprof port (6060, canary stand-in)", 6060, "deny-service-ports"],
     ["Redis (6379, canary stand-in)", 6379, "deny-service-ports"],
-    ["a port outside the dev range (canary 127.0.0.1:22)", 22, "deny-loopback"],
+    ["a privileged port (canary 127.0.0.1:22)", 22, "deny-privileged-loopback"],
   ])("%s: blocked by %s, tunnel refused, zero connections", async (_what, port, rule) => {
     const command = tunnel(port);
     await expectNetworkBlocked(command, rule, ["127.0.0.1"]);
     expect((await execute(command)).stdout).toBe("403 000");
   });
 
-  it("agentsh's own per-session proxy port: blocked by deny-loopback", async () => {
+  it("agentsh's own per-session proxy port (ephemeral): blocked by deny-ephemeral-loopback", async () => {
     const result = await execute(
       curl('"$HTTP_PROXY/"', "-o /dev/null -w '%{http_connect} %{http_code}'"),
     );
-    expectBlocked(result, "deny-loopback", "network");
+    expectBlocked(result, "deny-ephemeral-loopback", "network");
     expect(result.stdout).toBe("403 000");
   });
 
-  it("plain HTTP without the tunnel (python, curl -q) is judged as port 80: deny-loopback, zero connections", async () => {
+  it("plain HTTP without the tunnel (python, curl -q) is judged as port 80: deny-privileged-loopback, zero connections", async () => {
     await expectNetworkBlocked(
       // (-q works only as curl's first argument.)
       `python3 -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:8080/", timeout=3)'; curl -q -s --max-time 3 http://127.0.0.1:8080/`,
-      "deny-loopback",
+      "deny-privileged-loopback",
       ["127.0.0.1"],
     );
   });

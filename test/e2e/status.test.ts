@@ -29,7 +29,6 @@ describe("installation and status", () => {
         "sandbox wrapper applied (agentsh-unixwrap: seccomp + Landlock)",
         "nested command denied by rule (seccomp execve interception)",
         "file read denied by rule (seccomp file monitor)",
-        "binary outside the exec allow-list cannot run (Landlock)",
         "raw TCP connect outside the agentsh proxy refused (launcher: Landlock TCP rules)",
         "a path outside the command's file rules refused (launcher: Landlock file rules)",
         "signal to the service refused (launcher: uid drop, or its process guard)",

@@ -119,7 +119,15 @@ describe("policy matcher (agentsh 0.16.9 semantics, the bundle's policy)", () =>
       rule: "allow-loopback-dev-servers",
       effect: "allow",
     });
-    expect(net({ host: "127.0.0.1", port: 22, addresses: null }).rule).toBe("deny-loopback");
+    expect(net({ host: "127.0.0.1", port: 22, addresses: null }).rule).toBe(
+      "deny-privileged-loopback",
+    );
+    expect(net({ host: "127.0.0.1", port: 43210, addresses: null }).rule).toBe(
+      "deny-ephemeral-loopback",
+    );
+    expect(net({ host: "127.0.0.1", port: 61000, addresses: null }).rule).toBe(
+      "allow-loopback-dev-servers",
+    );
     expect(net({ host: "::1", port: 9090, addresses: null }).rule).toBe("deny-agentsh-api");
     // A name: CIDR rules match by its addresses (resolved as agentsh resolves them).
     expect(net({ host: "sneaky.example", port: 443, addresses: ["10.1.2.3"] }).rule).toBe(
