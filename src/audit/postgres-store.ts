@@ -77,7 +77,11 @@ export async function openPostgresAuditStore(options: PostgresAuditOptions): Pro
     await migrate(pool);
   } catch (error) {
     await pool.end();
-    throw error;
+    // The service refuses to start without its trail: say which setting to look at.
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new Error(`The audit database (DATABASE_URL) cannot be used: ${detail}`, {
+      cause: error,
+    });
   }
 
   const writeTimeoutMs = options.writeTimeoutMs ?? 10_000;

@@ -295,3 +295,11 @@ describe.each(Object.keys(BACKENDS))("the audit store on %s", (name) => {
     expect(p50, `p50 ${p50.toFixed(3)} ms, p99 ${times[198]?.toFixed(3)} ms`).toBeLessThan(1);
   });
 });
+
+describe("the PostgreSQL audit store at boot", () => {
+  it("refuses to open (the service refuses to start) when the database cannot be reached", async () => {
+    await expect(
+      openPostgresAuditStore({ connectionString: "postgres://nobody:x@127.0.0.1:1/none" }),
+    ).rejects.toThrow(/^The audit database \(DATABASE_URL\) cannot be used: .*ECONNREFUSED/);
+  });
+});
