@@ -98,10 +98,18 @@ export class InvalidCursorError extends Error {
   }
 }
 
+/** The audit database could not be read or written (PostgreSQL unreachable, disk full…). */
+export class AuditUnavailableError extends Error {
+  constructor(what: string, cause: unknown) {
+    super(`${what}: ${cause instanceof Error ? cause.message : cause}`);
+    this.name = "AuditUnavailableError";
+  }
+}
+
 /** The entry could not be made durable: the caller must not be answered as if it were. */
-export class AuditWriteError extends Error {
+export class AuditWriteError extends AuditUnavailableError {
   constructor(cause: unknown) {
-    super(`The audit entry could not be stored: ${cause instanceof Error ? cause.message : cause}`);
+    super("The audit entry could not be stored", cause);
     this.name = "AuditWriteError";
   }
 }

@@ -2,6 +2,7 @@ import pg from "pg";
 import {
   AUDIT_COLUMNS,
   type AuditStore,
+  AuditUnavailableError,
   AuditWriteError,
   auditQuerySql,
   pageOf,
@@ -117,8 +118,12 @@ export async function openPostgresAuditStore(options: PostgresAuditOptions): Pro
     },
     async query(filter) {
       const { sql, params } = auditQuerySql(filter, (n) => `$${n}`);
-      const { rows } = await pool.query(sql, params);
-      return pageOf(rows, filter.limit);
+      try {
+        const { rows } = await pool.query(sql, params);
+        return pageOf(rows, filter.limit);
+      } catch (error) {
+        throw new AuditUnavailableError("The audit trail could not be read", error);
+      }
     },
     async prune(retention, now = Date.now()) {
       let deleted = await deleteChunks(

@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import {
   AUDIT_COLUMNS,
   type AuditStore,
+  AuditUnavailableError,
   AuditWriteError,
   auditQuerySql,
   pageOf,
@@ -89,7 +90,11 @@ export function openSqliteAuditStore(file: string): AuditStore {
     },
     async query(filter) {
       const { sql, params } = auditQuerySql(filter, () => "?");
-      return pageOf(db.prepare(sql).all(...params), filter.limit);
+      try {
+        return pageOf(db.prepare(sql).all(...params), filter.limit);
+      } catch (error) {
+        throw new AuditUnavailableError("The audit trail could not be read", error);
+      }
     },
     async prune(retention, now = Date.now()) {
       let deleted = deleteChunks(

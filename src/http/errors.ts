@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../app-env.js";
-import { AuditWriteError } from "../audit/audit-log.js";
+import { AuditUnavailableError, AuditWriteError } from "../audit/audit-log.js";
 import type { Logger } from "../logger.js";
 import type { Refusal } from "../run-command.js";
 
@@ -132,6 +132,17 @@ export function errorBodyOf(
         message:
           "The command's audit entry could not be stored, so its result is withheld. The command may have run.",
         hint: "GET /health and the service log say why the audit database is unreachable; retry once it is back.",
+      },
+      headers: { "Retry-After": "5" },
+    };
+  }
+  if (error instanceof AuditUnavailableError) {
+    logger.error("audit read failed", { ...context, error: error.message });
+    return {
+      body: {
+        code: "audit_unavailable",
+        message: "The audit trail cannot be read right now.",
+        hint: "The service log says why the audit database is unreachable; retry once it is back.",
       },
       headers: { "Retry-After": "5" },
     };

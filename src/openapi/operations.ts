@@ -309,6 +309,7 @@ export function describeOperations(limits: { maxTimeoutMs: number }): OperationD
       access: "configuredApiKey",
       query: auditQuerySchema,
       responses: { 200: { description: "One page of the audit log.", json: auditPageSchema } },
+      errors: ["audit_unavailable"],
     },
     {
       method: "GET",
