@@ -17,7 +17,13 @@ export interface CommandResult {
   outcome: Outcome;
   /** The rule that blocked the command, with what was denied; null when nothing was. */
   decision: Decision | null;
-  /** Every denial when there was more than one. */
+  /**
+   * Whether the command ran to its own end, so that exitCode is its own: false when it was
+   * refused before it started (a top-level rule, the launcher) or killed at its time limit.
+   * `blocked` with `completed` and exit 0 means a step was denied and the command went on.
+   */
+  completed: boolean;
+  /** Every denial, each with its rule (present when anything was denied). */
   denials?: Decision[];
   durationMs: number;
   truncated?: { stdout: boolean; stderr: boolean; stdoutBytes: number; stderrBytes: number };
@@ -40,7 +46,8 @@ export function toCommandResult(result: GovernedResult, redact: Redactor): Comma
     ...(message ? { message } : {}),
     outcome: result.outcome,
     decision: result.decision,
-    ...(result.denials.length > 1 ? { denials: result.denials } : {}),
+    completed: completedOf(result),
+    ...(result.denials.length > 0 ? { denials: result.denials } : {}),
     durationMs: result.durationMs,
     ...(truncated
       ? {
@@ -56,13 +63,27 @@ export function toCommandResult(result: GovernedResult, redact: Redactor): Comma
   };
 }
 
+/** Not refused before it started (no process, or the launcher refused) and not killed at its limit. */
+function completedOf(result: GovernedResult): boolean {
+  return (
+    result.sandboxed !== null &&
+    result.outcome !== "timed_out" &&
+    result.decision?.layer !== "launcher"
+  );
+}
+
 function describe(result: GovernedResult): string | undefined {
   if (result.outcome === "blocked") {
     const d = result.decision;
     const what = d?.target ? ` (${d.operation ?? d.kind} ${d.target})` : "";
-    return d?.rule
+    const blocked = d?.rule
       ? `Blocked by policy rule '${d.rule}'${what}`
       : `Blocked by agentsh policy${what}`;
+    // A step was denied and the command went on: say so, so that "pip could not write a cache"
+    // reads differently from "sudo was stopped".
+    return completedOf(result) && result.exitCode === 0
+      ? `${blocked}; the command went on and completed (exit 0)`
+      : blocked;
   }
   if (result.outcome === "timed_out") return result.problem ?? undefined;
   return undefined;

@@ -78,6 +78,7 @@ async function runReportCommand(
     blocked: false,
     outcome: exitCode === 0 ? "ok" : "failed",
     decision: null,
+    completed: exitCode !== null,
     durationMs: Math.round(performance.now() - started),
   };
 }

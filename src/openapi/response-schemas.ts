@@ -40,7 +40,15 @@ export const commandResultSchema = z.strictObject({
   message: z.string().optional().describe("Why it was blocked or stopped."),
   outcome: z.enum(["ok", "failed", "blocked", "timed_out"]),
   decision: decisionSchema.nullable().describe("The rule that blocked the command; null if none."),
-  denials: z.array(decisionSchema).optional().describe("Every denial, when more than one."),
+  completed: z
+    .boolean()
+    .describe(
+      "The command ran to its own end, so exitCode is its own: false when it was refused before it started (a top-level rule, the launcher) or killed at its time limit. blocked with completed and exit 0: a step was denied and the command went on.",
+    ),
+  denials: z
+    .array(decisionSchema)
+    .optional()
+    .describe("Every denial, each with its rule (present when anything was denied)."),
   durationMs: z.number(),
   truncated: z
     .strictObject({

@@ -99,6 +99,7 @@ describe("POST /mcp (Streamable HTTP, stateless)", () => {
         blocked: false,
         outcome: "ok",
         decision: null,
+        completed: true,
         durationMs: 3,
       },
       requestId: expect.any(String),

@@ -58,6 +58,7 @@ export const INSTALLATION: InstallationReport = {
       success: true,
       stdout,
       stderr,
+      completed: true,
       exitCode: 0,
       blocked: false,
       outcome: "ok" as const,
