@@ -5,7 +5,9 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
 import type { InstallationReport } from "./agentsh/installation-report.js";
 import type { AppEnv } from "./app-env.js";
-import { type AuditLog, createAuditLog } from "./audit/audit-log.js";
+import type { AuditStore } from "./audit/audit-log.js";
+import { createCommandTrail } from "./audit/command-trail.js";
+import { openSqliteAuditStore } from "./audit/sqlite-store.js";
 import type { Redactor } from "./bundle/redactor.js";
 import type { Config } from "./config.js";
 import { demoRoutes } from "./demo-scenarios.js";
@@ -20,6 +22,7 @@ import { clientAddress, type SocketAddressOf } from "./http/client-address.js";
 import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
 import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
+import { createServiceMetrics, type ServiceMetrics } from "./metrics/service-metrics.js";
 import type { OperationDoc } from "./openapi/operations.js";
 import { createAuditRoutes } from "./routes/audit.js";
 import { createConsoleRoutes, prefersHtml } from "./routes/console.js";
@@ -28,6 +31,7 @@ import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
 import { createMcpRoutes } from "./routes/mcp.js";
+import { createMetricsRoutes } from "./routes/metrics.js";
 import { createOpenApiRoutes } from "./routes/openapi.js";
 import { createSelftestRoutes } from "./routes/selftest.js";
 import { createSessionRoutes } from "./routes/sessions.js";
@@ -35,10 +39,13 @@ import { createRunCommand } from "./run-command.js";
 import type { SessionRegistryControl } from "./sessions/session-registry.js";
 
 export interface AppDeps {
-  config: Pick<Config, "apiKeys" | "limits" | "sessions" | "rateLimits" | "trustedProxyHops">;
+  config: Pick<
+    Config,
+    "apiKeys" | "limits" | "sessions" | "rateLimits" | "trustedProxyHops" | "metricsToken"
+  >;
   executor: Executor;
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
-  enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof">;
+  enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof" | "state">;
   /** Per protection category: the bundle's claim and the last canary proof (/demo/status). */
   protections: ProtectionReport;
   /** `POST /explain`: the policy's verdict on a command, without running it. */
@@ -52,8 +59,10 @@ export interface AppDeps {
   socketAddressOf: SocketAddressOf;
   /** Shared rate-limit counters (e.g. Redis) for more than one instance; memory by default. */
   rateLimitStore?: () => Store<AppEnv>;
-  /** Where the runner records every command for `GET /audit` (default: a small in-memory log). */
-  audit?: AuditLog;
+  /** Where every answered command is recorded for `GET /audit` (default: SQLite in memory). */
+  audit?: AuditStore;
+  /** `GET /metrics` (default: a registry fed by these deps, command slots unknown). */
+  metrics?: ServiceMetrics;
   /** The governed sessions this instance holds (`/sessions`, `sessionId` in `/execute`). */
   sessions: SessionRegistryControl;
 }
@@ -61,8 +70,22 @@ export interface AppDeps {
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
 export function createApp(deps: AppDeps) {
   const { config, logger } = deps;
-  const audit = deps.audit ?? createAuditLog({ maxEntries: 1000, maxAgeMs: 86_400_000 });
-  const runCommand = createRunCommand(deps.executor, deps.redact, deps.enforcement, audit);
+  const audit = deps.audit ?? openSqliteAuditStore(":memory:");
+  const metrics =
+    deps.metrics ??
+    createServiceMetrics({
+      commandStats: () => ({ slots: config.limits.maxConcurrent, inFlight: 0, queued: 0 }),
+      enforcement: deps.enforcement.state,
+      protections: deps.protections,
+      sessions: () => deps.sessions.size,
+      auditPending: audit.pending,
+    });
+  const trail = createCommandTrail({
+    store: audit,
+    metrics,
+    instance: config.sessions.instanceTag,
+  });
+  const runCommand = createRunCommand(deps.executor, deps.redact, deps.enforcement, trail);
   const limit = (name: string, max: number) =>
     rateLimit({
       name,
@@ -77,6 +100,7 @@ export function createApp(deps: AppDeps) {
     sessions: deps.sessions,
     redact: deps.redact,
     defaultTimeoutMs: config.limits.defaultTimeoutMs,
+    trail,
   });
   const guard = requireApiKey(config.apiKeys);
   // GET / and GET /openapi.json describe the routes from one table (src/openapi/operations.ts);
@@ -176,6 +200,13 @@ export function createApp(deps: AppDeps) {
       createAuditRoutes({
         audit,
         apiKeys: config.apiKeys,
+      }),
+    )
+    .route(
+      "/metrics",
+      createMetricsRoutes({
+        registry: metrics.registry,
+        tokens: [...config.apiKeys, ...(config.metricsToken ? [config.metricsToken] : [])],
       }),
     )
     .use("/explain", limit("explain", config.rateLimits.execute))

@@ -91,8 +91,21 @@ const envObject = z.object({
     .max(100)
     .optional()
     .or(z.literal("").transform(() => undefined)),
-  /** Commands kept for GET /audit (in memory, newest win). */
-  AUDIT_MAX_ENTRIES: intFromEnv(10_000, 100, 1_000_000),
+  /** Entries the audit trail keeps (the oldest go first); about 0.5 KB each. */
+  AUDIT_MAX_ENTRIES: intFromEnv(1_000_000, 100, 100_000_000),
+  /** The embedded audit database (SQLite); default: $AGENTSH_STATE_DIR/audit.db. */
+  AUDIT_DB_PATH: z
+    .string()
+    .startsWith("/", "must be an absolute path")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  /** PostgreSQL for the audit trail, shared by every instance; unset = SQLite in the state dir. */
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// or postgresql:// URL" })
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  /** A token of its own for GET /metrics (Authorization: Bearer), besides the API keys. */
+  METRICS_TOKEN: optionalSecret(16),
   /** Age limit of the audit log and of agentsh's event database. */
   AUDIT_RETENTION_HOURS: intFromEnv(168, 1, 87_600),
   /** agentsh's event database (audit.storage.sqlite_path); default: $AGENTSH_STATE_DIR/events.db. */
@@ -171,7 +184,12 @@ export interface Config {
   launcherMaxAbi: number | undefined;
   logLevel: ParsedEnv["LOG_LEVEL"];
   redisUrl: string | undefined;
+  /** Accepted by GET /metrics besides the API keys. */
+  metricsToken: string | undefined;
   audit: {
+    /** Set: the shared PostgreSQL trail; unset: SQLite at `dbPath` (or in the state dir). */
+    databaseUrl: string | undefined;
+    dbPath: string | undefined;
     maxEntries: number;
     maxAgeMs: number;
     eventsDb: string | undefined;
@@ -234,7 +252,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     launcherMaxAbi: e.LAUNCHER_MAX_LANDLOCK_ABI,
     logLevel: e.LOG_LEVEL,
     redisUrl: e.REDIS_URL,
+    metricsToken: e.METRICS_TOKEN,
     audit: {
+      databaseUrl: e.DATABASE_URL,
+      dbPath: e.AUDIT_DB_PATH,
       maxEntries: e.AUDIT_MAX_ENTRIES,
       maxAgeMs: e.AUDIT_RETENTION_HOURS * 3_600_000,
       eventsDb: e.AGENTSH_EVENTS_DB,

@@ -1,6 +1,7 @@
+import type { CommandTrail } from "./audit/command-trail.js";
 import { createStreamRedactor, type Redactor } from "./bundle/redactor.js";
 import { ApiError, refusalError } from "./http/errors.js";
-import type { RunCommand } from "./run-command.js";
+import { type RunCommand, rejectedEntry } from "./run-command.js";
 import type {
   Caller,
   ExecuteBody,
@@ -24,9 +25,27 @@ export function createExecuteCommand(options: {
   sessions: Pick<SessionRegistryControl, "lease">;
   redact: Redactor;
   defaultTimeoutMs: number;
+  /** Where refusals that never reach the runner (unknown or busy session) are recorded. */
+  trail?: CommandTrail;
 }): ExecuteCommand {
   return async (input: ExecuteInput, caller: Caller, onOutput?: (chunk: OutputChunk) => void) => {
-    const lease = input.sessionId ? options.sessions.lease(caller.owner, input.sessionId) : null;
+    const startedAt = Date.now();
+    let lease: ReturnType<typeof options.sessions.lease> | null;
+    try {
+      lease = input.sessionId ? options.sessions.lease(caller.owner, input.sessionId) : null;
+    } catch (error) {
+      const who = {
+        requestId: caller.requestId,
+        owner: caller.owner,
+        callerSession: input.sessionId,
+      };
+      const code = error instanceof ApiError ? error.body.code : "internal_error";
+      await options.trail?.record(
+        rejectedEntry(input.command, code, who, options.redact),
+        startedAt,
+      );
+      throw error;
+    }
     const signals = [caller.signal, lease?.signal].filter((s): s is AbortSignal => s !== undefined);
     const redactorFor = (stream: OutputChunk["stream"], emit: (chunk: OutputChunk) => void) =>
       createStreamRedactor(options.redact, (text) => emit({ stream, text }), STREAM_LIMIT_BYTES);
@@ -41,7 +60,9 @@ export function createExecuteCommand(options: {
         ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
         requestId: caller.requestId,
         owner: caller.owner,
-        ...(lease ? { session: lease.context } : {}),
+        ...(lease && input.sessionId
+          ? { session: lease.context, callerSession: input.sessionId }
+          : {}),
         ...(live
           ? {
               onOutput: (stream: OutputChunk["stream"], text: string) => live[stream].feed(text),

@@ -1,4 +1,4 @@
-import type { AuditEntry, AuditLog } from "./audit/audit-log.js";
+import type { AnsweredCommand, CommandTrail } from "./audit/command-trail.js";
 import type { Redactor } from "./bundle/redactor.js";
 import { type CommandResult, toCommandResult } from "./command-result.js";
 import type { EnforcementMonitor } from "./enforcement/monitor.js";
@@ -37,7 +37,18 @@ export type RunOutcome =
 /** One command to run: what the executor needs, and who asked (recorded in the audit log). */
 export interface RunRequest extends GovernedCommand {
   requestId?: string;
+  /** The caller's session (`s-…`) it runs in, for the audit trail. */
+  callerSession?: string;
 }
+
+/** The error code of the envelope each refusal is answered with (src/http/errors.ts). */
+export const REFUSAL_CODES = {
+  degraded: "enforcement_degraded",
+  busy: "busy",
+  canceled: "canceled",
+  unavailable: "agentsh_unavailable",
+  unenforced: "enforcement_failed",
+} as const satisfies Record<Refusal["outcome"], string>;
 
 export type RunCommand = (request: RunRequest) => Promise<RunOutcome>;
 
@@ -45,7 +56,7 @@ export function createRunCommand(
   executor: Executor,
   redact: Redactor,
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost">,
-  audit?: Pick<AuditLog, "record">,
+  trail?: CommandTrail,
 ): RunCommand {
   const run = async (
     request: GovernedCommand,
@@ -77,27 +88,78 @@ export function createRunCommand(
     };
   };
 
-  return async ({ requestId, ...request }) => {
-    const { outcome, result } = await run(request);
-    audit?.record(auditEntry(request.command, outcome, result, requestId, redact));
-    return outcome;
+  // The answer waits for the entry: once the caller has it, the trail has it too.
+  return async ({ requestId, callerSession, ...request }) => {
+    const startedAt = Date.now();
+    const who = { requestId, owner: request.owner, callerSession };
+    let ran: Awaited<ReturnType<typeof run>>;
+    try {
+      ran = await run(request);
+    } catch (error) {
+      // A bug (the caller gets internal_error): recorded all the same.
+      await trail?.record(rejectedEntry(request.command, "internal_error", who, redact), startedAt);
+      throw error;
+    }
+    await trail?.record(
+      auditEntry(request.command, ran.outcome, ran.result, who, redact),
+      startedAt,
+    );
+    return ran.outcome;
   };
 }
+
+interface Asker {
+  requestId: string | undefined;
+  owner: string | undefined;
+  callerSession: string | undefined;
+}
+
+/** The entry of a command the service refused before it reached the runner or agentsh. */
+export function rejectedEntry(
+  command: string,
+  errorCode: string,
+  who: Asker,
+  redact: Redactor,
+): AnsweredCommand {
+  return {
+    ...nothingDecided,
+    caller: who.owner ?? null,
+    session: who.callerSession ?? null,
+    requestId: who.requestId ?? null,
+    command: redact(command).text,
+    outcome: "rejected",
+    errorCode,
+  };
+}
+
+const nothingDecided = {
+  rule: null,
+  layer: null,
+  kind: null,
+  operation: null,
+  target: null,
+  exitCode: null,
+  durationMs: null,
+  sessionId: null,
+  commandId: null,
+} as const;
 
 /** One audit record; the command text passes the same DLP redaction as the output. */
 function auditEntry(
   command: string,
   outcome: RunOutcome,
   result: GovernedResult | undefined,
-  requestId: string | undefined,
+  who: Asker,
   redact: Redactor,
-): AuditEntry {
+): AnsweredCommand {
   const decision = result?.decision ?? null;
   return {
-    time: new Date().toISOString(),
-    requestId: requestId ?? null,
+    caller: who.owner ?? null,
+    session: who.callerSession ?? null,
+    requestId: who.requestId ?? null,
     command: redact(command).text,
     outcome: outcome.outcome === "result" ? outcome.result.outcome : outcome.outcome,
+    errorCode: outcome.outcome === "result" ? null : REFUSAL_CODES[outcome.outcome],
     rule: decision?.rule ?? null,
     layer: decision ? (decision.layer ?? "agentsh") : null,
     kind: decision?.kind ?? null,

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
+import { collectDefaultMetrics } from "prom-client";
 import { createAgentsh } from "./agentsh/index.js";
 import {
   hasCapSysPtrace,
@@ -30,6 +31,7 @@ import { detectCgroups } from "./limits/cgroups.js";
 import { createLimits } from "./limits/limits.js";
 import { listen } from "./listen.js";
 import { createJsonLogger } from "./logger.js";
+import { createServiceMetrics } from "./metrics/service-metrics.js";
 import { createSessionRegistry, envPolicyDenies } from "./sessions/session-registry.js";
 import { logStartup } from "./startup-log.js";
 
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
     commandStats: agentsh.stats,
   });
 
-  const audit = startServiceAudit({
+  const audit = await startServiceAudit({
     config: config.audit,
     logger,
     stateDir,
@@ -198,6 +200,19 @@ async function main(): Promise<void> {
         }
       : {}),
   });
+  const protections = createProtectionReport({
+    canaries,
+    staticChecks,
+    lastProof: monitor.lastProof,
+  });
+  const metrics = createServiceMetrics({
+    commandStats: agentsh.stats,
+    enforcement: monitor.state,
+    protections,
+    sessions: () => sessions.size,
+    auditPending: audit.store.pending,
+  });
+  collectDefaultMetrics({ register: metrics.registry, prefix: "gexec_" });
   const app = createApp({
     config,
     sessions,
@@ -209,8 +224,9 @@ async function main(): Promise<void> {
     logger,
     socketAddressOf: (c) => getConnInfo(c).remote.address,
     ...(redis ? { rateLimitStore: redisRateLimitStore(redis) } : {}),
-    audit: audit.log,
-    protections: createProtectionReport({ canaries, staticChecks, lastProof: monitor.lastProof }),
+    audit: audit.store,
+    metrics,
+    protections,
     explain: createExplainer({
       matcher: createPolicyMatcher(bundle.policy, policyVars),
       workspace: config.agentsh.workspace,
@@ -229,12 +245,14 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     logger.info("shutting down", { signal });
     stopWatching();
-    audit.stop();
     stopLauncher();
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
-    // Sessions end with the process: their workspaces and agentsh sessions are removed.
-    void sessions.close().finally(() => server.close(() => process.exit(0)));
+    // Sessions end with the process: their workspaces and agentsh sessions are removed. The
+    // audit store closes last: answers still in flight wait for their entries.
+    void sessions
+      .close()
+      .finally(() => server.close(() => void audit.stop().finally(() => process.exit(0))));
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));

@@ -142,8 +142,8 @@ export interface RetentionJobOptions {
   intervalMs: number;
   /** Whether no command is in flight: agentsh's writer must not meet our lock. */
   idle: () => boolean;
-  /** Trims the service's own audit log by age (its size is bounded by its ring). */
-  pruneAuditLog: () => number;
+  /** Trims the service's own audit trail by age and count; resolves to how many entries went. */
+  pruneAuditLog: () => Promise<number>;
   onReport: (report: PruneReport & { auditDeleted: number }) => void;
   onError: (error: Error) => void;
 }
@@ -157,10 +157,10 @@ export function startRetentionJob(options: RetentionJobOptions): () => void {
 
   const schedule = (ms: number) => {
     if (stopped) return;
-    timer = setTimeout(tick, ms);
+    timer = setTimeout(() => void tick(), ms);
     timer.unref();
   };
-  const tick = () => {
+  const tick = async () => {
     // Waits for a quiet moment, but not forever: a busy service still gets trimmed.
     if (!options.idle() && waitedMs < options.intervalMs) {
       waitedMs += IDLE_RETRY_MS;
@@ -169,7 +169,7 @@ export function startRetentionJob(options: RetentionJobOptions): () => void {
     }
     waitedMs = 0;
     try {
-      const auditDeleted = options.pruneAuditLog();
+      const auditDeleted = await options.pruneAuditLog();
       const report = options.dbPath ? pruneAgentshEvents(options.dbPath, options.settings) : null;
       options.onReport({
         deletedEvents: 0,

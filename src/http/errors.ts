@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../app-env.js";
+import { AuditUnavailableError, AuditWriteError } from "../audit/audit-log.js";
 import type { Logger } from "../logger.js";
 import type { Refusal } from "../run-command.js";
 
@@ -34,6 +35,7 @@ export const ERROR_CODES = {
   internal_error: 500,
   enforcement_failed: 500,
   agentsh_unavailable: 503,
+  audit_unavailable: 503,
   enforcement_degraded: 503,
   busy: 503,
   canceled: 503,
@@ -121,6 +123,30 @@ export function errorBodyOf(
   context: Record<string, unknown>,
 ): { body: ErrorBody; headers: Record<string, string> } {
   if (error instanceof ApiError) return { body: error.body, headers: error.headers };
+  if (error instanceof AuditWriteError) {
+    // The command may have run; without its audit entry the answer is withheld (fail closed).
+    logger.error("audit write failed", { ...context, error: error.message });
+    return {
+      body: {
+        code: "audit_unavailable",
+        message:
+          "The command's audit entry could not be stored, so its result is withheld. The command may have run.",
+        hint: "GET /health and the service log say why the audit database is unreachable; retry once it is back.",
+      },
+      headers: { "Retry-After": "5" },
+    };
+  }
+  if (error instanceof AuditUnavailableError) {
+    logger.error("audit read failed", { ...context, error: error.message });
+    return {
+      body: {
+        code: "audit_unavailable",
+        message: "The audit trail cannot be read right now.",
+        hint: "The service log says why the audit database is unreachable; retry once it is back.",
+      },
+      headers: { "Retry-After": "5" },
+    };
+  }
   if (error instanceof HTTPException && error.status === 400) {
     // Raised by Hono itself, e.g. the JSON validator on a malformed body.
     const message = error.message || "The request could not be processed.";

@@ -151,6 +151,9 @@ function mediaResponse(
   const content: Record<string, JsonSchema> = {};
   if (response.json) content["application/json"] = { schema: schemaOf(response.json) };
   if (response.html) content["text/html"] = { schema: { type: "string" } };
+  if (response.text) {
+    content["text/plain"] = { schema: { type: "string", description: response.text } };
+  }
   if (response.events) {
     content["text/event-stream"] = {
       schema: {

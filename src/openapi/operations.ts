@@ -37,6 +37,8 @@ export type MediaResponse = {
   json?: z.ZodType;
   /** text/html (a page) */
   html?: true;
+  /** text/plain, e.g. the Prometheus text format: what the body is. */
+  text?: string;
   /** text/event-stream: each event's name and the JSON schema of its `data`. */
   events?: Record<string, { description: string; data: z.ZodType }>;
   /** A redirect (no body) to this location. */
@@ -83,6 +85,7 @@ const COMMAND_REFUSALS: ErrorCode[] = [
   "busy",
   "agentsh_unavailable",
   "enforcement_failed",
+  "audit_unavailable",
   "internal_error",
 ];
 
@@ -306,6 +309,23 @@ export function describeOperations(limits: { maxTimeoutMs: number }): OperationD
       access: "configuredApiKey",
       query: auditQuerySchema,
       responses: { 200: { description: "One page of the audit log.", json: auditPageSchema } },
+      errors: ["audit_unavailable"],
+    },
+    {
+      method: "GET",
+      path: "/metrics",
+      operationId: "metrics",
+      tag: "service",
+      summary: "Prometheus metrics (METRICS_TOKEN as a Bearer token, or the API key)",
+      description:
+        "Commands by outcome, rule and layer; latency; command slots and queue; enforcement state; the last canary round; sessions; the audit trail's write queue.",
+      access: "configuredApiKey",
+      responses: {
+        200: {
+          description: "The metrics.",
+          text: "Prometheus text exposition format 0.0.4",
+        },
+      },
     },
     {
       method: "POST",

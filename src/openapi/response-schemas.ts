@@ -193,10 +193,17 @@ export const selftestResponseSchema = enforcementStateSchema.extend({
 });
 
 const auditEntrySchema = z.strictObject({
+  id: z.string().describe("Unique; entries are append-only."),
   time: z.string(),
+  instance: z.string().describe("The service instance that answered (INSTANCE_TAG)."),
+  caller: nullableString.describe("The API key's fingerprint (never the key); null for demos."),
+  session: nullableString.describe("The caller's session (POST /sessions) it ran in."),
   requestId: nullableString,
   command: z.string().describe("As sent, after DLP redaction."),
   outcome: z.enum(AUDIT_OUTCOMES),
+  errorCode: nullableString.describe(
+    "The error code the caller was answered with; null for a result.",
+  ),
   rule: nullableString,
   layer: z.enum(["agentsh", "launcher", "limit"]).nullable(),
   kind: nullableString,

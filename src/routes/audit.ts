@@ -2,7 +2,7 @@ import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
-import { AUDIT_OUTCOMES, type AuditLog, InvalidCursorError } from "../audit/audit-log.js";
+import { AUDIT_OUTCOMES, type AuditStore, InvalidCursorError } from "../audit/audit-log.js";
 import { requireConfiguredApiKey } from "../http/api-key.js";
 import { ApiError } from "../http/errors.js";
 
@@ -18,6 +18,24 @@ export const auditQuerySchema = z
     outcome: z.enum(AUDIT_OUTCOMES).optional(),
     rule: z.string().min(1).max(200).optional().describe("The rule that blocked the command."),
     requestId: z.string().min(1).max(200).optional(),
+    session: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe("The caller's session id (s-…) or agentsh's session id."),
+    caller: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe("The API key's fingerprint (key-…, as in each entry's caller)."),
+    instance: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe("The instance that answered (INSTANCE_TAG)."),
     since: isoTime.optional().describe("Entries at or after this time."),
     until: isoTime.optional().describe("Entries before this time."),
     cursor: z.string().min(1).max(200).optional().describe("A previous page's nextCursor."),
@@ -36,11 +54,12 @@ export const auditQuerySchema = z
   });
 
 /**
- * `GET /audit`: the commands this instance ran (or refused), newest first. Needs the API key;
- * without one configured the route refuses outright rather than publish what agents tried.
+ * `GET /audit`: the commands the service answered (run or refused), newest first; with
+ * PostgreSQL, those of every instance. Needs the API key; without one configured the route
+ * refuses outright rather than publish what agents tried. Read-only: entries are append-only.
  */
 export function createAuditRoutes(options: {
-  audit: Pick<AuditLog, "query">;
+  audit: Pick<AuditStore, "query">;
   apiKeys: readonly string[];
 }) {
   return new Hono<AppEnv>().get(
@@ -56,7 +75,7 @@ export function createAuditRoutes(options: {
           message: result.error.issues
             .map((issue) => `${issue.path.join(".") || "query"}: ${issue.message}`)
             .join("; "),
-          hint: `Filters: outcome, rule, requestId, since, until (ISO 8601), cursor, limit (1-${AUDIT_PAGE_MAX}).`,
+          hint: `Filters: outcome, rule, requestId, session, caller, instance, since, until (ISO 8601), cursor, limit (1-${AUDIT_PAGE_MAX}).`,
           details: result.error.issues.map((issue) => ({
             path: issue.path.join("."),
             message: issue.message,
@@ -64,15 +83,18 @@ export function createAuditRoutes(options: {
         });
       }
     }),
-    (c) => {
+    async (c) => {
       const { api_key: _key, ...filter } = c.req.valid("query");
       try {
         return c.json(
-          options.audit.query({
+          await options.audit.query({
             limit: filter.limit,
             ...(filter.outcome ? { outcome: filter.outcome } : {}),
             ...(filter.rule ? { rule: filter.rule } : {}),
             ...(filter.requestId ? { requestId: filter.requestId } : {}),
+            ...(filter.session ? { session: filter.session } : {}),
+            ...(filter.caller ? { caller: filter.caller } : {}),
+            ...(filter.instance ? { instance: filter.instance } : {}),
             ...(filter.since ? { since: filter.since } : {}),
             ...(filter.until ? { until: filter.until } : {}),
             ...(filter.cursor ? { cursor: filter.cursor } : {}),

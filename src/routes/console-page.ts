@@ -1,4 +1,5 @@
 import { html, raw } from "hono/html";
+import { AUDIT_OUTCOMES } from "../audit/audit-log.js";
 
 /**
  * The browser console's page: markup, style and a small vanilla script, with no build step.
@@ -57,6 +58,17 @@ export function consolePage(nonce: string) {
   </form>
   <div id="run-output" aria-live="polite"></div>
 </section>
+<section class="card" id="activity">
+  <h2>Recent activity <span class="muted small">the audit trail (GET /audit), newest first; blocks highlighted</span></h2>
+  <form id="activity-form" class="row small">
+    <label>outcome <select id="activity-outcome"><option value="">any</option></select></label>
+    <label>rule <input id="activity-rule" class="filter" autocomplete="off" spellcheck="false" placeholder="deny-…"></label>
+    <label>caller <input id="activity-caller" class="filter" autocomplete="off" spellcheck="false" placeholder="key-…"></label>
+    <label>session <input id="activity-session" class="filter" autocomplete="off" spellcheck="false" placeholder="s-…"></label>
+    <button type="submit" id="activity-refresh">Refresh</button>
+  </form>
+  <div id="activity-output" aria-live="polite"><span class="muted small">Set the API key to see the trail.</span></div>
+</section>
 <section class="card">
   <h2>Demos</h2>
   <p class="muted small">Each demo runs a table of commands through agentsh and checks every verdict against what the policy should decide.</p>
@@ -111,6 +123,11 @@ th, td { text-align: left; vertical-align: top; padding: 5px 6px; border-bottom:
 th { font-size: 12px; color: var(--muted); font-weight: 600; }
 td.mark { font-weight: 700; } td.mark.good { color: var(--ok); } td.mark.bad { color: var(--bad); }
 details summary { cursor: pointer; color: #2f5bd3; }
+input.filter, select { padding: 4px 6px; border: 1px solid var(--line); border-radius: 6px; font: 12.5px ui-monospace, SFMono-Regular, Menlo, monospace; width: 150px; }
+#activity tr.blocked td { background: #fff1f0; }
+#activity tr.blocked td:first-child { box-shadow: inset 3px 0 0 var(--bad); }
+#activity tr.refused td { background: #fffaeb; }
+#activity td code { word-break: break-all; }
 footer { padding-bottom: 20px; }
 `;
 
@@ -122,6 +139,7 @@ const SCRIPT = String.raw`
   const KEY_STORAGE = "governed-executor:api-key";
   const SESSION_STORAGE = "governed-executor:session-id";
   const OUTCOME_LABEL = { ok: "allowed", failed: "allowed · failed", blocked: "blocked", timed_out: "timed out" };
+  const AUDIT_OUTCOMES = __AUDIT_OUTCOMES__;
   const $ = (id) => document.getElementById(id);
 
   // Builds an element; strings become text nodes, never markup.
@@ -216,12 +234,14 @@ const SCRIPT = String.raw`
     else sessionStorage.removeItem(KEY_STORAGE);
     forgetSession(); // sessions belong to the key that created them
     showKeyState();
+    loadActivity(false);
   });
   $("key-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
     $("key").value = "";
     forgetSession();
     showKeyState();
+    loadActivity(false);
   });
 
   // --- sessions ------------------------------------------------------------------------------
@@ -392,6 +412,7 @@ const SCRIPT = String.raw`
       clearInterval(ticker);
       status.remove();
       setRunning(null);
+      loadActivity(false);
     }
   }
   $("run-form").addEventListener("submit", (event) => {
@@ -453,6 +474,7 @@ const SCRIPT = String.raw`
     } finally {
       demoRunning = false;
       for (const b of document.querySelectorAll("[data-demo]")) b.disabled = false;
+      loadActivity(false);
     }
   }
   async function loadDemos() {
@@ -500,10 +522,67 @@ const SCRIPT = String.raw`
     }
   }
 
+  // --- recent activity (GET /audit) ------------------------------------------------------------
+  for (const outcome of AUDIT_OUTCOMES) $("activity-outcome").append(el("option", { value: outcome, text: outcome }));
+  const NOT_RUN = ["degraded", "busy", "canceled", "unavailable", "unenforced", "rejected"];
+  function activityRow(entry) {
+    const kind = entry.outcome === "blocked" ? "blocked" : NOT_RUN.includes(entry.outcome) ? "refused" : "";
+    const time = new Date(entry.time);
+    return el("tr", { class: kind, "data-outcome": entry.outcome, "data-request-id": entry.requestId || "" },
+      el("td", { class: "muted", title: entry.time, text: time.toLocaleTimeString() }),
+      el("td", {}, badge(entry.outcome), entry.errorCode ? el("div", { class: "muted small", text: entry.errorCode }) : null),
+      el("td", {}, el("code", { class: "command", text: entry.command })),
+      el("td", {}, entry.rule ? el("code", { class: "rule", text: entry.rule }) : (entry.layer ? el("span", { class: "muted", text: entry.layer }) : "")),
+      el("td", { class: "small" }, el("code", { class: "caller", text: entry.caller || "—" })),
+      el("td", { class: "small" }, el("code", { class: "session", text: entry.session || "—" })),
+      el("td", { class: "muted small", text: entry.instance }));
+  }
+  let activityCursor = null;
+  async function loadActivity(more) {
+    const output = $("activity-output");
+    if (!apiKey()) return output.replaceChildren(el("span", { class: "muted small", text: "Set the API key to see the trail." }));
+    const query = new URLSearchParams({ limit: "20" });
+    const filters = { outcome: "activity-outcome", rule: "activity-rule", caller: "activity-caller", session: "activity-session" };
+    for (const [name, id] of Object.entries(filters)) {
+      const value = $(id).value.trim();
+      if (value) query.set(name, value);
+    }
+    if (more && activityCursor) query.set("cursor", activityCursor);
+    try {
+      const res = await api("GET", "/audit" + "?" + query.toString());
+      if (!res.ok) return output.replaceChildren(errorView(res.body, res.status));
+      activityCursor = res.body.nextCursor;
+      let body = more ? output.querySelector("tbody") : null;
+      if (!body) {
+        body = el("tbody");
+        output.replaceChildren(el("table", { id: "activity-table" },
+          el("thead", {}, el("tr", {}, ["time", "outcome", "command", "rule", "caller", "session", "instance"].map((h) => el("th", { text: h })))),
+          body));
+      }
+      body.append(...res.body.entries.map(activityRow));
+      const older = output.querySelector("#activity-older");
+      if (older) older.remove();
+      if (res.body.entries.length === 0 && !more) output.append(el("div", { class: "muted small", id: "activity-empty", text: "No entries match." }));
+      if (activityCursor) {
+        const button = el("button", { type: "button", id: "activity-older", class: "secondary", text: "Older" });
+        button.addEventListener("click", () => loadActivity(true));
+        output.append(button);
+      }
+    } catch (error) {
+      output.replaceChildren(errorView(networkError(error)));
+    }
+  }
+  $("activity-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadActivity(false);
+  });
+  $("activity-outcome").addEventListener("change", () => loadActivity(false));
+
   $("key").value = apiKey();
   showKeyState();
   loadHealth();
   loadDemos();
   refreshSession();
+  loadActivity(false);
 })();
-`;
+`.replace("__AUDIT_OUTCOMES__", JSON.stringify(AUDIT_OUTCOMES));

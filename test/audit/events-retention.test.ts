@@ -130,7 +130,7 @@ describe("agentsh event retention", () => {
       settings: { maxAgeMs: 24 * HOUR, maxBytes: 1024 ** 3 },
       intervalMs: 60_000,
       idle: () => idle,
-      pruneAuditLog: () => 2,
+      pruneAuditLog: async () => 2,
       onReport: (report) => reports.push(report),
       onError: (error) => {
         throw error;

@@ -22,6 +22,13 @@ const envVar = z.union([
       envVarKey: z.string().optional(),
     }),
   }),
+  z.strictObject({
+    key: z.string().min(1),
+    fromDatabase: z.strictObject({
+      name: z.string().min(1),
+      property: z.enum(["host", "port", "database", "user", "password", "connectionString"]),
+    }),
+  }),
 ]);
 const region = z.enum(["oregon", "ohio", "virginia", "frankfurt", "singapore"]);
 
@@ -67,13 +74,39 @@ const keyValueService = z.strictObject({
     .optional(),
 });
 
+const database = z.strictObject({
+  name: z.string().min(1),
+  plan: z.enum([
+    "free",
+    "basic-256mb",
+    "basic-1gb",
+    "basic-4gb",
+    "pro-4gb",
+    "pro-8gb",
+    "pro-16gb",
+    "accelerated-16gb",
+  ]),
+  region,
+  postgresMajorVersion: z.enum(["13", "14", "15", "16", "17"]),
+  databaseName: z.string().regex(/^[a-z_][a-z0-9_]*$/),
+  user: z.string().regex(/^[a-z_][a-z0-9_]*$/),
+  diskSizeGB: z
+    .number()
+    .int()
+    .refine((gb) => gb === 1 || gb % 5 === 0, "1 or a multiple of 5")
+    .optional(),
+  ipAllowList: z.array(z.strictObject({ source: z.string(), description: z.string().optional() })),
+});
+
 const blueprint = z.strictObject({
   services: z.array(z.discriminatedUnion("type", [webService, keyValueService])),
+  databases: z.array(database).optional(),
 });
 
 const parsed = blueprint.parse(parse(readFileSync("render.yaml", "utf8")));
 const web = parsed.services.find((s) => s.type === "web");
 const keyValue = parsed.services.find((s) => s.type === "keyvalue");
+const auditDb = parsed.databases?.[0];
 
 describe("render.yaml", () => {
   it("is a valid Blueprint with one Docker web service and one Key Value instance", () => {
@@ -101,13 +134,35 @@ describe("render.yaml", () => {
     expect((web?.scaling?.maxInstances ?? web?.numInstances ?? 1) > 1).toBe(true);
   });
 
+  it("provisions a private Render Postgres for the audit trail and wires DATABASE_URL to it", () => {
+    expect(auditDb).toMatchObject({ name: "governed-executor-audit", ipAllowList: [] });
+    expect(auditDb?.region).toBe(web?.region);
+    const url = web?.envVars.find((v) => v.key === "DATABASE_URL");
+    expect(url).toEqual({
+      key: "DATABASE_URL",
+      fromDatabase: { name: auditDb?.name, property: "connectionString" },
+    });
+  });
+
+  it("gives GET /metrics a generated token of its own", () => {
+    const token = web?.envVars.find((v) => v.key === "METRICS_TOKEN");
+    expect(token).toEqual({ key: "METRICS_TOKEN", generateValue: true });
+  });
+
   it("sets only variables the service reads, with values its config parser accepts", () => {
     for (const { key } of web?.envVars ?? []) expect(CONFIG_KEYS, key).toContain(key);
     const literal = Object.fromEntries(
       (web?.envVars ?? []).flatMap((v) => ("value" in v ? [[v.key, v.value]] : [])),
     );
     expect(() =>
-      parseConfig({ ...literal, API_KEY: "x".repeat(32), REDIS_URL: "redis://red-xyz:6379" }),
+      parseConfig({
+        ...literal,
+        API_KEY: "x".repeat(32),
+        METRICS_TOKEN: "y".repeat(32),
+        REDIS_URL: "redis://red-xyz:6379",
+        // The form of Render's internal connection string.
+        DATABASE_URL: "postgresql://governed_executor:secret@dpg-xyz-a/governed_executor",
+      }),
     ).not.toThrow();
   });
 });

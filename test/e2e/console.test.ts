@@ -113,6 +113,43 @@ describe("browser console", () => {
     expect(await result.locator(".message").textContent()).toContain("deny-privilege-escalation");
   });
 
+  it("lists the trail under Recent activity: newest first, the block highlighted, filters", async () => {
+    // The panel reloads after each command: the block just run is its first row.
+    // (The demo above ran `sudo whoami` too, without a caller: this one carries the key's.)
+    const first = page.locator("#activity-table tbody tr:first-child", {
+      hasText: "sudo whoami",
+      has: page.locator(".caller", { hasText: /^key-/ }),
+    });
+    await first.waitFor({ timeout: STEP_MS });
+    expect(await first.getAttribute("data-outcome")).toBe("blocked");
+    expect(await first.getAttribute("class")).toBe("blocked");
+    expect(await first.locator(".command").textContent()).toBe("sudo whoami");
+    expect(await first.locator(".rule").textContent()).toBe("deny-privilege-escalation");
+    expect(await first.locator(".caller").textContent()).toMatch(/^key-[0-9a-f]{12}$/);
+    const before = page.locator("#activity-table tbody tr", { hasText: "echo hello" }).first();
+    expect(await before.getAttribute("data-outcome")).toBe("ok");
+    expect(await before.getAttribute("class")).toBe("");
+
+    // Filters: blocked only, then a rule nothing matched.
+    await page.selectOption("#activity-outcome", "blocked");
+    await page
+      .locator("#activity-table tbody tr:not([data-outcome=blocked])")
+      .first()
+      .waitFor({ state: "detached", timeout: STEP_MS });
+    const rows = page.locator("#activity-table tbody tr");
+    expect(await rows.count()).toBeGreaterThan(0);
+    expect(await page.locator("#activity-table tbody tr.blocked").count()).toBe(await rows.count());
+    await page.fill("#activity-rule", "no-such-rule");
+    await page.click("#activity-refresh");
+    await page.locator("#activity-empty").waitFor({ timeout: STEP_MS });
+    await page.fill("#activity-rule", "");
+    await page.selectOption("#activity-outcome", "");
+    await page
+      .locator("#activity-table tbody tr[data-outcome=ok]")
+      .first()
+      .waitFor({ timeout: STEP_MS });
+  });
+
   it("runs commands in a session: the working directory carries over", async () => {
     await page.setChecked("#use-session", true);
     const first = await run("mkdir -p console-e2e && cd console-e2e && pwd", { stream: false });

@@ -1,7 +1,12 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createAuditLog } from "../../src/audit/audit-log.js";
+import type { AuditStore } from "../../src/audit/audit-log.js";
+import { openSqliteAuditStore } from "../../src/audit/sqlite-store.js";
 import { compileRedactionPatterns, createRedactor } from "../../src/bundle/redactor.js";
-import { blockedResult, FakeExecutor, notRun } from "../support/fake-executor.js";
+import { ownerOf } from "../../src/http/api-key.js";
+import { blockedResult, FakeExecutor, gate, notRun } from "../support/fake-executor.js";
 import { buildTestApp, postJson, readJson } from "../support/test-app.js";
 
 const KEY = `${"a".repeat(12)}-audit-key-ok`;
@@ -70,10 +75,17 @@ describe("GET /audit: what is recorded", () => {
     expect(page).toEqual({
       entries: [
         {
+          id: expect.stringMatching(
+            /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+          ),
           time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+          instance: "local",
+          caller: ownerOf(KEY),
+          session: null,
           requestId: body.requestId,
           command: "sudo id",
           outcome: "blocked",
+          errorCode: null,
           rule: "deny-privilege-escalation",
           layer: "agentsh",
           kind: "command",
@@ -94,7 +106,91 @@ describe("GET /audit: what is recorded", () => {
     const { status, body } = await execute(app, "wait for a slot");
     expect(status).toBe(503);
     const page = await readJson(await audit(app, `?requestId=${body.requestId}`));
-    expect(page.entries).toMatchObject([{ outcome: "busy", rule: null, exitCode: null }]);
+    expect(page.entries).toMatchObject([
+      { outcome: "busy", errorCode: "busy", rule: null, exitCode: null },
+    ]);
+  });
+
+  it("records a command refused before it ran (unknown session) with the error code answered", async () => {
+    const { app } = auditApp();
+    const sessionId = "s-local-0123456789abcdef01234567";
+    const res = await app.request("/execute", postJson({ command: "ls", sessionId }, AUTH));
+    expect(res.status).toBe(404);
+    const { requestId } = await readJson(res);
+    const page = await readJson(await audit(app, `?requestId=${requestId}`));
+    expect(page.entries).toMatchObject([
+      {
+        command: "ls",
+        outcome: "rejected",
+        errorCode: "session_not_found",
+        session: sessionId,
+        caller: ownerOf(KEY),
+      },
+    ]);
+  });
+
+  it("names the caller's session, and finds the session's commands by its id", async () => {
+    const { app } = auditApp();
+    const created = await readJson(
+      await app.request("/sessions", { method: "POST", headers: AUTH }),
+    );
+    const sessionId = created.session.id as string;
+    await app.request("/execute", postJson({ command: "cd /tmp", sessionId }, AUTH));
+    await execute(app, "echo elsewhere");
+    const page = await readJson(await audit(app, `?session=${sessionId}`));
+    expect(page.entries).toMatchObject([{ command: "cd /tmp", session: sessionId }]);
+    const mine = await readJson(await audit(app, `?caller=${ownerOf(KEY)}`));
+    expect(mine.entries).toHaveLength(2);
+    expect((await readJson(await audit(app, "?caller=key-000000000000"))).entries).toEqual([]);
+  });
+
+  it("answers only once the entry is durable: the answer waits for the store", async () => {
+    const inner = openSqliteAuditStore(":memory:");
+    const held = gate(5_000, "audit write");
+    let appended = 0;
+    const slow: AuditStore = {
+      ...inner,
+      append: async (entry) => {
+        await held.promise;
+        await inner.append(entry);
+        appended += 1;
+      },
+    };
+    const { app } = auditApp({ audit: slow });
+    let answered = false;
+    const answer = Promise.resolve(
+      app.request("/execute", postJson({ command: "echo 1" }, AUTH)),
+    ).then((res) => {
+      answered = true;
+      return res;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(answered).toBe(false);
+    held.open();
+    expect((await answer).status).toBe(200);
+    expect(appended).toBe(1);
+  });
+
+  it("withholds the result with 503 audit_unavailable when the entry cannot be stored", async () => {
+    const closed = openSqliteAuditStore(":memory:");
+    await closed.close();
+    const { app, executor } = auditApp({ audit: closed });
+    const res = await app.request("/execute", postJson({ command: "echo secret-output" }, AUTH));
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    expect(JSON.parse(text).error.code).toBe("audit_unavailable");
+    expect(text).not.toContain("secret-output\n");
+    expect(executor.commands).toHaveLength(1);
+  });
+
+  it("has each of many concurrent answered commands exactly once", async () => {
+    const { app } = auditApp();
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => execute(app, i % 5 === 0 ? "sudo x" : `echo ${i}`)),
+    );
+    const page = await readJson(await audit(app, "?limit=200"));
+    const ids = page.entries.map((e: { requestId: string }) => e.requestId).sort();
+    expect(ids).toEqual(answers.map((a) => a.body.requestId).sort());
   });
 
   it("logs agentsh's session and command ids on the request line of /execute", async () => {
@@ -197,16 +293,6 @@ describe("GET /audit: filters and paging", () => {
     expect((await readJson(await audit(app, "?limit=200"))).entries).toHaveLength(60);
   });
 
-  it("keeps at most AUDIT_MAX_ENTRIES (the oldest go first)", async () => {
-    const log = createAuditLog({ maxEntries: 100, maxAgeMs: 3_600_000 });
-    const { app } = auditApp({ audit: log });
-    for (let i = 0; i < 130; i++) await execute(app, `echo ${i}`);
-    const page = await readJson(await audit(app, "?limit=200"));
-    expect(page.entries).toHaveLength(100);
-    expect(page.entries.at(0).command).toBe("echo 129");
-    expect(page.entries.at(-1).command).toBe("echo 30");
-  });
-
   it.each([
     ["limit=0", "limit"],
     ["limit=201", "limit"],
@@ -231,14 +317,26 @@ describe("GET /audit: filters and paging", () => {
     expect(executor.commands).toHaveLength(1);
   });
 
-  it("refuses a cursor issued before a restart", async () => {
-    const first = auditApp();
-    for (let i = 0; i < 3; i++) await execute(first.app, `echo ${i}`);
-    const { nextCursor } = await readJson(await audit(first.app, "?limit=1"));
-    const second = auditApp();
-    for (let i = 0; i < 3; i++) await execute(second.app, `echo ${i}`);
-    const res = await audit(second.app, `?cursor=${nextCursor}`);
-    expect(res.status).toBe(400);
-    expect((await readJson(res)).error.message).toContain("cursor");
+  it("keeps entries and cursors across a restart of the service (SQLite in the state dir)", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "audit-route-"));
+    try {
+      const file = path.join(dir, "audit.db");
+      const before = openSqliteAuditStore(file);
+      const first = auditApp({ audit: before });
+      for (let i = 0; i < 3; i++) await execute(first.app, `echo ${i}`);
+      const { nextCursor } = await readJson(await audit(first.app, "?limit=1"));
+      await before.close();
+      const after = openSqliteAuditStore(file);
+      const second = auditApp({ audit: after });
+      const res = await audit(second.app, `?cursor=${nextCursor}`);
+      expect(res.status).toBe(200);
+      expect((await readJson(res)).entries.map((e: { command: string }) => e.command)).toEqual([
+        "echo 1",
+        "echo 0",
+      ]);
+      await after.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

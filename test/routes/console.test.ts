@@ -61,7 +61,9 @@ describe("GET /console", () => {
   it("calls only the API's own paths", async () => {
     const { script } = await consolePage();
     const paths = [...script.matchAll(/"(\/[a-z]+)\/?"/g)].map((m) => m[1]);
-    expect(new Set(paths)).toEqual(new Set(["/sessions", "/execute", "/demo", "/health"]));
+    expect(new Set(paths)).toEqual(
+      new Set(["/sessions", "/execute", "/demo", "/health", "/audit"]),
+    );
   });
 
   it("answers other methods with 405 and Allow: GET", async () => {

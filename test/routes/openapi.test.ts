@@ -3,6 +3,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
 import type { z } from "zod";
+import { openSqliteAuditStore } from "../../src/audit/sqlite-store.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
 import type { Execution, GovernedCommand } from "../../src/executor.js";
 import { API_VERSION, byStatus, type OpenApiDocument } from "../../src/openapi/document.js";
@@ -128,6 +129,9 @@ const MCP_CLIENT = {
 };
 const RUN_ID = { name: "run_command", arguments: ID };
 const TOO_LARGE = { command: "x".repeat(20_000) };
+/** An audit store whose database is gone (closed): reads answer 503 audit_unavailable. */
+const closedAudit = openSqliteAuditStore(":memory:");
+void closedAudit.close();
 
 /**
  * For every answer the document lists ("METHOD /path status", plus the media type when it is
@@ -231,6 +235,13 @@ const PROBES: Record<string, Probe | Probe[]> = {
   "GET /audit 400": { options: WITH_KEY, send: get("/audit?limit=0", { "X-API-Key": KEY }) },
   "GET /audit 401": { options: WITH_KEY, send: get("/audit") },
   "GET /audit 403": { send: get("/audit") },
+  "GET /audit 503": {
+    options: { ...WITH_KEY, audit: closedAudit },
+    send: get("/audit", { "X-API-Key": KEY }),
+  },
+  "GET /metrics 200 text/plain": { options: WITH_KEY, send: get("/metrics", { "X-API-Key": KEY }) },
+  "GET /metrics 401": { options: WITH_KEY, send: get("/metrics") },
+  "GET /metrics 403": { send: get("/metrics") },
   "POST /explain 200": { send: post("/explain", { command: "sudo id" }) },
   "POST /explain 400": { send: post("/explain", { command: "id", extra: 1 }) },
   "POST /explain 401": { options: WITH_KEY, send: post("/explain", ID) },
@@ -255,7 +266,7 @@ const PROBES: Record<string, Probe | Probe[]> = {
 };
 
 /** `none`: no body (a redirect). */
-type MediaType = "application/json" | "text/event-stream" | "text/html" | "none";
+type MediaType = "application/json" | "text/event-stream" | "text/html" | "text/plain" | "none";
 /** One answer the document promises: an operation's status in one media type. */
 interface Answer {
   key: string;
@@ -292,7 +303,8 @@ const documentedAnswers: Answer[] = operations.flatMap((operation) => [
         ? [answer(operation, status, "text/event-stream", { events: response.events })]
         : []),
       ...(response.html ? [answer(operation, status, "text/html")] : []),
-      ...(response.redirect || !(response.json || response.events || response.html)
+      ...(response.text ? [answer(operation, status, "text/plain")] : []),
+      ...(response.redirect || !(response.json || response.events || response.html || response.text)
         ? [
             answer(
               operation,
