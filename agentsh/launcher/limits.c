@@ -49,6 +49,12 @@ void apply_limits(const struct options *o) {
   }
   for (int i = 0; i < o->rlimit_count; i++) {
     struct rlimit r = {.rlim_cur = o->rlimits[i].value, .rlim_max = o->rlimits[i].value};
+    /* Only ever lower: where the host's limit is stricter already (a container started with a
+     * lower hard limit), it stays. */
+    struct rlimit current;
+    if (getrlimit(o->rlimits[i].resource, &current) == 0 && current.rlim_max != RLIM_INFINITY &&
+        current.rlim_max < r.rlim_max)
+      r.rlim_cur = r.rlim_max = current.rlim_max;
     if (setrlimit(o->rlimits[i].resource, &r) != 0)
       refuse("limits", "setrlimit(%s, %llu): %s", o->rlimits[i].name,
              (unsigned long long)o->rlimits[i].value, strerror(errno));

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rmdir, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -79,7 +80,10 @@ export async function detectCgroups(
   for (const controller of V1_CONTROLLERS) {
     const self = new RegExp(`^\\d+:(?:[^:]*,)?${controller}(?:,[^:]*)?:(/.*)$`, "m").exec(own)?.[1];
     if (!self) return { unavailable: `cgroup v1 without the ${controller} controller` };
-    roots.push(path.join(mount, controller, self));
+    // The service's own cgroup, or the hierarchy's root when that path is not visible here
+    // (a cgroup of an enclosing host, as on this project's CI machines).
+    const mine = path.join(mount, controller, self);
+    roots.push(existsSync(mine) ? mine : path.join(mount, controller));
   }
   return v1Driver(roots, options.name, `cgroup v1 (${mount})`);
 }

@@ -16,6 +16,7 @@ import type { CgroupDriver, CommandCgroup } from "./cgroups.js";
  */
 
 const MiB = 1024 * 1024;
+const DATA_FLOOR_BYTES = 1024 * MiB;
 
 export const LIMIT_RULES = {
   memory: "limit-memory",
@@ -70,6 +71,9 @@ const SIGXFSZ_EXIT = 128 + 25;
 export function createLimits(options: LimitsOptions): Limits {
   const { limits, cgroups } = options;
   const memoryBytes = limits.memory_mb * MiB;
+  // Without a cgroup, RLIMIT_DATA per process: never below what runtimes reserve at start
+  // (measured: Node 24's V8 aborts below ~600 MiB of data; 1 GiB leaves room).
+  const dataBytes = Math.max(memoryBytes, DATA_FLOOR_BYTES);
   const sizeOf = options.sizeOf ?? diskUsage;
   const freeBytesOf = options.freeBytesOf ?? freeBytes;
   const interval = options.watchIntervalMs ?? 500;
@@ -82,7 +86,7 @@ export function createLimits(options: LimitsOptions): Limits {
     "--oom-score-adj=1000",
     // Without a cgroup: each process's data (heap and private mappings; RLIMIT_AS would break
     // runtimes that reserve address space), and, per uid, the processes where uids differ.
-    ...(cgroups ? [] : [`--rlimit=data=${memoryBytes}`]),
+    ...(cgroups ? [] : [`--rlimit=data=${dataBytes}`]),
     ...(!cgroups && options.uidDrop ? [`--rlimit=nproc=${limits.processes}`] : []),
   ];
   const via = cgroups ? cgroups.describe : null;
@@ -90,7 +94,7 @@ export function createLimits(options: LimitsOptions): Limits {
   const report: Record<string, string> = {
     memory: via
       ? `${limits.memory_mb} MiB per command: ${via}, its own OOM killer`
-      : `${limits.memory_mb} MiB per process: RLIMIT_DATA (a command's processes together are not limited: ${noCgroup})`,
+      : `${Math.round(dataBytes / MiB)} MiB per process: RLIMIT_DATA, at least 1 GiB as runtimes reserve it (a command's processes together are not limited: ${noCgroup})`,
     processes: via
       ? `${limits.processes} per command: ${via} pids.max`
       : options.uidDrop
