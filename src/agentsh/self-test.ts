@@ -110,12 +110,12 @@ export function launcherCanaries(t: LauncherCanaryTargets): Canary[] {
   ];
   canaries.push(
     {
-      // Past the limit by 64 MiB: the cgroup's OOM killer ends it (137, rule limit-memory), or
-      // without a cgroup the allocation fails (MemoryError under RLIMIT_DATA).
+      // Past the limit: the cgroup's OOM killer ends it (137, rule limit-memory), or without a
+      // cgroup the allocation fails (MemoryError under RLIMIT_DATA, at least 1 GiB).
       name: `memory past the limit refused (${t.limits.memory_mb} MiB per command)`,
       category: "resource limits",
       claimedBy: ["launcher agentsh-launch installed"],
-      command: `python3 -c 'b = bytearray(${t.limits.memory_mb + 64} * 1024 * 1024); print("allocated")'`,
+      command: `python3 -c 'b = bytearray(${Math.max(t.limits.memory_mb, 1024) + 64} * 1024 * 1024); print("allocated")'`,
       passes: (r) =>
         r.sandboxed === true && !r.stdout.text.includes("allocated") && r.exitCode !== 0,
     },
