@@ -60,11 +60,14 @@ export interface LimitsOptions {
   uidDrop: boolean;
   /** How often the watchdog checks the volume's free space and the places' sizes. */
   watchIntervalMs?: number;
+  /** When it first measures the places (quick commands pay nothing). */
+  firstSizeCheckMs?: number;
   /** A place's size in bytes (default: du). */
   sizeOf?: (paths: string[]) => Promise<number>;
   freeBytesOf?: (path: string) => Promise<number>;
 }
 
+const FIRST_SIZE_CHECK_MS = 2_000;
 const SIGXCPU_EXIT = 128 + 24;
 const SIGXFSZ_EXIT = 128 + 25;
 
@@ -121,6 +124,7 @@ export function createLimits(options: LimitsOptions): Limits {
         : undefined;
       const watch = watchDisk({
         places,
+        firstSizeCheckMs: options.firstSizeCheckMs ?? FIRST_SIZE_CHECK_MS,
         headroomBytes: limits.headroom_mb * MiB,
         intervalMs: interval,
         sizeOf,
@@ -180,11 +184,12 @@ function limitDecision(
 
 /**
  * While the command runs: the volume keeps its headroom, and each place stays under its quota
- * unless it was over it already and did not grow (a command that cleans up is let be). The
- * command is stopped at the first breach; the answer names it.
+ * (a quick command in a place over its quota, such as a cleanup, ends before the first size
+ * check). The command is stopped at the first breach; the answer names it.
  */
 function watchDisk(options: {
   places: Place[];
+  firstSizeCheckMs: number;
   headroomBytes: number;
   intervalMs: number;
   sizeOf: (paths: string[]) => Promise<number>;
@@ -193,10 +198,10 @@ function watchDisk(options: {
 }): { end(): Promise<Decision | null> } {
   let breach: Decision | null = null;
   let ended = false;
-  const start = new Map<string, number>();
-  // The places' sizes are measured less often than free space, and less often still when
-  // measuring takes long (a large tree): at most a tenth of the time goes to it.
-  let nextSizeCheck = 0;
+  // The places' sizes are measured from 2 s into the command (quick commands pay nothing: each
+  // measurement is a `du`), and less often when measuring takes long (a large tree): at most a
+  // tenth of the time goes to it. Free space (one statfs) is checked every interval.
+  let nextSizeCheck = Date.now() + options.firstSizeCheckMs;
   const check = async () => {
     const first = options.places[0]?.paths[0];
     if (!first) return;
@@ -213,10 +218,8 @@ function watchDisk(options: {
     if (Date.now() < nextSizeCheck) return;
     const began = Date.now();
     for (const place of options.places) {
-      const key = place.paths.join("\0");
       const size = await options.sizeOf(place.paths).catch(() => 0);
-      if (!start.has(key)) start.set(key, size);
-      if (size > place.quotaBytes && size > (start.get(key) ?? 0)) {
+      if (size > place.quotaBytes) {
         breach = limitDecision(
           LIMIT_RULES.disk,
           "disk",
@@ -228,7 +231,7 @@ function watchDisk(options: {
     }
     nextSizeCheck = Date.now() + Math.max(2_000, 10 * (Date.now() - began));
   };
-  let running: Promise<void> = check();
+  let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     running = running.then(async () => {
       if (ended || breach) return;
