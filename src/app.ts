@@ -1,4 +1,4 @@
-import { $, OpenAPIHono } from "@hono/zod-openapi";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -23,7 +23,7 @@ import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
 import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
 import { createServiceMetrics, type ServiceMetrics } from "./metrics/service-metrics.js";
-import { endpointList } from "./openapi/route-docs.js";
+import { endpointList, routeDeclarations } from "./openapi/route-docs.js";
 import { createAuditRoutes } from "./routes/audit.js";
 import { createConsoleRoutes } from "./routes/console.js";
 import { createDemoRoutes } from "./routes/demo.js";
@@ -142,7 +142,7 @@ export function createApp(deps: AppDeps) {
     )
     .route(
       "/",
-      createServiceIndexRoutes(() => endpointList(root.openAPIRegistry.definitions)),
+      createServiceIndexRoutes(() => endpointList(routeDeclarations(root))),
     )
     .route("/console", createConsoleRoutes())
     .route(
@@ -248,10 +248,13 @@ export function createApp(deps: AppDeps) {
     });
   });
   app.onError(createErrorHandler(logger));
-  // The chain above is typed as a plain Hono app; it is the OpenAPIHono `root` (with its
-  // registry of route declarations), typed with every route's input and answers.
-  return $(app);
+  // Typed as the Hono chain above (every route's input and answers: what hono/client reads);
+  // it is `root`, whose registry routeDeclarations() reads.
+  return app;
 }
+
+/** The app's type, for the typed client (`governed-executor/client`). */
+export type AppType = ReturnType<typeof createApp>;
 
 /** A registered route path as an anchored regex (exact: no trailing-slash folding). */
 function routePattern(path: string): RegExp {

@@ -1,5 +1,7 @@
-import type { RouteConfig } from "@hono/zod-openapi";
+import { OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
+import type { Hono } from "hono";
 import type { z } from "zod";
+import type { AppEnv } from "../app-env.js";
 import { ERROR_CODES, type ErrorCode } from "../http/errors.js";
 import { type ErrorEnvelope, errorEnvelope, errorEnvelopeSchema } from "./response-schemas.js";
 
@@ -109,16 +111,25 @@ export const CONFIGURED_API_KEY_SECURITY: Security = KEY;
 export const OPEN: Security = [];
 
 /**
- * Each documented route's "METHOD /path" (as Hono writes the path) and summary, in the order the
- * routes were registered: `GET /`'s endpoint list. Routes that only refuse (no 2xx or 3xx answer,
- * e.g. GET /mcp) are in the document but not here.
+ * The route declarations of an app built from them (an OpenAPIHono, e.g. `createApp`'s), in the
+ * order the routes were registered.
  */
-export function endpointList(
-  definitions: ReadonlyArray<{ type: string; route?: RouteConfig }>,
-): Record<string, string> {
+export function routeDeclarations(app: Hono<AppEnv>): RouteConfig[] {
+  if (!(app instanceof OpenAPIHono)) throw new Error("not an app of route declarations");
+  return app.openAPIRegistry.definitions.flatMap((definition) =>
+    definition.type === "route" ? [definition.route] : [],
+  );
+}
+
+/**
+ * Each declared route's "METHOD /path" (as Hono writes the path) and summary, in order: `GET /`'s
+ * endpoint list. Routes that only refuse (no 2xx or 3xx answer, e.g. GET /mcp) are in the
+ * document but not here.
+ */
+export function endpointList(routes: readonly RouteConfig[]): Record<string, string> {
   return Object.fromEntries(
-    definitions.flatMap(({ route }) =>
-      route && Object.keys(route.responses).some((status) => /^[23]/.test(status))
+    routes.flatMap((route) =>
+      Object.keys(route.responses).some((status) => /^[23]/.test(status))
         ? [[`${route.method.toUpperCase()} ${honoPath(route.path)}`, route.summary ?? ""]]
         : [],
     ),

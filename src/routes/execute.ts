@@ -98,6 +98,11 @@ const STREAM_EVENTS = {
   ],
 } as const;
 
+/** One event of `POST /execute`'s stream: its name and its `data` (parsed). */
+export type ExecuteStreamEvent = {
+  [E in keyof typeof STREAM_EVENTS]: { event: E; data: z.output<(typeof STREAM_EVENTS)[E][2]> };
+}[keyof typeof STREAM_EVENTS];
+
 /**
  * `POST /execute {command, timeoutMs?, sessionId?}`: runs one command through agentsh. With
  * `Accept: text/event-stream` the output is streamed as it arrives (events: started, stdout,
@@ -178,7 +183,10 @@ export function createExecuteRoutes(options: {
         return streamSSE(c, async (stream) => {
           // Events go out in order; output callbacks do not wait for the socket.
           let sending = Promise.resolve();
-          const send = (event: keyof typeof STREAM_EVENTS, data: unknown) => {
+          const send = <E extends ExecuteStreamEvent["event"]>(
+            event: E,
+            data: Extract<ExecuteStreamEvent, { event: E }>["data"],
+          ) => {
             sending = sending.then(() =>
               stream.writeSSE({ event, data: JSON.stringify(data) }).catch(() => {}),
             );

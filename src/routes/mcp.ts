@@ -247,8 +247,8 @@ export function createMcpRoutes(options: McpRoutesOptions) {
   const app = new OpenAPIHono<AppEnv>();
   app.openAPIRegistry.register("McpRequest", jsonRpcRequestSchema);
   return app
-    .openapi(notOffered("get"), refuse)
-    .openapi(notOffered("delete"), refuse)
+    .openapi(notOffered("get"), (c) => refuse(c))
+    .openapi(notOffered("delete"), (c) => refuse(c))
     .openapi(mcp, async (c) => {
       const messages = await readMessages(c);
       if (messages === unparsable) {

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { openSqliteAuditStore } from "../../src/audit/sqlite-store.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
 import type { Execution, GovernedCommand } from "../../src/executor.js";
-import { API_VERSION, honoPath } from "../../src/openapi/route-docs.js";
+import { API_VERSION, honoPath, routeDeclarations } from "../../src/openapi/route-docs.js";
 import { blockedResult, FakeExecutor, notRun, okResult } from "../support/fake-executor.js";
 import { buildTestApp, postJson, readJson, type TestAppOptions } from "../support/test-app.js";
 
@@ -36,9 +36,7 @@ interface OpenApiDocument {
 
 const { app, config } = buildTestApp();
 /** The route declarations (`createRoute`) the document is generated from, in registration order. */
-const routes: RouteConfig[] = app.openAPIRegistry.definitions.flatMap((definition) =>
-  definition.type === "route" ? [definition.route] : [],
-);
+const routes: RouteConfig[] = routeDeclarations(app);
 const document = (await readJson(await app.request("/openapi.json"))) as OpenApiDocument;
 
 /** Well-formed session ids: one this instance never issued, one of another instance. */
