@@ -119,7 +119,8 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           limits =
             options.limits && place
               ? await options.limits.forCommand({
-                  id: tag,
+                  // One command at a time per slot: its cgroup is reused.
+                  slot: `slot-${lease.slot}`,
                   places: placesOf(options.limits, place, request.session !== undefined),
                   stop: () => endCommand(),
                 })

@@ -4,11 +4,12 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
- * One cgroup per command, where the host lets the service make them. The service creates it
- * before the command (limits written), the launcher moves itself in before it execs (so the
- * whole tree is inside from its first instruction), and after the command the service reads
- * what the kernel recorded (an OOM kill, the process limit reached), ends whatever is left and
- * removes it.
+ * A cgroup for each command, where the host lets the service make them: one per command slot,
+ * made at its first use and reused (making a memory cgroup costs ~15 ms, measured; only one
+ * command runs in a slot at a time). The launcher moves itself in before it execs (so the whole
+ * tree is inside from its first instruction); after the command the service reads what the
+ * kernel recorded meanwhile (the OOM-kill and process-limit counters, as differences) and ends
+ * whatever is left, so the next command starts in an empty cgroup.
  *
  * - cgroup v2 (Render's kernels): a writable subtree of the service's own cgroup. v2 forbids
  *   processes in a cgroup whose controllers are delegated to children, so the processes already
@@ -35,8 +36,9 @@ export interface CgroupEvidence {
 export interface CommandCgroup {
   /** Directories the launcher joins (`--cgroup=`): one per hierarchy. */
   paths: string[];
+  /** What the kernel recorded since the command started. */
   evidence(): Promise<CgroupEvidence>;
-  /** Ends every process still in it and removes it. */
+  /** Ends every process still in it (the next command starts in an empty cgroup). */
   remove(): Promise<void>;
 }
 
@@ -44,7 +46,22 @@ export interface CgroupDriver {
   /** "cgroup v2 (/sys/fs/cgroup/…)" and the like, for /health. */
   describe: string;
   version: 1 | 2;
-  create(id: string, limits: CgroupLimits): Promise<CommandCgroup>;
+  /** The cgroup of `slot` (made at its first use), ready for one command. */
+  create(slot: string, limits: CgroupLimits): Promise<CommandCgroup>;
+}
+
+/** Counters read before a command, so that its evidence is what changed during it. */
+async function counting(
+  read: () => Promise<CgroupEvidence>,
+): Promise<() => Promise<CgroupEvidence>> {
+  const before = await read();
+  return async () => {
+    const after = await read();
+    return {
+      oomKills: after.oomKills - before.oomKills,
+      pidsMaxHits: after.pidsMaxHits - before.pidsMaxHits,
+    };
+  };
 }
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -117,6 +134,7 @@ async function v1Driver(
     }
   }
   const [memory, pids, cpu] = bases as [string, string, string];
+  const ready = new Set<string>();
   const swapAccounted = await readFile(path.join(memory, "memory.memsw.limit_in_bytes"))
     .then(() => true)
     .catch(() => false);
@@ -124,31 +142,33 @@ async function v1Driver(
     driver: {
       describe,
       version: 1,
-      async create(id, limits) {
-        const dirs = [memory, pids, cpu].map((base) => path.join(base, `cmd-${id}`));
+      async create(slot, limits) {
+        const dirs = [memory, pids, cpu].map((base) => path.join(base, `cmd-${slot}`));
         const [m, p, c] = dirs as [string, string, string];
-        for (const dir of dirs) await mkdir(dir);
-        await writeFile(path.join(m, "memory.limit_in_bytes"), String(limits.memoryBytes));
-        // Memory plus swap, where swap is accounted: no way around the limit through swap.
-        if (swapAccounted) {
-          await writeFile(path.join(m, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
+        // Limits are written once per slot (a write to memory.limit_in_bytes takes milliseconds).
+        if (!ready.has(slot)) {
+          for (const dir of dirs) await mkdir(dir).catch(ignoreExisting);
+          await writeFile(path.join(m, "memory.limit_in_bytes"), String(limits.memoryBytes));
+          // Memory plus swap, where swap is accounted: no way around the limit through swap.
+          if (swapAccounted) {
+            await writeFile(
+              path.join(m, "memory.memsw.limit_in_bytes"),
+              String(limits.memoryBytes),
+            );
+          }
+          await writeFile(path.join(p, "pids.max"), String(limits.processes));
+          await writeFile(path.join(c, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+          await writeFile(
+            path.join(c, "cpu.cfs_quota_us"),
+            String(Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)),
+          );
+          ready.add(slot);
         }
-        await writeFile(path.join(p, "pids.max"), String(limits.processes));
-        await writeFile(path.join(c, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
-        await writeFile(
-          path.join(c, "cpu.cfs_quota_us"),
-          String(Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)),
-        );
-        return {
-          paths: dirs,
-          async evidence() {
-            return {
-              oomKills: field(await read(path.join(m, "memory.oom_control")), "oom_kill"),
-              pidsMaxHits: field(await read(path.join(p, "pids.events")), "max"),
-            };
-          },
-          remove: () => removeV1(dirs),
-        };
+        const evidence = await counting(async () => ({
+          oomKills: field(await read(path.join(m, "memory.oom_control")), "oom_kill"),
+          pidsMaxHits: field(await read(path.join(p, "pids.events")), "max"),
+        }));
+        return { paths: dirs, evidence, remove: () => emptyV1(dirs) };
       },
     },
   };
@@ -182,6 +202,7 @@ async function v2Driver(
     await removeWhenEmpty([path.join(commands, entry)]).catch(() => {});
   }
   await writeFile(path.join(commands, "cgroup.subtree_control"), "+memory +pids +cpu");
+  const ready = new Set<string>();
   const hasSwap = await readFile(path.join(commands, "memory.swap.max"))
     .then(() => true)
     .catch(() => false);
@@ -189,29 +210,31 @@ async function v2Driver(
     driver: {
       describe: `cgroup v2 (${commands})`,
       version: 2,
-      async create(id, limits) {
-        const dir = path.join(commands, `cmd-${id}`);
-        await mkdir(dir);
-        await writeFile(path.join(dir, "memory.max"), String(limits.memoryBytes));
-        if (hasSwap) await writeFile(path.join(dir, "memory.swap.max"), "0");
-        // An OOM kill ends the whole command, not one of its processes at random.
-        await writeFile(path.join(dir, "memory.oom.group"), "1");
-        await writeFile(path.join(dir, "pids.max"), String(limits.processes));
-        await writeFile(
-          path.join(dir, "cpu.max"),
-          `${Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)} ${CPU_PERIOD_US}`,
-        );
+      async create(slot, limits) {
+        const dir = path.join(commands, `cmd-${slot}`);
+        if (!ready.has(slot)) {
+          await mkdir(dir).catch(ignoreExisting);
+          await writeFile(path.join(dir, "memory.max"), String(limits.memoryBytes));
+          if (hasSwap) await writeFile(path.join(dir, "memory.swap.max"), "0");
+          // An OOM kill ends the whole command, not one of its processes at random.
+          await writeFile(path.join(dir, "memory.oom.group"), "1");
+          await writeFile(path.join(dir, "pids.max"), String(limits.processes));
+          await writeFile(
+            path.join(dir, "cpu.max"),
+            `${Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)} ${CPU_PERIOD_US}`,
+          );
+          ready.add(slot);
+        }
+        const evidence = await counting(async () => ({
+          oomKills: field(await read(path.join(dir, "memory.events")), "oom_kill"),
+          pidsMaxHits: field(await read(path.join(dir, "pids.events")), "max"),
+        }));
         return {
           paths: [dir],
-          async evidence() {
-            return {
-              oomKills: field(await read(path.join(dir, "memory.events")), "oom_kill"),
-              pidsMaxHits: field(await read(path.join(dir, "pids.events")), "max"),
-            };
-          },
+          evidence,
           async remove() {
             await writeFile(path.join(dir, "cgroup.kill"), "1").catch(() => {});
-            await removeWhenEmpty([dir]);
+            await waitEmpty([dir]);
           },
         };
       },
@@ -227,6 +250,43 @@ async function read(file: string): Promise<string> {
 export function field(text: string, name: string): number {
   const value = new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1];
   return value === undefined ? 0 : Number(value);
+}
+
+function ignoreExisting(error: NodeJS.ErrnoException): void {
+  if (error.code !== "EEXIST") throw error;
+}
+
+async function pidsIn(dirs: string[]): Promise<Set<number>> {
+  const pids = new Set<number>();
+  for (const dir of dirs) {
+    for (const line of (await read(path.join(dir, "cgroup.procs"))).split("\n")) {
+      if (line) pids.add(Number(line));
+    }
+  }
+  return pids;
+}
+
+/** Ends what a command left in its cgroup (v1 has no cgroup.kill). */
+async function emptyV1(dirs: string[]): Promise<void> {
+  for (let round = 0; round < 40; round++) {
+    const pids = await pidsIn(dirs);
+    if (pids.size === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    await sleep(25);
+  }
+  throw new Error(`processes remain in ${dirs.join(", ")}`);
+}
+
+async function waitEmpty(dirs: string[]): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while ((await pidsIn(dirs)).size > 0) {
+    if (Date.now() > deadline) throw new Error(`processes remain in ${dirs.join(", ")}`);
+    await sleep(25);
+  }
 }
 
 async function removeV1(dirs: string[]): Promise<void> {

@@ -44,7 +44,8 @@ export interface Limits {
   /** Per limit: its value and mechanism here, or "unavailable: …", for /health. */
   report: Record<string, string>;
   forCommand(command: {
-    id: string;
+    /** The command slot it runs in (one command at a time per slot). */
+    slot: string;
     places: Place[];
     /** Ends the command's processes (the watchdog found it over a disk limit). */
     stop: () => void;
@@ -114,9 +115,9 @@ export function createLimits(options: LimitsOptions): Limits {
   return {
     settings: limits,
     report,
-    async forCommand({ id, places, stop }) {
+    async forCommand({ slot, places, stop }) {
       const cgroup: CommandCgroup | undefined = cgroups
-        ? await cgroups.create(id, {
+        ? await cgroups.create(slot, {
             memoryBytes,
             processes: limits.processes,
             cpuPercent: limits.cpu_percent,

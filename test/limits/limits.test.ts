@@ -37,7 +37,7 @@ describe("resource limits per command", () => {
       uidDrop: false,
       ...quiet,
     });
-    const command = await limits.forCommand({ id: "a", places: [], stop: () => {} });
+    const command = await limits.forCommand({ slot: "a", places: [], stop: () => {} });
     expect(command.launcherArgs).toEqual([
       "--rlimit=nofile=4096",
       `--rlimit=fsize=${1024 * MiB}`,
@@ -66,7 +66,7 @@ describe("resource limits per command", () => {
         uidDrop: false,
         ...quiet,
       });
-      const command = await limits.forCommand({ id: "b", places: [], stop: () => {} });
+      const command = await limits.forCommand({ slot: "b", places: [], stop: () => {} });
       expect(await command.finish(exit)).toMatchObject({ rule, kind: "other", layer: "limit" });
     },
   );
@@ -79,7 +79,7 @@ describe("resource limits per command", () => {
       ...quiet,
     });
     expect(
-      await (await limits.forCommand({ id: "c", places: [], stop: () => {} })).finish(137),
+      await (await limits.forCommand({ slot: "c", places: [], stop: () => {} })).finish(137),
     ).toBeNull();
   });
 
@@ -91,7 +91,7 @@ describe("resource limits per command", () => {
       uidDrop: false,
       ...quiet,
     });
-    const args = (await shared.forCommand({ id: "d", places: [], stop: () => {} })).launcherArgs;
+    const args = (await shared.forCommand({ slot: "d", places: [], stop: () => {} })).launcherArgs;
     expect(args).toContain(`--rlimit=data=${1024 * MiB}`);
     expect(args.some((a) => a.startsWith("--rlimit=nproc"))).toBe(false);
     expect(shared.report.processes).toBe(
@@ -104,7 +104,7 @@ describe("resource limits per command", () => {
       ...quiet,
     });
     expect(
-      (await dropped.forCommand({ id: "e", places: [], stop: () => {} })).launcherArgs,
+      (await dropped.forCommand({ slot: "e", places: [], stop: () => {} })).launcherArgs,
     ).toContain("--rlimit=nproc=256");
   });
 
@@ -120,7 +120,7 @@ describe("resource limits per command", () => {
       freeBytesOf: quiet.freeBytesOf,
     });
     const command = await limits.forCommand({
-      id: "f",
+      slot: "f",
       places: [{ paths: ["/sessions/s", "/home/gexec/s"], quotaBytes: 2048 * MiB }],
       stop: () => {
         stopped++;
@@ -146,7 +146,7 @@ describe("resource limits per command", () => {
       freeBytesOf: quiet.freeBytesOf,
     });
     const command = await limits.forCommand({
-      id: "g",
+      slot: "g",
       places: [{ paths: ["/w"], quotaBytes: MiB }],
       stop: () => {},
     });
@@ -165,7 +165,7 @@ describe("resource limits per command", () => {
       freeBytesOf: async () => 100 * MiB,
     });
     const command = await limits.forCommand({
-      id: "h",
+      slot: "h",
       places: [{ paths: ["/w"], quotaBytes: MiB }],
       stop: () => stopped++,
     });
