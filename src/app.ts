@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -23,17 +23,19 @@ import { ApiError, createErrorHandler, errorResponse } from "./http/errors.js";
 import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
 import { createServiceMetrics, type ServiceMetrics } from "./metrics/service-metrics.js";
-import type { OperationDoc } from "./openapi/operations.js";
+import { endpointList, routeDeclarations } from "./openapi/route-docs.js";
 import { createAuditRoutes } from "./routes/audit.js";
-import { createConsoleRoutes, prefersHtml } from "./routes/console.js";
+import { createConsoleRoutes } from "./routes/console.js";
 import { createDemoRoutes } from "./routes/demo.js";
+import { createDocsRoutes } from "./routes/docs.js";
 import { createExecuteRoutes } from "./routes/execute.js";
 import { createExplainRoutes } from "./routes/explain.js";
 import { createHealthRoutes } from "./routes/health.js";
 import { createMcpRoutes } from "./routes/mcp.js";
 import { createMetricsRoutes } from "./routes/metrics.js";
-import { createOpenApiRoutes } from "./routes/openapi.js";
+import { createOpenApiRoutes, DOCUMENT_HEADER } from "./routes/openapi.js";
 import { createSelftestRoutes } from "./routes/selftest.js";
+import { createServiceIndexRoutes } from "./routes/service-index.js";
 import { createSessionRoutes } from "./routes/sessions.js";
 import { createRunCommand } from "./run-command.js";
 import type { SessionRegistryControl } from "./sessions/session-registry.js";
@@ -103,17 +105,13 @@ export function createApp(deps: AppDeps) {
     trail,
   });
   const guard = requireApiKey(config.apiKeys);
-  // GET / and GET /openapi.json describe the routes from one table (src/openapi/operations.ts);
-  // it and its response schemas (about 0.7 MiB of heap) are loaded on first use.
-  let operations: Promise<OperationDoc[]> | undefined;
-  const documented = () =>
-    (operations ??= import("./openapi/operations.js").then((table) =>
-      table.describeOperations(config.limits),
-    ));
   // One bucket for running commands, whether asked by /execute or by an MCP tool call.
   const executeLimit = limit("execute", config.rateLimits.execute);
 
-  const app = new Hono<AppEnv>()
+  // Every route is declared with createRoute (src/routes/*.ts): the same declarations validate
+  // the requests, type the answers, and make GET /openapi.json and GET /'s endpoint list.
+  const root = new OpenAPIHono<AppEnv>();
+  const app = root
     .use(requestId())
     .use(secureHeaders({ crossOriginResourcePolicy: "same-origin" }))
     .use(clientAddress(deps.socketAddressOf, config.trustedProxyHops))
@@ -142,23 +140,16 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .get("/", async (c) => {
-      // Browsers are sent to the console; API clients get the endpoint list.
-      c.header("Vary", "Accept");
-      if (prefersHtml(c)) return c.redirect("/console", 303);
-      return c.json({
-        service: "governed-executor",
-        description: "Runs shell commands through agentsh policy enforcement.",
-        // Those that only refuse (GET/DELETE /mcp answer 405) are in the document, not here.
-        endpoints: Object.fromEntries(
-          (await documented())
-            .filter((op) => Object.keys(op.responses).length > 0)
-            .map((op) => [`${op.method} ${op.path}`, op.summary]),
-        ),
-      });
-    })
-    .route("/openapi.json", createOpenApiRoutes(documented))
+    .route(
+      "/",
+      createServiceIndexRoutes(() => endpointList(routeDeclarations(root))),
+    )
     .route("/console", createConsoleRoutes())
+    .route(
+      "/openapi.json",
+      createOpenApiRoutes(() => root.getOpenAPI31Document(DOCUMENT_HEADER)),
+    )
+    .route("/docs", createDocsRoutes())
     .route("/health", createHealthRoutes(deps.health))
     .use("/demo/*", demoLimit)
     .route(
@@ -257,8 +248,13 @@ export function createApp(deps: AppDeps) {
     });
   });
   app.onError(createErrorHandler(logger));
+  // Typed as the Hono chain above (every route's input and answers: what hono/client reads);
+  // it is `root`, whose registry routeDeclarations() reads.
   return app;
 }
+
+/** The app's type, for the typed client (`governed-executor/client`). */
+export type AppType = ReturnType<typeof createApp>;
 
 /** A registered route path as an anchored regex (exact: no trailing-slash folding). */
 function routePattern(path: string): RegExp {

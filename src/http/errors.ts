@@ -48,7 +48,8 @@ export interface ErrorBody {
   message: string;
   /** What the caller can do about it. */
   hint?: string;
-  details?: unknown;
+  /** validation_failed: each problem, by field. */
+  details?: Array<{ path: string; message: string }>;
 }
 
 /** Thrown anywhere in a request; `app.onError` turns it into the envelope. */

@@ -1,10 +1,16 @@
-import { zValidator } from "@hono/zod-validator";
-import { Hono } from "hono";
-import { z } from "zod";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../app-env.js";
 import { AUDIT_OUTCOMES, type AuditStore, InvalidCursorError } from "../audit/audit-log.js";
 import { requireConfiguredApiKey } from "../http/api-key.js";
 import { ApiError } from "../http/errors.js";
+import { auditPageSchema } from "../openapi/response-schemas.js";
+import {
+  CONFIGURED_API_KEY_ERRORS,
+  CONFIGURED_API_KEY_SECURITY,
+  errorAnswers,
+  jsonAnswer,
+  QUERY_ERRORS,
+} from "../openapi/route-docs.js";
 
 export const AUDIT_PAGE_DEFAULT = 50;
 export const AUDIT_PAGE_MAX = 200;
@@ -62,27 +68,27 @@ export function createAuditRoutes(options: {
   audit: Pick<AuditStore, "query">;
   apiKeys: readonly string[];
 }) {
-  return new Hono<AppEnv>().get(
-    "/",
-    requireConfiguredApiKey(options.apiKeys, {
-      message: "The audit API is disabled because no API_KEY is configured.",
-      hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
-    }),
-    zValidator("query", auditQuerySchema, (result) => {
-      if (!result.success) {
-        throw new ApiError({
-          code: "validation_failed",
-          message: result.error.issues
-            .map((issue) => `${issue.path.join(".") || "query"}: ${issue.message}`)
-            .join("; "),
-          hint: `Filters: outcome, rule, requestId, session, caller, instance, since, until (ISO 8601), cursor, limit (1-${AUDIT_PAGE_MAX}).`,
-          details: result.error.issues.map((issue) => ({
-            path: issue.path.join("."),
-            message: issue.message,
-          })),
-        });
-      }
-    }),
+  const route = createRoute({
+    method: "get",
+    path: "/",
+    operationId: "audit",
+    tags: ["audit"],
+    summary: "recent commands and decisions (API key required)",
+    security: CONFIGURED_API_KEY_SECURITY,
+    middleware: [
+      requireConfiguredApiKey(options.apiKeys, {
+        message: "The audit API is disabled because no API_KEY is configured.",
+        hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
+      }),
+    ],
+    request: { query: auditQuerySchema },
+    responses: {
+      200: jsonAnswer("One page of the audit log.", auditPageSchema),
+      ...errorAnswers(CONFIGURED_API_KEY_ERRORS, QUERY_ERRORS, ["audit_unavailable"]),
+    },
+  });
+  return new OpenAPIHono<AppEnv>().openapi(
+    route,
     async (c) => {
       const { api_key: _key, ...filter } = c.req.valid("query");
       try {
@@ -99,6 +105,7 @@ export function createAuditRoutes(options: {
             ...(filter.until ? { until: filter.until } : {}),
             ...(filter.cursor ? { cursor: filter.cursor } : {}),
           }),
+          200,
         );
       } catch (error) {
         if (!(error instanceof InvalidCursorError)) throw error;
@@ -106,6 +113,21 @@ export function createAuditRoutes(options: {
           code: "validation_failed",
           message: error.message,
           hint: "Start again without a cursor.",
+        });
+      }
+    },
+    (result): undefined => {
+      if (!result.success) {
+        throw new ApiError({
+          code: "validation_failed",
+          message: result.error.issues
+            .map((issue) => `${issue.path.join(".") || "query"}: ${issue.message}`)
+            .join("; "),
+          hint: `Filters: outcome, rule, requestId, session, caller, instance, since, until (ISO 8601), cursor, limit (1-${AUDIT_PAGE_MAX}).`,
+          details: result.error.issues.map((issue) => ({
+            path: issue.path.join("."),
+            message: issue.message,
+          })),
         });
       }
     },

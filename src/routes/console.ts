@@ -1,7 +1,9 @@
-import { type Context, Hono } from "hono";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { accepts } from "hono/accepts";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "../app-env.js";
+import { errorAnswers, OPEN } from "../openapi/route-docs.js";
 import { consolePage } from "./console-page.js";
 
 type ConsoleEnv = { Variables: AppEnv["Variables"] & SecureHeadersVariables };
@@ -13,29 +15,42 @@ type ConsoleEnv = { Variables: AppEnv["Variables"] & SecureHeadersVariables };
  * to this origin; the app-wide headers (`secureHeaders` in app.ts) still apply. Trusted Types
  * are required, so command output can only ever reach the page as text.
  */
+const route = createRoute({
+  method: "get",
+  path: "/",
+  operationId: "console",
+  tags: ["service"],
+  summary: "browser console (HTML): run demos and commands, streamed, in sessions",
+  security: OPEN,
+  responses: {
+    200: { description: "The page.", content: { "text/html": { schema: z.string() } } },
+    ...errorAnswers(),
+  },
+});
+
 export function createConsoleRoutes() {
-  return new Hono<ConsoleEnv>()
-    .use(
-      secureHeaders({
-        contentSecurityPolicy: {
-          defaultSrc: ["'none'"],
-          scriptSrc: [NONCE],
-          styleSrc: [NONCE],
-          connectSrc: ["'self'"],
-          imgSrc: ["data:"],
-          baseUri: ["'none'"],
-          formAction: ["'none'"],
-          frameAncestors: ["'none'"],
-          requireTrustedTypesFor: ["'script'"],
-          trustedTypes: ["'none'"],
-        },
-        crossOriginResourcePolicy: "same-origin",
-      }),
-    )
-    .get("/", (c) => {
-      c.header("Cache-Control", "no-store");
-      return c.html(consolePage(c.get("secureHeadersNonce") ?? ""));
-    });
+  const app = new OpenAPIHono<ConsoleEnv>();
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'none'"],
+        scriptSrc: [NONCE],
+        styleSrc: [NONCE],
+        connectSrc: ["'self'"],
+        imgSrc: ["data:"],
+        baseUri: ["'none'"],
+        formAction: ["'none'"],
+        frameAncestors: ["'none'"],
+        requireTrustedTypesFor: ["'script'"],
+        trustedTypes: ["'none'"],
+      },
+      crossOriginResourcePolicy: "same-origin",
+    }),
+  );
+  return app.openapi(route, (c) => {
+    c.header("Cache-Control", "no-store");
+    return c.html(consolePage(c.get("secureHeadersNonce") ?? ""), 200);
+  });
 }
 
 /**

@@ -1,11 +1,23 @@
-import { zValidator } from "@hono/zod-validator";
-import { Hono, type MiddlewareHandler } from "hono";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { streamSSE } from "hono/streaming";
-import { z } from "zod";
 import type { AppEnv } from "../app-env.js";
 import { ApiError, errorBodyOf } from "../http/errors.js";
 import { strictJsonBody } from "../http/json-body.js";
 import type { Logger } from "../logger.js";
+import {
+  errorEnvelope,
+  executeResponseSchema,
+  streamEventSchemas,
+} from "../openapi/response-schemas.js";
+import {
+  API_KEY_ERRORS,
+  API_KEY_SECURITY,
+  COMMAND_REFUSALS,
+  errorAnswers,
+  JSON_BODY_ERRORS,
+  RATE_LIMIT_ERRORS,
+} from "../openapi/route-docs.js";
 import type { ExecuteCommand } from "../sessions/contract.js";
 import { SESSION_ID_PATTERN } from "../sessions/session-registry.js";
 
@@ -39,11 +51,11 @@ export function executeBodySchema(maxTimeoutMs: number) {
 }
 
 /**
- * The body validator of `/execute` (and of `/explain`, which takes the same body): a 400
+ * The body validator's hook of `/execute` (and of `/explain`, which takes the same body): a 400
  * `validation_failed` listing each problem, with `hint` saying what to send.
  */
-export function validCommandBody(maxTimeoutMs: number, hint: string) {
-  return zValidator("json", executeBodySchema(maxTimeoutMs), (result) => {
+export function commandBodyHook(hint: string) {
+  return (result: { success: true } | { success: false; error: z.ZodError }): undefined => {
     if (!result.success) {
       throw new ApiError({
         code: "validation_failed",
@@ -55,11 +67,41 @@ export function validCommandBody(maxTimeoutMs: number, hint: string) {
         })),
       });
     }
-  });
+  };
 }
 
 /** Heartbeats keep proxies and clients from closing a quiet stream. */
 export const HEARTBEAT_MS = 10_000;
+
+/**
+ * The events of `POST /execute` with `Accept: text/event-stream`: what each is, and its `data`
+ * as a component of the document (by name; `x-events` refers to it).
+ */
+const STREAM_EVENTS = {
+  started: ["The command was accepted.", "StreamStarted", streamEventSchemas.started],
+  stdout: ["Output as it arrives.", "StreamOutput", streamEventSchemas.output],
+  stderr: ["Output as it arrives.", "StreamOutput", streamEventSchemas.output],
+  heartbeat: [
+    `At least every ${HEARTBEAT_MS / 1000} s.`,
+    "StreamHeartbeat",
+    streamEventSchemas.heartbeat,
+  ],
+  result: [
+    "The last event: the buffered answer, with the full bounded output.",
+    "ExecuteResponse",
+    executeResponseSchema,
+  ],
+  error: [
+    "The last event when the command was refused after the stream opened.",
+    "ErrorEnvelope",
+    errorEnvelope,
+  ],
+} as const;
+
+/** One event of `POST /execute`'s stream: its name and its `data` (parsed). */
+export type ExecuteStreamEvent = {
+  [E in keyof typeof STREAM_EVENTS]: { event: E; data: z.output<(typeof STREAM_EVENTS)[E][2]> };
+}[keyof typeof STREAM_EVENTS];
 
 /**
  * `POST /execute {command, timeoutMs?, sessionId?}`: runs one command through agentsh. With
@@ -72,14 +114,62 @@ export function createExecuteRoutes(options: {
   guard: MiddlewareHandler<AppEnv>;
   logger: Logger;
 }) {
-  return new Hono<AppEnv>().post(
-    "/",
-    options.guard,
-    strictJsonBody,
-    validCommandBody(
-      options.maxTimeoutMs,
-      'Send {"command": "<shell command>"} with an optional "timeoutMs" and "sessionId".',
-    ),
+  const route = createRoute({
+    method: "post",
+    path: "/",
+    operationId: "execute",
+    tags: ["commands"],
+    summary:
+      'run a shell command through agentsh: {"command", "timeoutMs"?, "sessionId"?}; Accept: text/event-stream streams the output',
+    description:
+      "Runs one command under the policy, in a session when `sessionId` names one. A blocked command is a 200 with `result.blocked` and `result.decision`. With `Accept: text/event-stream` the output streams as it arrives; authentication and validation errors still come as JSON before any stream, later refusals as an `error` event.",
+    security: API_KEY_SECURITY,
+    middleware: [options.guard, strictJsonBody],
+    request: {
+      body: {
+        required: true,
+        content: {
+          "application/json": {
+            schema: executeBodySchema(options.maxTimeoutMs).openapi("ExecuteRequest"),
+          },
+        },
+      },
+    },
+    responses: {
+      200: {
+        description: "The command ran (or was blocked).",
+        content: {
+          "application/json": { schema: executeResponseSchema },
+          "text/event-stream": {
+            schema: {
+              type: "string",
+              description: Object.entries(STREAM_EVENTS)
+                .map(([event, [description]]) => `\`event: ${event}\`: ${description}`)
+                .join("\n"),
+            },
+            // Not part of OpenAPI 3.1 (3.2 adds itemSchema): each event's `data`, as JSON Schema.
+            "x-events": Object.fromEntries(
+              Object.entries(STREAM_EVENTS).map(([event, [, name]]) => [
+                event,
+                { $ref: `#/components/schemas/${name}` },
+              ]),
+            ),
+          },
+        },
+      },
+      ...errorAnswers(API_KEY_ERRORS, RATE_LIMIT_ERRORS, JSON_BODY_ERRORS, COMMAND_REFUSALS, [
+        "session_not_found",
+        "session_busy",
+        "session_on_other_instance",
+      ]),
+    },
+  });
+  const app = new OpenAPIHono<AppEnv>();
+  for (const [, name, data] of Object.values(STREAM_EVENTS)) {
+    app.openAPIRegistry.register(name, data);
+  }
+  return app.openapi(
+    route,
     async (c) => {
       const input = c.req.valid("json");
       const caller = {
@@ -93,7 +183,10 @@ export function createExecuteRoutes(options: {
         return streamSSE(c, async (stream) => {
           // Events go out in order; output callbacks do not wait for the socket.
           let sending = Promise.resolve();
-          const send = (event: string, data: unknown) => {
+          const send = <E extends ExecuteStreamEvent["event"]>(
+            event: E,
+            data: Extract<ExecuteStreamEvent, { event: E }>["data"],
+          ) => {
             sending = sending.then(() =>
               stream.writeSSE({ event, data: JSON.stringify(data) }).catch(() => {}),
             );
@@ -122,9 +215,11 @@ export function createExecuteRoutes(options: {
           }
         });
       }
-      const body = await options.executeCommand(input, caller);
-      return c.json(body);
+      return c.json(await options.executeCommand(input, caller), 200);
     },
+    commandBodyHook(
+      'Send {"command": "<shell command>"} with an optional "timeoutMs" and "sessionId".',
+    ),
   );
 }
 

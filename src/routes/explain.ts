@@ -1,8 +1,18 @@
-import { Hono, type MiddlewareHandler } from "hono";
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
 import type { Explainer } from "../explain/explain.js";
 import { strictJsonBody } from "../http/json-body.js";
-import { validCommandBody } from "./execute.js";
+import { explanationSchema } from "../openapi/response-schemas.js";
+import {
+  API_KEY_ERRORS,
+  API_KEY_SECURITY,
+  errorAnswers,
+  JSON_BODY_ERRORS,
+  jsonAnswer,
+  RATE_LIMIT_ERRORS,
+} from "../openapi/route-docs.js";
+import { commandBodyHook, executeBodySchema } from "./execute.js";
 
 /**
  * `POST /explain {command}`: what the loaded policy would do with the command, without running
@@ -14,14 +24,33 @@ export function createExplainRoutes(options: {
   maxTimeoutMs: number;
   guard: MiddlewareHandler<AppEnv>;
 }) {
-  return new Hono<AppEnv>().post(
-    "/",
-    options.guard,
-    strictJsonBody,
-    validCommandBody(
-      options.maxTimeoutMs,
-      'Send {"command": "<shell command>"}, the same body as POST /execute.',
-    ),
-    async (c) => c.json(await options.explain(c.req.valid("json").command)),
+  const route = createRoute({
+    method: "post",
+    path: "/",
+    operationId: "explain",
+    tags: ["commands"],
+    summary: 'the policy\'s verdict on {"command"}; nothing is run',
+    description: "Takes the body of POST /execute (timeoutMs is accepted and ignored).",
+    security: API_KEY_SECURITY,
+    middleware: [options.guard, strictJsonBody],
+    request: {
+      body: {
+        required: true,
+        content: {
+          "application/json": {
+            schema: executeBodySchema(options.maxTimeoutMs).openapi("ExecuteRequest"),
+          },
+        },
+      },
+    },
+    responses: {
+      200: jsonAnswer("The verdict and why.", explanationSchema),
+      ...errorAnswers(API_KEY_ERRORS, RATE_LIMIT_ERRORS, JSON_BODY_ERRORS),
+    },
+  });
+  return new OpenAPIHono<AppEnv>().openapi(
+    route,
+    async (c) => c.json(await options.explain(c.req.valid("json").command), 200),
+    commandBodyHook('Send {"command": "<shell command>"}, the same body as POST /execute.'),
   );
 }

@@ -1,11 +1,24 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { z } from "zod";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
-import { errorBodyOf, errorResponse } from "../http/errors.js";
+import { ApiError, errorBodyOf } from "../http/errors.js";
 import type { Logger } from "../logger.js";
+import {
+  jsonRpcErrorSchema,
+  jsonRpcRequestSchema,
+  jsonRpcResponseSchema,
+} from "../openapi/response-schemas.js";
+import {
+  API_KEY_ERRORS,
+  API_KEY_SECURITY,
+  errorAnswers,
+  jsonAnswer,
+  OPEN,
+  RATE_LIMIT_ERRORS,
+} from "../openapi/route-docs.js";
 import type { Caller, ExecuteBody, ExecuteCommand, SessionRegistry } from "../sessions/contract.js";
 import { executeBodySchema } from "./execute.js";
 
@@ -182,19 +195,61 @@ export function createMcpRoutes(options: McpRoutesOptions) {
     await next();
   };
 
-  return new Hono<AppEnv>()
-    .on(["GET", "DELETE"], "/", (c) =>
-      errorResponse(
-        c,
-        {
-          code: "method_not_allowed",
-          message: `${c.req.method} is not supported here: this MCP endpoint is stateless.`,
-          hint: "POST JSON-RPC messages; there is no server-initiated stream and no MCP session to end.",
-        },
-        { Allow: "POST" },
-      ),
-    )
-    .post("/", options.guard, countToolCalls, async (c) => {
+  const mcp = createRoute({
+    method: "post",
+    path: "/",
+    operationId: "mcp",
+    tags: ["commands"],
+    summary: "MCP (Streamable HTTP, stateless): run_command and the session tools",
+    description:
+      "JSON-RPC messages of the Model Context Protocol. Send Accept: application/json, text/event-stream; answers are single JSON bodies. tools/list names the tools; a tools/call answers with the POST /execute body as structuredContent, and a refusal as an error result carrying the error envelope. A tools/call counts against the /execute rate limit and must come alone, not in a batch.",
+    security: API_KEY_SECURITY,
+    middleware: [options.guard, countToolCalls],
+    request: {
+      // The SDK checks the messages itself (JSON-RPC errors, not the envelope): documented by
+      // reference only, so no validator of ours runs on them.
+      body: {
+        required: true,
+        content: { "application/json": { schema: { $ref: "#/components/schemas/McpRequest" } } },
+      },
+    },
+    responses: {
+      200: jsonAnswer("The JSON-RPC answer(s).", jsonRpcResponseSchema),
+      202: { description: "Notifications only: nothing to answer." },
+      400: jsonAnswer("Not JSON, not JSON-RPC, or a tools/call in a batch.", jsonRpcErrorSchema),
+      406: jsonAnswer("Accept lacks application/json or text/event-stream.", jsonRpcErrorSchema),
+      415: jsonAnswer("Content-Type is not application/json.", jsonRpcErrorSchema),
+      ...errorAnswers(API_KEY_ERRORS, RATE_LIMIT_ERRORS, ["body_too_large"]),
+    },
+  });
+  /** GET and DELETE: no server stream, no MCP session; documented as refused. */
+  const notOffered = (method: "get" | "delete") =>
+    createRoute({
+      method,
+      path: "/",
+      operationId: method === "get" ? "mcpStream" : "mcpEndSession",
+      tags: ["commands"],
+      summary: "not offered: the MCP endpoint is stateless (no server stream, no MCP session)",
+      security: OPEN,
+      responses: errorAnswers(["method_not_allowed"]),
+    });
+  const refuse = (c: Context<AppEnv>): never => {
+    throw new ApiError(
+      {
+        code: "method_not_allowed",
+        message: `${c.req.method} is not supported here: this MCP endpoint is stateless.`,
+        hint: "POST JSON-RPC messages; there is no server-initiated stream and no MCP session to end.",
+      },
+      { Allow: "POST" },
+    );
+  };
+
+  const app = new OpenAPIHono<AppEnv>();
+  app.openAPIRegistry.register("McpRequest", jsonRpcRequestSchema);
+  return app
+    .openapi(notOffered("get"), (c) => refuse(c))
+    .openapi(notOffered("delete"), (c) => refuse(c))
+    .openapi(mcp, async (c) => {
       const messages = await readMessages(c);
       if (messages === unparsable) {
         return c.json(rpcError(-32700, "Parse error: the body is not JSON."), 400);

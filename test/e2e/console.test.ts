@@ -244,3 +244,77 @@ describe("browser console", () => {
     expect(pageProblems.filter((p) => !heard.some((report) => report.test(p)))).toEqual([]);
   });
 });
+
+describe("API reference (/docs)", () => {
+  /** What the reference page reported: uncaught errors, CSP and Trusted Types refusals. */
+  const docsProblems: string[] = [];
+  let docs: Page;
+
+  beforeAll(async () => {
+    docs = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    docs.setDefaultTimeout(STEP_MS);
+    docs.on("pageerror", (error) => docsProblems.push(`pageerror: ${error.message}`));
+    docs.on("console", (message) => {
+      if (
+        message.type() === "error" ||
+        /Content Security Policy|Trusted Type/i.test(message.text())
+      ) {
+        docsProblems.push(`console: ${message.text()}`);
+      }
+    });
+  });
+
+  it("renders every operation of the served document, its Markdown included", async () => {
+    const res = await docs.goto(`${BASE_URL}/docs`);
+    expect(res?.status()).toBe(200);
+    expect(await docs.title()).toBe("governed-executor API reference");
+    await docs.locator(".opblock").first().waitFor({ timeout: STEP_MS });
+    const served = (await (await fetch(`${BASE_URL}/openapi.json`)).json()) as {
+      paths: Record<string, object>;
+    };
+    const operations = Object.values(served.paths).flatMap((item) => Object.keys(item)).length;
+    expect(await docs.locator(".opblock").count()).toBe(operations);
+    const execute = docs.locator("#operations-commands-execute");
+    await execute.locator(".opblock-summary").click();
+    // Descriptions are Markdown, written into the page through the Trusted Types default policy.
+    const rendered = execute.locator(".opblock-description .renderedMarkdown code").first();
+    await rendered.waitFor({ timeout: STEP_MS });
+    expect(await rendered.textContent()).toBe("sessionId");
+  });
+
+  it("tries an operation against the service itself (GET /health)", async () => {
+    const health = docs.locator("#operations-service-health");
+    await health.locator(".opblock-summary").click();
+    await health.locator("button.try-out__btn").click();
+    await health.locator("button.execute").click();
+    const status = health.locator(".live-responses-table .response .response-col_status");
+    await status.waitFor({ timeout: STEP_MS });
+    expect((await status.textContent())?.trim()).toBe("200");
+  });
+
+  it("reported no script error and no CSP or Trusted Types refusal; HTML is sanitized", async () => {
+    expect(new URL(docs.url()).pathname).toBe("/docs");
+    expect(await docs.locator(".opblock").count()).toBeGreaterThan(10);
+    expect(docsProblems).toEqual([]);
+    // HTML written into the page goes through the default policy, DOMPurify: the handler is
+    // stripped (and, in the parse, refused by the CSP as well). No script may create a policy of
+    // its own. The watchers hear both refusals.
+    const kept = await docs.evaluate(`(() => {
+      const probe = document.createElement("div");
+      probe.innerHTML = '<b onclick="window.docsProbe = 1">probe</b>';
+      probe.firstChild.click?.();
+      try { trustedTypes.createPolicy("probe", {}); } catch {}
+      return [probe.innerHTML, window.docsProbe === undefined];
+    })()`);
+    expect(kept).toEqual(["<b>probe</b>", true]);
+    const heard = [/^console: .*TrustedTypePolicy named 'probe'.*"trusted-types default dompurify/];
+    const expected = [...heard, /^console: Executing inline event handler violates/];
+    const missing = () => heard.filter((report) => !docsProblems.some((p) => report.test(p)));
+    const deadline = Date.now() + 5_000;
+    while (missing().length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(missing(), `heard: ${JSON.stringify(docsProblems)}`).toEqual([]);
+    expect(docsProblems.filter((p) => !expected.some((report) => report.test(p)))).toEqual([]);
+  });
+});

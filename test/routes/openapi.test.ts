@@ -1,19 +1,13 @@
 import { readFileSync } from "node:fs";
+import type { RouteConfig } from "@hono/zod-openapi";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
-import type { z } from "zod";
+import { z } from "zod";
 import { openSqliteAuditStore } from "../../src/audit/sqlite-store.js";
 import { createRedactor } from "../../src/bundle/redactor.js";
 import type { Execution, GovernedCommand } from "../../src/executor.js";
-import { API_VERSION, byStatus, type OpenApiDocument } from "../../src/openapi/document.js";
-import {
-  describeOperations,
-  errorCodesOf,
-  type MediaResponse,
-  type OperationDoc,
-} from "../../src/openapi/operations.js";
-import { errorEnvelopeSchema } from "../../src/openapi/response-schemas.js";
+import { API_VERSION, honoPath, routeDeclarations } from "../../src/openapi/route-docs.js";
 import { blockedResult, FakeExecutor, notRun, okResult } from "../support/fake-executor.js";
 import { buildTestApp, postJson, readJson, type TestAppOptions } from "../support/test-app.js";
 
@@ -21,8 +15,28 @@ const KEY = "o".repeat(24);
 const WITH_KEY = { env: { API_KEY: KEY } };
 const SSE = { Accept: "text/event-stream" };
 
+type JsonSchema = Record<string, unknown>;
+/** The parts of the served document these tests read. */
+interface OpenApiDocument {
+  openapi: string;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        responses: Record<
+          string,
+          { content?: Record<string, { schema?: JsonSchema; "x-events"?: Record<string, object> }> }
+        >;
+      }
+    >
+  >;
+  components: { schemas: Record<string, JsonSchema> };
+}
+
 const { app, config } = buildTestApp();
-const operations = describeOperations(config.limits);
+/** The route declarations (`createRoute`) the document is generated from, in registration order. */
+const routes: RouteConfig[] = routeDeclarations(app);
 const document = (await readJson(await app.request("/openapi.json"))) as OpenApiDocument;
 
 /** Well-formed session ids: one this instance never issued, one of another instance. */
@@ -145,6 +159,13 @@ const PROBES: Record<string, Probe | Probe[]> = {
   "GET / 303": { send: get("/", { Accept: "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8" }) },
   "GET /console 200 text/html": { send: get("/console") },
   "GET /openapi.json 200": { send: get("/openapi.json") },
+  "GET /docs 200 text/html": { send: get("/docs") },
+  "GET /docs/assets/:file 200 text/javascript": [
+    { send: get("/docs/assets/swagger-ui-bundle.js") },
+    { send: get("/docs/assets/purify.min.js?v=1") },
+  ],
+  "GET /docs/assets/:file 200 text/css": { send: get("/docs/assets/swagger-ui.css") },
+  "GET /docs/assets/:file 404": { send: get("/docs/assets/swagger-initializer.js") },
   "GET /health 200": { send: get("/health") },
   "GET /health 503": { options: { agentshProblem: "connection refused" }, send: get("/health") },
   "GET /demo 200": { send: get("/demo") },
@@ -266,79 +287,68 @@ const PROBES: Record<string, Probe | Probe[]> = {
 };
 
 /** `none`: no body (a redirect). */
-type MediaType = "application/json" | "text/event-stream" | "text/html" | "text/plain" | "none";
-/** One answer the document promises: an operation's status in one media type. */
+type MediaType =
+  | "application/json"
+  | "text/event-stream"
+  | "text/html"
+  | "text/plain"
+  | "text/javascript"
+  | "text/css"
+  | "none";
+/** One answer the document promises: a route's status in one media type. */
 interface Answer {
   key: string;
-  operation: OperationDoc;
+  route: RouteConfig;
   status: number;
   mediaType: MediaType;
-  /** JSON: the zod schema of the body. */
+  /** JSON: the zod schema the route declares (and its handler is typed with). */
   schema?: z.ZodType | undefined;
-  events?: MediaResponse["events"];
+  /** An event stream: the names of its events. */
+  events?: string[];
   redirect?: string;
 }
 
-const answer = (
-  operation: OperationDoc,
-  status: number,
-  mediaType: MediaType,
-  described: Pick<Answer, "schema" | "events" | "redirect"> = {},
-): Answer => ({
-  key: `${operation.method} ${operation.path} ${status}${["application/json", "none"].includes(mediaType) ? "" : ` ${mediaType}`}`,
-  operation,
-  status,
-  mediaType,
-  ...described,
-});
-
-const documentedAnswers: Answer[] = operations.flatMap((operation) => [
-  ...Object.entries(operation.responses).flatMap(([code, response]) => {
+/** Every answer the routes declare, but `default` (any other error, in the envelope). */
+const documentedAnswers: Answer[] = routes.flatMap((route) =>
+  Object.entries(route.responses).flatMap(([code, response]): Answer[] => {
+    if (code === "default" || "$ref" in response) return [];
     const status = Number(code);
-    return [
-      ...(response.json
-        ? [answer(operation, status, "application/json", { schema: response.json })]
-        : []),
-      ...(response.events
-        ? [answer(operation, status, "text/event-stream", { events: response.events })]
-        : []),
-      ...(response.html ? [answer(operation, status, "text/html")] : []),
-      ...(response.text ? [answer(operation, status, "text/plain")] : []),
-      ...(response.redirect || !(response.json || response.events || response.html || response.text)
-        ? [
-            answer(
-              operation,
-              status,
-              "none",
-              response.redirect ? { redirect: response.redirect } : {},
-            ),
-          ]
-        : []),
-    ];
+    const answer = (mediaType: MediaType, described: Partial<Answer> = {}): Answer => ({
+      key: `${route.method.toUpperCase()} ${honoPath(route.path)} ${status}${["application/json", "none"].includes(mediaType) ? "" : ` ${mediaType}`}`,
+      route,
+      status,
+      mediaType,
+      ...described,
+    });
+    const content = Object.entries(response.content ?? {});
+    if (content.length === 0) {
+      const location = (response.headers as { Location?: { schema: { const: string } } })?.Location;
+      return [answer("none", location ? { redirect: location.schema.const } : {})];
+    }
+    return content.map(([mediaType, media]) => {
+      const { schema, "x-events": events } = media as { schema?: unknown; "x-events"?: object };
+      return answer(mediaType as MediaType, {
+        ...(schema instanceof z.ZodType ? { schema } : {}),
+        ...(events ? { events: Object.keys(events) } : {}),
+      });
+    });
   }),
-  ...[...byStatus(errorCodesOf(operation))].map(([status, codes]) =>
-    answer(operation, status, "application/json", { schema: errorEnvelopeSchema(codes) }),
-  ),
-]);
+);
 
 /** The document's own JSON Schema for an answer (or a stream event), as a validator. */
 const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
 function documentSchemaFor(
-  operation: OperationDoc,
+  route: RouteConfig,
   status: number,
   mediaType: MediaType = "application/json",
   event?: string,
 ) {
-  const path = operation.path.replace(/:(\w+)/g, "{$1}");
-  const answers = document.paths[path]?.[operation.method.toLowerCase()]?.responses as
-    | Record<string, { content: Record<string, { schema: object; "x-events"?: object }> }>
-    | undefined;
-  const content = answers?.[String(status)]?.content[mediaType];
-  const schema = event
-    ? (content?.["x-events"] as Record<string, object> | undefined)?.[event]
-    : content?.schema;
-  if (!schema)
-    throw new Error(`no schema for ${operation.method} ${path} ${status} ${event ?? ""}`);
+  const content =
+    document.paths[route.path]?.[route.method]?.responses[String(status)]?.content?.[mediaType];
+  const schema = event ? content?.["x-events"]?.[event] : content?.schema;
+  if (!schema) {
+    throw new Error(`no schema for ${route.method} ${route.path} ${status} ${event ?? ""}`);
+  }
   const validate = ajv.compile({ ...schema, components: document.components });
   return (body: unknown) => (validate(body) ? [] : validate.errors);
 }
@@ -361,11 +371,14 @@ function parseEvents(text: string): Array<{ event: string; data: unknown }> {
 
 describe("GET /openapi.json", () => {
   it("is a valid OpenAPI 3.1 document", async () => {
-    const result = await new Validator().validate(structuredClone(document));
+    const result = await new Validator().validate(
+      structuredClone(document) as unknown as Record<string, unknown>,
+    );
     expect(result.errors).toBeUndefined();
     expect(result.valid).toBe(true);
     expect(document.openapi).toBe("3.1.0");
-    const ids = operations.map((operation) => operation.operationId);
+    const ids = routes.map((route) => route.operationId);
+    expect(ids.every((id) => typeof id === "string")).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
   });
 
@@ -375,14 +388,16 @@ describe("GET /openapi.json", () => {
         .filter((route) => route.method !== "ALL")
         .map((route) => `${route.method} ${route.path}`),
     );
-    const documented = operations.map((operation) => `${operation.method} ${operation.path}`);
+    const documented = routes.map(
+      (route) => `${route.method.toUpperCase()} ${honoPath(route.path)}`,
+    );
     expect(new Set(documented)).toEqual(registered);
     expect(documented).toHaveLength(registered.size);
     const served = Object.entries(document.paths).flatMap(([path, item]) =>
       Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(served.sort()).toEqual(
-      documented.map((entry) => entry.replace(/:(\w+)/g, "{$1}")).sort(),
+      routes.map((route) => `${route.method.toUpperCase()} ${route.path}`).sort(),
     );
   });
 
@@ -408,17 +423,16 @@ describe("GET /openapi.json", () => {
         expect(res.headers.get("content-type")).toContain(documented.mediaType);
         if (documented.mediaType === "application/json") {
           const body = await res.json();
+          expect(documented.schema, "a zod schema").toBeDefined();
           expect(documented.schema?.safeParse(body).error).toBeUndefined();
-          expect(documentSchemaFor(documented.operation, documented.status)(body)).toEqual([]);
+          expect(documentSchemaFor(documented.route, documented.status)(body)).toEqual([]);
         } else if (documented.mediaType === "text/event-stream") {
           const events = parseEvents(await res.text());
           expect(["result", "error"]).toContain(events.at(-1)?.event);
           for (const { event, data } of events) {
-            const schema = documented.events?.[event]?.data;
-            expect(schema, `event ${event} is documented`).toBeDefined();
-            expect(schema?.safeParse(data).error, event).toBeUndefined();
+            expect(documented.events, `event ${event} is documented`).toContain(event);
             const validate = documentSchemaFor(
-              documented.operation,
+              documented.route,
               documented.status,
               documented.mediaType,
               event,
@@ -426,10 +440,12 @@ describe("GET /openapi.json", () => {
             expect(validate(data), event).toEqual([]);
             eventsSeen.add(event);
           }
+        } else {
+          expect((await res.text()).length).toBeGreaterThan(0);
         }
       }
       if (documented.events) {
-        const expected = Object.keys(documented.events).filter((event) => event !== "heartbeat");
+        const expected = documented.events.filter((event) => event !== "heartbeat");
         expect([...eventsSeen].sort()).toEqual(expected.sort());
       }
     },
@@ -451,13 +467,13 @@ describe("GET /openapi.json", () => {
       okResult("", results[request.command] ?? {}),
     );
     const { app } = buildTestApp({ executor, redact: createRedactor([secret]) });
-    const execute = operations.find((operation) => operation.operationId === "execute");
-    if (!execute) throw new Error("POST /execute is not documented");
-    const validate = documentSchemaFor(execute, 200);
+    const execute = documentedAnswers.find((answer) => answer.key === "POST /execute 200");
+    if (!execute?.schema) throw new Error("POST /execute is not documented");
+    const validate = documentSchemaFor(execute.route, 200);
     const fieldsSeen = new Set<string>();
     for (const command of Object.keys(results)) {
       const body = await readJson(await app.request("/execute", postJson({ command })));
-      expect(execute.responses[200]?.json?.safeParse(body).error, command).toBeUndefined();
+      expect(execute.schema.safeParse(body).error, command).toBeUndefined();
       expect(validate(body), command).toEqual([]);
       for (const field of Object.keys(body.result)) fieldsSeen.add(field);
     }
@@ -486,9 +502,16 @@ describe("GET /openapi.json", () => {
     expect(API_VERSION).toBe(pkg.version);
     const index = await readJson(await app.request("/"));
     expect(index.endpoints["GET /openapi.json"]).toEqual(expect.any(String));
-    const serving = operations.filter((operation) => Object.keys(operation.responses).length > 0);
-    expect(Object.keys(index.endpoints)).toEqual(
-      serving.map((operation) => `${operation.method} ${operation.path}`),
+    // Those that only refuse (GET and DELETE /mcp: 405) are in the document, not in the list.
+    const serving = routes.filter((route) =>
+      Object.keys(route.responses).some((status) => /^[23]/.test(status)),
+    );
+    expect(serving.length).toBe(routes.length - 2);
+    expect(Object.entries(index.endpoints)).toEqual(
+      serving.map((route) => [
+        `${route.method.toUpperCase()} ${honoPath(route.path)}`,
+        route.summary,
+      ]),
     );
   });
 });
