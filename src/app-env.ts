@@ -1,6 +1,8 @@
+import type { TimingVariables } from "hono/timing";
+
 /** The one Hono environment type shared by the app, its middleware and its routes. */
 export interface AppEnv {
-  Variables: {
+  Variables: TimingVariables & {
     requestId: string;
     /** The caller's address as established by `clientAddress` (socket or trusted proxy hop). */
     clientAddress: string;

@@ -123,7 +123,16 @@ export interface GovernedCommand {
    * still carries the output, bounded, as in a buffered run.
    */
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
+  /** Told how long each phase took, in order (the answer's Server-Timing header). */
+  onPhase?: (phase: Phase, ms: number) => void;
 }
+
+/**
+ * The phases of one command: waiting for a slot, preparing its limits, agentsh's run (the CLI,
+ * agentsh, the launcher and the command itself), looking up recorded denials, and reading what
+ * the limits and the session recorded afterwards.
+ */
+export type Phase = "queue" | "limits" | "agentsh" | "evidence" | "after";
 
 export interface Executor {
   run(request: GovernedCommand): Promise<Execution>;

@@ -9,6 +9,7 @@ import type {
   Executor,
   GovernedCommand,
   GovernedResult,
+  Phase,
   SessionContext,
 } from "../executor.js";
 import type { CommandLimits, Limits, Place } from "../limits/limits.js";
@@ -92,9 +93,11 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
     openSession: (sessionId, workspace) => options.recreateSession(sessionId, workspace),
     closeSession: async (sessionId) => options.destroySession?.(sessionId),
     async run(request: GovernedCommand): Promise<Execution> {
+      const lap = phaseTimer(request.onPhase);
       let lease: SessionLease;
       try {
         lease = await options.sessions.acquire(request.signal, request.owner);
+        lap("queue");
       } catch (error) {
         const reason = error instanceof PoolSaturatedError ? "busy" : "canceled";
         return { kind: "not_run", reason, detail: (error as Error).message };
@@ -129,6 +132,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           // No limits, no command (fail closed).
           return { kind: "not_run", reason: "unavailable", detail: `resource limits: ${error}` };
         }
+        lap("limits");
         const prefix =
           options.launcher && place
             ? launcherArgv(options.launcher, identity, tag, place, limits?.launcherArgs)
@@ -150,6 +154,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           await limits?.finish(null).catch(() => {});
           throw error;
         }
+        lap("agentsh");
         const hitLimit = (await limits?.finish(cli.exitCode)) ?? null;
         const sessionState = stateFile
           ? await readSessionState(stateFile, options.launcher, identity)
@@ -168,6 +173,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
                 },
               }
             : interpreted;
+        lap("after");
         // Nothing started (pre-check denial, no result): no nested denials to look for.
         if (execution.kind === "not_run" || execution.result.sandboxed === null) return execution;
         const { result } = execution;
@@ -189,6 +195,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
             ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS)
             : 0,
         );
+        lap("evidence");
         const governed = withRecordedDenials(result, recorded);
         if (!hitLimit) return { kind: "result", result: governed };
         // A resource limit stopped it, on the kernel's evidence: that is the first decision.
@@ -205,6 +212,16 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         lease.release();
       }
     },
+  };
+}
+
+/** Reports the time since the previous lap (or the start) as the named phase. */
+function phaseTimer(onPhase: GovernedCommand["onPhase"]): (phase: Phase) => void {
+  let mark = performance.now();
+  return (phase) => {
+    const now = performance.now();
+    onPhase?.(phase, now - mark);
+    mark = now;
   };
 }
 

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { streamSSE } from "hono/streaming";
+import { setMetric, timing } from "hono/timing";
 import type { AppEnv } from "../app-env.js";
 import { ApiError, errorBodyOf } from "../http/errors.js";
 import { strictJsonBody } from "../http/json-body.js";
@@ -124,7 +125,8 @@ export function createExecuteRoutes(options: {
     description:
       "Runs one command under the policy, in a session when `sessionId` names one. A blocked command is a 200 with `result.blocked` and `result.decision`. With `Accept: text/event-stream` the output streams as it arrives; authentication and validation errors still come as JSON before any stream, later refusals as an `error` event.",
     security: API_KEY_SECURITY,
-    middleware: [options.guard, strictJsonBody],
+    // Server-Timing: where the answer's time went (queue, limits, agentsh, after, evidence).
+    middleware: [timing({ crossOrigin: false }), options.guard, strictJsonBody],
     request: {
       body: {
         required: true,
@@ -178,6 +180,7 @@ export function createExecuteRoutes(options: {
         signal: c.req.raw.signal,
         noteAgentshIds: (ids: { sessionId: string | null; commandId: string | null }) =>
           c.set("agentsh", ids),
+        onPhase: (phase: string, ms: number) => setMetric(c, phase, ms),
       };
       if (wantsEventStream(c.req.header("accept"))) {
         return streamSSE(c, async (stream) => {

@@ -1,4 +1,5 @@
 import type { CommandResult } from "../command-result.js";
+import type { Phase } from "../executor.js";
 
 /**
  * The contract of sessions and of running one command, shared by `POST /execute`, the
@@ -42,6 +43,8 @@ export interface Caller {
   signal?: AbortSignal;
   /** Told agentsh's ids for the command (for the request's log line). */
   noteAgentshIds?: (ids: { sessionId: string | null; commandId: string | null }) => void;
+  /** Told how long each phase of the command took (the answer's Server-Timing header). */
+  onPhase?: (phase: Phase, ms: number) => void;
 }
 
 export interface ExecuteInput {

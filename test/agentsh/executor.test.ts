@@ -346,6 +346,28 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
+  it("tells the caller each phase's time, in order (the answer's Server-Timing)", async () => {
+    const phases: [string, number][] = [];
+    await resultOf(
+      executorWith().run({
+        command: "echo",
+        timeoutMs: 5_000,
+        onPhase: (phase, ms) => phases.push([phase, ms]),
+      }),
+    );
+    expect(phases.map(([phase]) => phase)).toEqual([
+      "queue",
+      "limits",
+      "agentsh",
+      "after",
+      "evidence",
+    ]);
+    for (const [, ms] of phases) expect(ms).toBeGreaterThanOrEqual(0);
+    // The CLI's run is most of it (a process start), the bookkeeping around it is not.
+    const agentsh = phases.find(([phase]) => phase === "agentsh")?.[1] ?? 0;
+    expect(agentsh).toBeGreaterThan(0);
+  });
+
   it("a refusal with no recorded denial stays what was observed ('ok' here), never a guessed block", async () => {
     const result = await resultOf(executorWith().run({ command: "refused", timeoutMs: 5_000 }));
     expect(result).toMatchObject({ outcome: "ok", decision: null });

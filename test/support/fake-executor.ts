@@ -34,6 +34,7 @@ export class FakeExecutor implements Executor {
 
   async run(request: GovernedCommand): Promise<Execution> {
     this.commands.push(request);
+    request.onPhase?.("agentsh", 3);
     for (const responder of this.responders) {
       const answer = await responder(request);
       if (answer) return "kind" in answer ? answer : { kind: "result", result: answer };

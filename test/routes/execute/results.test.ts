@@ -24,6 +24,15 @@ describe("POST /execute", () => {
     expect(executor.commands[0]?.timeoutMs).toBe(30_000);
   });
 
+  it("says where the answer's time went (Server-Timing: the executor's phases and the total)", async () => {
+    const { app } = buildTestApp();
+    const res = await app.request("/execute", postJson({ command: "echo hi" }));
+    expect(res.status).toBe(200);
+    const timing = res.headers.get("server-timing") ?? "";
+    expect(timing).toMatch(/(^|,)agentsh;dur=3(\.0)?(,|$)/);
+    expect(timing).toMatch(/total;dur=[\d.]+/);
+  });
+
   it("reports which rule blocked a command", async () => {
     const executor = new FakeExecutor().respond(() => blockedResult());
     const { app } = buildTestApp({ executor });
