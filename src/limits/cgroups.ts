@@ -134,36 +134,35 @@ async function v1Driver(
     }
   }
   const [memory, pids, cpu] = bases as [string, string, string];
-  const ready = new Set<string>();
   const swapAccounted = await readFile(path.join(memory, "memory.memsw.limit_in_bytes"))
     .then(() => true)
     .catch(() => false);
+  const slots = slotCgroups({
+    dirsOf: (name) => [memory, pids, cpu].map((base) => path.join(base, name)),
+    async setUp(dirs, limits) {
+      const [m, p, c] = dirs as [string, string, string];
+      for (const dir of dirs) await mkdir(dir).catch(ignoreExisting);
+      await writeFile(path.join(m, "memory.limit_in_bytes"), String(limits.memoryBytes));
+      // Memory plus swap, where swap is accounted: no way around the limit through swap.
+      if (swapAccounted) {
+        await writeFile(path.join(m, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
+      }
+      await writeFile(path.join(p, "pids.max"), String(limits.processes));
+      await writeFile(path.join(c, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+      await writeFile(
+        path.join(c, "cpu.cfs_quota_us"),
+        String(Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)),
+      );
+    },
+    charged: (dirs) => read(path.join(dirs[1] as string, "pids.current")).then(Number),
+  });
   return {
     driver: {
       describe,
       version: 1,
       async create(slot, limits) {
-        const dirs = [memory, pids, cpu].map((base) => path.join(base, `cmd-${slot}`));
-        const [m, p, c] = dirs as [string, string, string];
-        // Limits are written once per slot (a write to memory.limit_in_bytes takes milliseconds).
-        if (!ready.has(slot)) {
-          for (const dir of dirs) await mkdir(dir).catch(ignoreExisting);
-          await writeFile(path.join(m, "memory.limit_in_bytes"), String(limits.memoryBytes));
-          // Memory plus swap, where swap is accounted: no way around the limit through swap.
-          if (swapAccounted) {
-            await writeFile(
-              path.join(m, "memory.memsw.limit_in_bytes"),
-              String(limits.memoryBytes),
-            );
-          }
-          await writeFile(path.join(p, "pids.max"), String(limits.processes));
-          await writeFile(path.join(c, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
-          await writeFile(
-            path.join(c, "cpu.cfs_quota_us"),
-            String(Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)),
-          );
-          ready.add(slot);
-        }
+        const dirs = await slots.take(slot, limits);
+        const [m, p] = dirs as [string, string, string];
         const evidence = await counting(async () => ({
           oomKills: field(await read(path.join(m, "memory.oom_control")), "oom_kill"),
           pidsMaxHits: field(await read(path.join(p, "pids.events")), "max"),
@@ -202,42 +201,86 @@ async function v2Driver(
     await removeWhenEmpty([path.join(commands, entry)]).catch(() => {});
   }
   await writeFile(path.join(commands, "cgroup.subtree_control"), "+memory +pids +cpu");
-  const ready = new Set<string>();
   const hasSwap = await readFile(path.join(commands, "memory.swap.max"))
     .then(() => true)
     .catch(() => false);
+  const slots = slotCgroups({
+    dirsOf: (name) => [path.join(commands, name)],
+    async setUp([dir], limits) {
+      const d = dir as string;
+      await mkdir(d).catch(ignoreExisting);
+      await writeFile(path.join(d, "memory.max"), String(limits.memoryBytes));
+      if (hasSwap) await writeFile(path.join(d, "memory.swap.max"), "0");
+      // An OOM kill ends the whole command, not one of its processes at random.
+      await writeFile(path.join(d, "memory.oom.group"), "1");
+      await writeFile(path.join(d, "pids.max"), String(limits.processes));
+      await writeFile(
+        path.join(d, "cpu.max"),
+        `${Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)} ${CPU_PERIOD_US}`,
+      );
+    },
+    charged: ([dir]) => read(path.join(dir as string, "pids.current")).then(Number),
+  });
   return {
     driver: {
       describe: `cgroup v2 (${commands})`,
       version: 2,
       async create(slot, limits) {
-        const dir = path.join(commands, `cmd-${slot}`);
-        if (!ready.has(slot)) {
-          await mkdir(dir).catch(ignoreExisting);
-          await writeFile(path.join(dir, "memory.max"), String(limits.memoryBytes));
-          if (hasSwap) await writeFile(path.join(dir, "memory.swap.max"), "0");
-          // An OOM kill ends the whole command, not one of its processes at random.
-          await writeFile(path.join(dir, "memory.oom.group"), "1");
-          await writeFile(path.join(dir, "pids.max"), String(limits.processes));
-          await writeFile(
-            path.join(dir, "cpu.max"),
-            `${Math.round((CPU_PERIOD_US * limits.cpuPercent) / 100)} ${CPU_PERIOD_US}`,
-          );
-          ready.add(slot);
-        }
+        const dirs = await slots.take(slot, limits);
+        const dir = dirs[0] as string;
         const evidence = await counting(async () => ({
           oomKills: field(await read(path.join(dir, "memory.events")), "oom_kill"),
           pidsMaxHits: field(await read(path.join(dir, "pids.events")), "max"),
         }));
         return {
-          paths: [dir],
+          paths: dirs,
           evidence,
           async remove() {
             await writeFile(path.join(dir, "cgroup.kill"), "1").catch(() => {});
-            await waitEmpty([dir]);
+            await waitEmpty(dirs);
           },
         };
       },
+    },
+  };
+}
+
+/**
+ * The cgroups of the command slots, reused: a slot's directories are set up at its first
+ * command and serve every later one. Killed processes stay charged to the pids controller until
+ * they are reaped (zombies, measured: 200 of them for over 0.4 s, gone within 5 s), and a
+ * command must not start with less than its whole process allowance: a slot whose cgroup still
+ * holds any gets a fresh generation (`cmd-slot-3-2`), and the old one is removed once empty.
+ */
+function slotCgroups(options: {
+  dirsOf(name: string): string[];
+  setUp(dirs: string[], limits: CgroupLimits): Promise<void>;
+  /** Tasks charged to the cgroup, exited-but-unreaped ones included. */
+  charged(dirs: string[]): Promise<number>;
+}) {
+  const current = new Map<string, { dirs: string[]; generation: number }>();
+  const retired: string[][] = [];
+  return {
+    async take(slot: string, limits: CgroupLimits): Promise<string[]> {
+      for (const dirs of retired.splice(0)) {
+        // Once its last task is gone (no waiting here: it is tried again at the next command).
+        const left: string[] = [];
+        for (const dir of dirs) {
+          await rmdir(dir).catch((error: NodeJS.ErrnoException) => {
+            if (error.code !== "ENOENT") left.push(dir);
+          });
+        }
+        if (left.length > 0) retired.push(left);
+      }
+      const held = current.get(slot);
+      if (held && (await options.charged(held.dirs)) === 0) return held.dirs;
+      if (held) retired.push(held.dirs);
+      const generation = (held?.generation ?? 0) + 1;
+      const name = generation === 1 ? `cmd-${slot}` : `cmd-${slot}-${generation}`;
+      const dirs = options.dirsOf(name);
+      await options.setUp(dirs, limits);
+      current.set(slot, { dirs, generation });
+      return dirs;
     },
   };
 }
