@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { collectDefaultMetrics } from "prom-client";
@@ -17,10 +18,12 @@ import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
 import { createApp } from "./app.js";
 import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
+import type { BindPorts } from "./bundle/isolation-schema.js";
 import { loadPolicyBundle } from "./bundle/load-bundle.js";
 import { createRedactor } from "./bundle/redactor.js";
 import { parseConfig } from "./config.js";
 import { createHealthCheck } from "./enforcement/health.js";
+import { holdServicePorts } from "./enforcement/held-ports.js";
 import { createEnforcementMonitor } from "./enforcement/monitor.js";
 import { createProtectionReport } from "./enforcement/protections.js";
 import { createExplainer } from "./explain/explain.js";
@@ -55,6 +58,10 @@ async function main(): Promise<void> {
 
   const { isolation } = bundle;
   const stateDir = process.env.AGENTSH_STATE_DIR ?? "/var/lib/governed-executor";
+  // The app, agentsh's HTTP API, agentsh's gRPC, pprof and Redis defaults (as in the policy's
+  // deny-agentsh-api and deny-service-ports): never a command's to listen on.
+  const agentshPort = Number(new URL(config.agentsh.serverUrl).port || 80);
+  const servicePorts = [config.port, agentshPort, 9090, 6060, 6379];
   const {
     launcher,
     probe,
@@ -67,15 +74,7 @@ async function main(): Promise<void> {
     maxAbi: config.launcherMaxAbi,
     servicePid: process.pid,
     slots: config.limits.maxConcurrent,
-    // The app, agentsh's HTTP API, agentsh's gRPC, pprof and Redis defaults (as in the policy's
-    // deny-agentsh-api and deny-service-ports).
-    servicePorts: [
-      config.port,
-      Number(new URL(config.agentsh.serverUrl).port || 80),
-      9090,
-      6060,
-      6379,
-    ],
+    servicePorts,
     agentshBin: agentshBin ?? "/usr/local/bin/agentsh",
     bestEffort: config.allowDegraded,
     capSysPtrace: await hasCapSysPtrace(),
@@ -84,6 +83,10 @@ async function main(): Promise<void> {
     rulesetDir: process.getuid?.() === 0 ? `${stateDir}.launcher` : undefined,
     logger,
   });
+  // Commands may bind any unprivileged port: the service's own are held (EADDRINUSE).
+  const heldPorts = launcher
+    ? await holdServicePorts(servicePorts, { port: config.port, host: config.host }, logger)
+    : null;
   const canaries = [
     ...CANARIES,
     ...launcherCanaries({
@@ -156,9 +159,9 @@ async function main(): Promise<void> {
       landlockAbi: probe?.landlockAbi ?? null,
       layers: isolationLayers(probe, uidDrop),
       udp: isolation.network.udp,
-      bindTcpPorts: (launcher?.isolation ?? isolation).network.bind_tcp_ports.map((r) =>
-        r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`,
-      ),
+      bindTcpPorts: bindPortsReport((launcher?.isolation ?? isolation).network.bind_tcp_ports),
+      servicePorts: heldPorts?.report ?? {},
+      privilegedPortsBelow: await unprivilegedPortStart(),
       limits: limits.report,
     },
     commandStats: agentsh.stats,
@@ -246,6 +249,7 @@ async function main(): Promise<void> {
     logger.info("shutting down", { signal });
     stopWatching();
     stopLauncher();
+    heldPorts?.close();
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
     // Sessions end with the process: their workspaces and agentsh sessions are removed. The
@@ -256,6 +260,20 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** What commands may bind, as /health says it: "any" or the Landlock ranges. */
+function bindPortsReport(ports: BindPorts): string[] {
+  if (ports === "any") return ["any"];
+  return ports.map((r) => (r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`));
+}
+
+/** Ports below this need CAP_NET_BIND_SERVICE, which commands never have (the kernel's sysctl). */
+async function unprivilegedPortStart(): Promise<number | null> {
+  const text = await readFile("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8").catch(
+    () => null,
+  );
+  return text === null ? null : Number(text.trim());
 }
 
 function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {

@@ -215,7 +215,7 @@ void apply_landlock(const struct options *o) {
   }
   if (add_connect_ports(ruleset, o->proxy_ports, o->proxy_port_count, abi) != 0)
     refuse("landlock-net", "%s", landlock_error);
-  int bind = bind_ruleset(abi, o->bind, o->bind_count);
+  int bind = o->bind_any ? -2 : bind_ruleset(abi, o->bind, o->bind_count);
   if (bind == -1) refuse("landlock-net", "%s", landlock_error);
   restrict_self(ruleset, "landlock-fs");
   close(ruleset);

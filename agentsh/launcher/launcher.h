@@ -49,6 +49,7 @@ struct options {
   /* Landlock: network */
   struct port_range bind[MAX_PORT_RANGES];
   int bind_count;
+  bool bind_any; /* --bind-any: no bind layer (the kernel's own rules; the service holds its ports) */
   uint16_t proxy_ports[MAX_PROXY_PORTS];
   int proxy_port_count;
   /* seccomp socket filter */

@@ -8,7 +8,7 @@
  *     from the bundle: execute, read and write lists, the command's workspace and scratch), every
  *     right of the kernel's ABI handled (IOCTL_DEV on ABI 5); TCP connect only to the agentsh
  *     proxy's port named in the command's own HTTP(S)_PROXY and bind only to --bind-ports
- *     (ABI >= 4); signals and abstract unix sockets scoped to the command (ABI >= 6);
+ *     (ABI >= 4; none given: no bind at all; --bind-any: no bind layer); signals and abstract unix sockets scoped to the command (ABI >= 6);
  *   - a seccomp filter on socket(): unix and TCP sockets (UDP and NETLINK_ROUTE when allowed);
  *     no raw, packet or other families, no io_uring;
  *   - an identity: an unprivileged uid (--uid/--gid), or, where agentsh lacks CAP_SYS_PTRACE
@@ -190,6 +190,8 @@ static void parse_args(int argc, char **argv, struct options *o) {
     } else if (flag(*a, "--fs", &v, &a)) {
       if (o->fs_count == MAX_FS_RULES) refuse("usage", "more than %d --fs rules", MAX_FS_RULES);
       parse_fs(v, &o->fs[o->fs_count++]);
+    } else if (flag(*a, "--bind-any", NULL, &a)) {
+      o->bind_any = true;
     } else if (flag(*a, "--bind-ports", &v, &a)) {
       if (o->bind_count == MAX_PORT_RANGES)
         refuse("usage", "more than %d --bind-ports ranges", MAX_PORT_RANGES);
@@ -245,6 +247,7 @@ static void parse_args(int argc, char **argv, struct options *o) {
       refuse("usage", "unknown option '%s'", *a);
     }
   }
+  if (o->bind_any && o->bind_count > 0) refuse("usage", "--bind-any excludes --bind-ports");
   if (o->probe || o->serve) return;
   if (o->ruleset_server && o->ruleset_server_uid < 0) refuse("usage", "--ruleset-server needs --ruleset-server-uid");
   if (!o->argv || !o->argv[0]) refuse("usage", "no command after --");

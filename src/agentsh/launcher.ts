@@ -3,7 +3,12 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { bindPortCount, type IsolationSettings, withoutPorts } from "../bundle/isolation-schema.js";
+import {
+  type BindPorts,
+  bindPortCount,
+  type IsolationSettings,
+  withoutPorts,
+} from "../bundle/isolation-schema.js";
 import type { Decision } from "../executor.js";
 import type { Logger } from "../logger.js";
 import { type RulesetServer, startRulesetServer } from "./ruleset-server.js";
@@ -125,7 +130,9 @@ export function launcherArgv(
   ];
 }
 
-function bindPortArgs(ranges: IsolationSettings["network"]["bind_tcp_ports"]): string[] {
+/** "any": no bind layer at all (`--bind-any`); a list: Landlock rules, none left: no bind. */
+function bindPortArgs(ranges: BindPorts): string[] {
+  if (ranges === "any") return ["--bind-any"];
   return ranges.map((r) => `--bind-ports=${r.lo}-${r.hi}`);
 }
 
@@ -236,7 +243,7 @@ export async function probeLauncher(launcherPath: string, maxAbi?: number): Prom
 /** The /health names of the launcher's layers (the e2e suite finds them by these prefixes). */
 export const LAYER = {
   fs: "landlock-fs (file rules: exec, read and write lists; a command's own workspace and scratch only)",
-  net: "landlock-net (TCP connect only to the agentsh proxy, bind only to allowed ports)",
+  net: "landlock-net (TCP connect only to the agentsh proxy; bind: see bindTcpPorts)",
   socket: "seccomp-socket (no raw, packet, non-route netlink sockets; UDP per isolation.yaml)",
   capabilities: "capabilities (none: bounding, permitted, effective, inheritable, ambient)",
   processes:
@@ -381,7 +388,10 @@ export async function prepareLauncher(options: {
       ? { kernelLandlockAbi: probe.kernelLandlockAbi }
       : {}),
     fileRules: fsRules.length + 2,
-    bindPorts: bindPortCount(isolation.network.bind_tcp_ports),
+    bindPorts:
+      isolation.network.bind_tcp_ports === "any"
+        ? "any (the kernel's rules; the service's ports are held)"
+        : bindPortCount(isolation.network.bind_tcp_ports),
     uidDrop: uidDrop.enabled ? "enabled" : uidDrop.reason,
     processIsolation: uidDrop.enabled ? "separate uids" : "guard (shared uid 0, no capabilities)",
     rulesets: server ? `built by the ruleset server (${server.socket})` : "built by each launcher",

@@ -28,6 +28,20 @@ export const portRangeSchema = z
 
 export type PortRange = z.output<typeof portRangeSchema>;
 
+/** `any`, or a non-empty list of ports and ranges (each problem of the list reported as such). */
+function bindPortsSchema() {
+  const list = z.array(portRangeSchema).min(1, 'list at least one port, or write "any"');
+  return z.unknown().transform((value, ctx): "any" | PortRange[] => {
+    if (value === "any") return "any";
+    const parsed = list.safeParse(value);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) {
+      ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+    }
+    return z.NEVER;
+  });
+}
+
 export const isolationSchema = z.strictObject({
   version: z.literal(1),
   identities: z.strictObject({
@@ -79,7 +93,7 @@ export const isolationSchema = z.strictObject({
   }),
   network: z.strictObject({
     /** The service's own ports are taken out at boot (withoutPorts). */
-    bind_tcp_ports: z.array(portRangeSchema),
+    bind_tcp_ports: bindPortsSchema(),
     udp: z.boolean(),
     netlink_route: z.boolean(),
   }),
@@ -87,11 +101,12 @@ export const isolationSchema = z.strictObject({
 
 export type IsolationSettings = z.output<typeof isolationSchema>;
 
+/** What commands may bind: "any" (the kernel's own rules), or Landlock rules for these ranges. */
+export type BindPorts = IsolationSettings["network"]["bind_tcp_ports"];
+
 /** The ranges without the given ports (the service's own: never bindable by commands). */
-export function withoutPorts(
-  ranges: readonly PortRange[],
-  reserved: readonly number[],
-): PortRange[] {
+export function withoutPorts(ranges: BindPorts, reserved: readonly number[]): BindPorts {
+  if (ranges === "any") return "any";
   let result = [...ranges];
   for (const port of reserved) {
     result = result.flatMap((r) =>
@@ -107,6 +122,7 @@ export function withoutPorts(
 }
 
 /** Number of ports the bind ranges open (each is one Landlock rule at every command start). */
-export function bindPortCount(ranges: readonly PortRange[]): number {
+export function bindPortCount(ranges: BindPorts): number {
+  if (ranges === "any") return 0;
   return ranges.reduce((n, r) => n + r.hi - r.lo + 1, 0);
 }

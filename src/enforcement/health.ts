@@ -7,7 +7,12 @@ export interface IsolationReport {
   /** Layer → "enforced", or why it is missing/unavailable. */
   layers: Record<string, string>;
   udp: boolean;
+  /** What commands may bind: ["any"], or the Landlock ranges. */
   bindTcpPorts: string[];
+  /** The service's ports and what holds each address family (src/enforcement/held-ports.ts). */
+  servicePorts: Record<string, { ipv4: string; ipv6: string }>;
+  /** Ports below this need a capability commands never have (null: unknown here). */
+  privilegedPortsBelow: number | null;
   /** Each resource limit: its value and mechanism here, or "unavailable: …". */
   limits: Record<string, string>;
 }

@@ -194,7 +194,21 @@ export const healthReportSchema = z
       landlockAbi: z.number().int().nullable(),
       layers: z.record(z.string(), z.string()),
       udp: z.boolean(),
-      bindTcpPorts: z.array(z.string()),
+      bindTcpPorts: z
+        .array(z.string())
+        .describe(
+          'What commands may bind: ["any"] (the kernel\'s rules), or Landlock port ranges.',
+        ),
+      servicePorts: z
+        .record(z.string(), z.object({ ipv4: z.string(), ipv6: z.string() }))
+        .describe(
+          "The service's own ports and what keeps commands off each address family: held (by the service), in use (by its owner), app, or none (no such family here).",
+        ),
+      privilegedPortsBelow: z
+        .number()
+        .int()
+        .nullable()
+        .describe("Ports below this need CAP_NET_BIND_SERVICE, which commands never have."),
       limits: z
         .record(z.string(), z.string())
         .describe("Each resource limit: its value and mechanism here, or unavailable with why."),

@@ -55,13 +55,28 @@ describe("agentsh-launch options from isolation.yaml", () => {
     expect(argv).toContain("--fs=rx:/usr");
     expect(argv).toContain("--fs=r:/etc/passwd");
     expect(argv).toContain("--fs=rwi:/dev/null");
-    expect(argv).toContain("--bind-ports=1024-65535");
+    // The bundle's "any": no bind layer (the service holds its own ports).
+    expect(argv).toContain("--bind-any");
+    expect(argv.some((a) => a.startsWith("--bind-ports"))).toBe(false);
     expect(argv).toContain("--netlink-route");
     expect(argv).not.toContain("--udp");
     expect(argv).not.toContain("--best-effort");
     expect(argv.some((a) => a.startsWith("--max-abi"))).toBe(false);
     expect(argv).toContain("--tag=tag-1");
     expect(argv.at(-1)).toBe("--");
+  });
+
+  it("a list of bind ports becomes Landlock rules; a list emptied by the service's ports binds nothing", async () => {
+    const s = await settings();
+    const ranges = { ...s, isolation: { ...s.isolation, network: { ...s.isolation.network } } };
+    ranges.isolation.network.bind_tcp_ports = [{ lo: 8000, hi: 8099 }];
+    const argv = launcherArgv(ranges, 0, "t", PLAIN);
+    expect(argv).toContain("--bind-ports=8000-8099");
+    expect(argv).not.toContain("--bind-any");
+    ranges.isolation.network.bind_tcp_ports = [];
+    const none = launcherArgv(ranges, 0, "t", PLAIN);
+    // No --bind-ports and no --bind-any: the launcher then handles bind with no port allowed.
+    expect(none.some((a) => a.startsWith("--bind"))).toBe(false);
   });
 
   it("runs best-effort only when asked (ALLOW_DEGRADED), and holds the ABI only when asked", async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
 import type { SessionInfo } from "../../src/sessions/contract.js";
-import { expectAllowed, expectBlocked, http, waitFor } from "./harness.js";
+import { BASE_URL, expectAllowed, expectBlocked, http, waitFor } from "./harness.js";
 
 /**
  * An agent writing software builds and runs its own code in its own places (a session's
@@ -94,12 +94,52 @@ describe("dev servers on any unprivileged port, reached by the agent's later com
     }
   });
 
-  it("the service's own ports stay out of reach: bind refused, and blocked through the proxy", async () => {
-    const bind = await inSession(
-      `python3 -c 'import socket\ntry:\n    socket.socket().bind(("127.0.0.1", 10000))\n    print("bound")\nexcept OSError as e:\n    print(e.errno)'`,
+  it("the service's own ports stay out of reach on every address: bind refused, and blocked through the proxy", async () => {
+    const health = (await (await http("/health")).json()) as {
+      isolation: {
+        servicePorts: Record<string, { ipv4: string; ipv6: string }>;
+        privilegedPortsBelow: number | null;
+      };
+    };
+    const { servicePorts, privilegedPortsBelow } = health.isolation;
+    const appPort = Number(new URL(BASE_URL).port);
+    const agentshPort = 18080;
+    expect(Object.keys(servicePorts).map(Number)).toEqual(
+      expect.arrayContaining([appPort, agentshPort, 9090, 6060, 6379]),
     );
-    // EACCES (the launcher's Landlock bind rules) or EADDRINUSE when the app holds it: never bound.
-    expect(["13\n", "98\n"]).toContain(bind.stdout);
+    // A native bind on each address of each port, as a dev server (or an attacker) would try.
+    const targets = Object.keys(servicePorts).flatMap((port) =>
+      ["127.0.0.1", "0.0.0.0", "::1", "::"].map((host) => `${host}@${port}`),
+    );
+    const probe = [
+      "import socket,sys",
+      "for t in sys.argv[1:]:",
+      " h,p=t.split('@');s=socket.socket(socket.AF_INET6 if ':' in h else socket.AF_INET)",
+      " try:s.bind((h,int(p)));print(t,'bound')",
+      " except OSError as e:print(t,e.errno)",
+    ].join("\n");
+    const result = await inSession(`python3 -c "${probe}" ${targets.join(" ")}`);
+    const outcomes = Object.fromEntries(
+      result.stdout
+        .trim()
+        .split("\n")
+        .map((line) => line.split(" ") as [string, string]),
+    );
+    expect(Object.keys(outcomes).sort()).toEqual([...targets].sort());
+    for (const target of targets) {
+      // EADDRINUSE (held), EACCES (a Landlock bind list), EADDRNOTAVAIL/EAFNOSUPPORT (no IPv6).
+      expect([target, ["98", "13", "99", "97"]]).toEqual([
+        target,
+        expect.arrayContaining([outcomes[target]]),
+      ]);
+    }
+    // Where the kernel reserves ports below 1024, commands (no CAP_NET_BIND_SERVICE) cannot.
+    if (privilegedPortsBelow !== null && privilegedPortsBelow > 80) {
+      const low = await inSession(
+        `python3 -c "import socket\ntry:socket.socket().bind(('127.0.0.1',80));print('bound')\nexcept OSError as e:print(e.errno)"`,
+      );
+      expect(low.stdout).toBe("13\n");
+    }
     expectBlocked(
       await inSession("curl -s --max-time 3 http://127.0.0.1:18080/health"),
       "deny-agentsh-api",
