@@ -6,6 +6,8 @@
 //   npm run bench -- --runs 5         more runs
 //   npm run bench -- --quick          smoke test of the tool itself (1 short run)
 //   npm run bench -- --no-hops        skip the hop-by-hop profile
+//   npm run bench -- --reference DIR  also time the v0 app (a checkout of it in DIR) beside ours:
+//                                     the same echo, on the same agentsh, interleaved
 //   npm run bench -- --cpu-prof       only profile the app (node --cpu-prof) over N sequential
 //                                     POST /execute (--iterations, default 200): where its main
 //                                     thread spends the time, per request
@@ -17,7 +19,7 @@
 // through test/net/with-stack.ts, with rate limits raised and a state dir of its own, and runs
 // itself inside it. Each run measures, interleaved so a noisy machine hits every path alike:
 //   - latency of `echo hi`: plain bash, the bare agentsh CLI, POST /execute, and each hop of
-//     POST /execute timed alone (hops.ts)
+//     POST /execute timed alone (hops.ts); with --reference, the v0 app's POST /execute too
 //   - every /demo/* route against the slowest of its commands, each timed alone via /execute
 //   - throughput and status counts at concurrency 1, 4, 16 for --duration seconds each
 //   - the app's RSS at rest, under concurrency 16 and during an output flood
@@ -60,6 +62,13 @@ import {
   timed,
 } from "./probes.js";
 import {
+  prepareReference,
+  REFERENCE_PORT,
+  REFERENCE_SESSION,
+  type ReferenceClient,
+  startReference,
+} from "./reference.js";
+import {
   formatSpread,
   median,
   type Percentiles,
@@ -85,6 +94,7 @@ interface Options {
   cpuProf: boolean;
   out: string;
   quick: boolean;
+  reference: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -101,6 +111,7 @@ function parseOptions(argv: string[]): Options {
       "cpu-prof": { type: "boolean" },
       out: { type: "string" },
       quick: { type: "boolean" },
+      reference: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: false,
@@ -137,6 +148,7 @@ function parseOptions(argv: string[]): Options {
     cpuProf,
     out: values.out ?? path.join(REPO_DIR, "bench-results"),
     quick,
+    reference: values.reference ? path.resolve(values.reference) : undefined,
   };
 }
 
@@ -154,6 +166,8 @@ async function outside(options: Options, argv: string[]): Promise<number> {
   const nodeOptions = profileDir
     ? `NODE_OPTIONS='--cpu-prof --cpu-prof-dir=${profileDir} --require ${keepProfile}' `
     : "";
+  // The v0 app's dependencies are installed here: the namespace has no route to the registry.
+  const reference = options.reference ? await prepareReference(options.reference) : undefined;
   // Generous: boot (up to 90 s) + teardown + the runs themselves (~90 s each by default).
   const budgetMs =
     180_000 +
@@ -171,7 +185,9 @@ async function outside(options: Options, argv: string[]): Promise<number> {
         API_KEY: randomBytes(16).toString("hex"),
         AGENTSH_STATE_DIR: stateDir,
         BENCH_IN_STACK: "1",
-        STACK_CMD: `RATE_LIMIT_EXECUTE=100000 RATE_LIMIT_DEMO=100000 ${nodeOptions}scripts/boot`,
+        ...(reference ? { BENCH_REFERENCE_DIR: reference.dir } : {}),
+        // As in production and CI: per-command cgroups (the namespace remounts /sys).
+        STACK_CMD: `RATE_LIMIT_EXECUTE=100000 RATE_LIMIT_DEMO=100000 ${nodeOptions}test/net/with-host-cgroups scripts/boot`,
         ...(profileDir
           ? // The app's own shutdown deadline is 10 s; the profile is written on its exit.
             { BENCH_CPU_PROF_DIR: profileDir, STACK_STOP_TIMEOUT: "20" }
@@ -191,6 +207,7 @@ async function outside(options: Options, argv: string[]): Promise<number> {
     child.on("exit", (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))),
   );
   clearTimeout(deadline);
+  reference?.remove();
   rmSync(stateDir, { recursive: true, force: true });
   try {
     rmdirSync(path.dirname(stateDir)); // only when no other benchmark is using it
@@ -234,6 +251,8 @@ interface LatencyRun {
   execute: Percentiles;
   badRequest: Percentiles;
   root: Percentiles;
+  /** The v0 app's POST /execute (only with --reference). */
+  reference?: Percentiles;
   hops: Record<string, Percentiles>;
 }
 
@@ -284,6 +303,7 @@ interface Stack {
   cliEnv: Record<string, string>;
   cliSession: string;
   hopProbes: Awaited<ReturnType<typeof createHopProbes>> | undefined;
+  reference: ReferenceClient | undefined;
 }
 
 async function inside(options: Options): Promise<number> {
@@ -306,6 +326,13 @@ async function inside(options: Options): Promise<number> {
     AGENTSH_API_KEY: agentshKey,
     AGENTSH_NO_AUTO: "1",
   };
+  let reference: Awaited<ReturnType<typeof startReference>> | undefined;
+  const referenceDir = process.env.BENCH_REFERENCE_DIR;
+  if (referenceDir) {
+    await createSession(agentshKey, REFERENCE_SESSION, workspace);
+    reference = await startReference(referenceDir, cliEnv);
+    log(`reference app: ${options.reference ?? referenceDir} on :${REFERENCE_PORT}`);
+  }
   let hopProbes: Stack["hopProbes"];
   if (options.hops) {
     const vars = { ...bundleVars("agentsh", stateDir, bin), ...stringEnv(process.env) };
@@ -325,6 +352,7 @@ async function inside(options: Options): Promise<number> {
     cliEnv,
     cliSession,
     hopProbes,
+    reference: reference?.client,
   };
   const appCommand =
     stack.appPid === undefined
@@ -343,9 +371,13 @@ async function inside(options: Options): Promise<number> {
   const started = new Date();
   const loadBefore = loadavg();
   const runs: RunResult[] = [];
-  for (let i = 1; i <= options.runs; i++) {
-    log(`run ${i}/${options.runs} (load average ${fmtLoad(loadavg())})`);
-    runs.push(await runOnce(stack, options));
+  try {
+    for (let i = 1; i <= options.runs; i++) {
+      log(`run ${i}/${options.runs} (load average ${fmtLoad(loadavg())})`);
+      runs.push(await runOnce(stack, options));
+    }
+  } finally {
+    reference?.stop();
   }
   const meta = {
     started: started.toISOString(),
@@ -435,6 +467,7 @@ async function measureLatency(stack: Stack, options: Options): Promise<LatencyRu
     execute: [] as number[],
     badRequest: [] as number[],
     root: [] as number[],
+    reference: [] as number[],
   };
   const hopSamples: HopSample[] = [];
   const expectHi = (what: string, ok: boolean, detail: string) => {
@@ -474,6 +507,14 @@ async function measureLatency(stack: Stack, options: Options): Promise<LatencyRu
       if (record) samples.root.push(r.ms);
     },
   ];
+  const reference = stack.reference;
+  if (reference) {
+    steps.push(async (record) => {
+      const r = await timed(() => reference.execute("echo hi"));
+      expectHi("the reference app", r.value.stdout === "hi", JSON.stringify(r.value));
+      if (record) samples.reference.push(r.ms);
+    });
+  }
   const hopProbes = stack.hopProbes;
   if (hopProbes) {
     steps.push(async (record, offset) => {
@@ -497,6 +538,7 @@ async function measureLatency(stack: Stack, options: Options): Promise<LatencyRu
     execute: percentiles(samples.execute),
     badRequest: percentiles(samples.badRequest),
     root: percentiles(samples.root),
+    ...(reference ? { reference: percentiles(samples.reference) } : {}),
     hops,
   };
 }
@@ -684,8 +726,17 @@ function summarize(runs: RunResult[]) {
       runs.map((r) => r.latency.execute.p50 - r.latency.badRequest.p50 - p50(r, "executorRun")),
     ),
   };
+  // Ours over the v0 app's, p50 of each run (only with --reference).
+  const versusReference = runs.every((r) => r.latency.reference)
+    ? {
+        ours: spread(runs.map((r) => r.latency.execute.p50)),
+        reference: spread(runs.map((r) => r.latency.reference?.p50 ?? Number.NaN)),
+        ratio: spread(runs.map((r) => r.latency.execute.p50 / (r.latency.reference?.p50 ?? 1))),
+      }
+    : undefined;
   return {
     latency,
+    versusReference,
     decomposition,
     ratio: { p50: ratio("p50"), p95: ratio("p95"), p99: ratio("p99") },
     hops,
@@ -757,6 +808,17 @@ function renderReport(
       ],
     ),
   );
+  if (s.versusReference) {
+    const v = s.versusReference;
+    out.push(
+      "",
+      "POST /execute p50, ours and the v0 app's, same agentsh, same run (ms)",
+      renderTable(
+        ["ours", "v0 app", "ratio ours / v0"],
+        [[ms(v.ours), ms(v.reference), formatSpread(v.ratio, 2, "×")]],
+      ),
+    );
+  }
   if (options.hops) {
     out.push("", "Hops of POST /execute, each timed alone (p50 per run, ms)");
     out.push(
