@@ -40,7 +40,7 @@ import { createSessionRoutes } from "./routes/sessions.js";
 import { createRunCommand } from "./run-command.js";
 import type { SessionRegistryControl } from "./sessions/session-registry.js";
 import { requireOperator, requireTenant } from "./tenants/guard.js";
-import type { TenantDirectory } from "./tenants/tenants.js";
+import type { Tenant, TenantDirectory } from "./tenants/tenants.js";
 
 export interface AppDeps {
   config: Pick<
@@ -74,6 +74,8 @@ export interface AppDeps {
    * API_KEYS count only where the file names them. Absent: API_KEY / API_KEYS as always.
    */
   tenants?: TenantDirectory;
+  /** `/explain` for a tenant's caller: its own policy (with `tenants`). */
+  explainFor?: (tenant: Tenant) => Promise<Explainer>;
 }
 
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
@@ -217,6 +219,7 @@ export function createApp(deps: AppDeps) {
       "/explain",
       createExplainRoutes({
         explain: deps.explain,
+        ...(deps.explainFor ? { explainFor: deps.explainFor } : {}),
         maxTimeoutMs: config.limits.maxTimeoutMs,
         guard,
       }),

@@ -38,7 +38,13 @@ import { createJsonLogger } from "./logger.js";
 import { createServiceMetrics } from "./metrics/service-metrics.js";
 import { createSessionRegistry, envPolicyDenies } from "./sessions/session-registry.js";
 import { logStartup } from "./startup-log.js";
-import { loadTenantDirectory, type TenantDirectory } from "./tenants/tenants.js";
+import { effectiveTenantPolicy } from "./tenants/explain.js";
+import {
+  loadTenantDirectory,
+  readTenantPolicy,
+  type Tenant,
+  type TenantDirectory,
+} from "./tenants/tenants.js";
 import { prepareTenantWorkspaces } from "./tenants/workspaces.js";
 
 /**
@@ -266,6 +272,29 @@ async function main(): Promise<void> {
       // agentsh's own engine answers the same lookups; the response lists any difference.
       policyTest: agentsh.policyTest,
     }),
+    ...(tenants
+      ? {
+          // A tenant's policy as agentsh applies it; agentsh's policy-test API only knows the
+          // server default, so there is no cross-check here.
+          explainFor: cachedBy(
+            (tenant: Tenant) => `${tenant.policy}\0${tenant.workspaceRoot}`,
+            async (tenant: Tenant) =>
+              createExplainer({
+                matcher: createPolicyMatcher(
+                  effectiveTenantPolicy(
+                    await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy),
+                    bundle.policy,
+                  ),
+                  policyVars,
+                ),
+                workspace: tenant.workspaceRoot,
+                wrapper: launcher ? "agentsh-launch" : "/bin/bash",
+                resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
+                resolveHost: hostResolver(),
+              }),
+          ),
+        }
+      : {}),
   });
   const server = listen(app, { port: config.port, hostname: config.host }, (port) =>
     logStartup({ logger, config, bundle, agentshBin, port, enforcement: monitor.state() }),
@@ -303,6 +332,21 @@ async function loadTenants(
     reservedPaths: [config.agentsh.workspace, bundle.isolation.identities.scratch_root, stateDir],
     env: process.env,
   });
+}
+
+/** Memoises an async factory by key (a failed build is retried next time). */
+function cachedBy<T, R>(key: (input: T) => string, build: (input: T) => Promise<R>) {
+  const cache = new Map<string, Promise<R>>();
+  return (input: T): Promise<R> => {
+    const k = key(input);
+    let found = cache.get(k);
+    if (!found) {
+      found = build(input);
+      found.catch(() => cache.delete(k));
+      cache.set(k, found);
+    }
+    return found;
+  };
 }
 
 /** What commands may bind, as /health says it: "any" or the Landlock ranges. */

@@ -36,6 +36,7 @@ export interface TestAppOptions {
   hosts?: Record<string, string[]>;
   /** A tenants file's directory (src/tenants/). */
   tenants?: AppDeps["tenants"];
+  explainFor?: AppDeps["explainFor"];
 }
 
 /** The bundle's real policy (agentsh/policies/default.yaml), for explain. */
@@ -157,6 +158,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
     ...(options.rateLimitStore ? { rateLimitStore: options.rateLimitStore } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
     ...(options.tenants ? { tenants: options.tenants } : {}),
+    ...(options.explainFor ? { explainFor: options.explainFor } : {}),
     protections: createProtectionReport({
       canaries: CANARIES,
       staticChecks: { "seccomp helper enabled in bundle": true },

@@ -3,8 +3,22 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSqliteAuditStore } from "../../src/audit/sqlite-store.js";
-import { loadTenantDirectory, sha256Hex, type TenantDirectory } from "../../src/tenants/tenants.js";
-import { buildTestApp, postJson, readJson } from "../support/test-app.js";
+import { createExplainer } from "../../src/explain/explain.js";
+import { createPolicyMatcher } from "../../src/explain/rules.js";
+import { effectiveTenantPolicy } from "../../src/tenants/explain.js";
+import {
+  loadTenantDirectory,
+  readTenantPolicy,
+  sha256Hex,
+  type TenantDirectory,
+} from "../../src/tenants/tenants.js";
+import {
+  buildTestApp,
+  POLICY,
+  postJson,
+  readJson,
+  testProgramResolver,
+} from "../support/test-app.js";
 
 /** The request layer with a tenants file: who a key is, and what each tenant may see. */
 
@@ -55,7 +69,24 @@ const build = () =>
     env: { API_KEY: LEGACY, RATE_LIMIT_EXECUTE: "1000" },
     tenants,
     audit: openSqliteAuditStore(":memory:"),
+    explainFor: async (tenant) =>
+      createExplainer({
+        matcher: createPolicyMatcher(
+          effectiveTenantPolicy(
+            await readTenantPolicy(
+              BUNDLE_POLICIES,
+              tenant.policy === "strict" ? "strict" : "default",
+            ),
+            POLICY,
+          ),
+        ),
+        workspace: tenant.workspaceRoot,
+        wrapper: "agentsh-launch",
+        resolveProgram: testProgramResolver,
+        resolveHost: async () => [],
+      }),
   });
+const BUNDLE_POLICIES = new URL("../../agentsh/policies", import.meta.url).pathname;
 
 describe("tenants: who a key is", () => {
   it("runs a tenant's command with its tenant (workspace, policy, slot share)", async () => {
@@ -112,6 +143,14 @@ describe("tenants: who a key is", () => {
 });
 
 describe("tenants: scoped views", () => {
+  it("/explain answers with the caller's policy", async () => {
+    const { app } = build();
+    const explain = async (key: string) =>
+      readJson(await app.request("/explain", postJson({ command: "git status" }, as(key))));
+    expect(await explain(KEY_A)).toMatchObject({ verdict: "blocked", rule: "strict-deny-git" });
+    expect(await explain(KEY_B)).toMatchObject({ verdict: "allowed" });
+  });
+
   it("shows a tenant only its own audit entries; the operator sees all", async () => {
     const { app } = build();
     await app.request("/execute", postJson({ command: "echo from-a" }, as(KEY_A)));
