@@ -22,7 +22,7 @@ describe("the strict tenant policy", () => {
       added.push(...rules.filter((r) => r.name.startsWith("strict-")).map((r) => r.name));
       expect(rules.filter((r) => !r.name.startsWith("strict-"))).toEqual(base[list]);
     }
-    expect(added).toEqual(["strict-deny-git", "strict-deny-distribution-files"]);
+    expect(added).toEqual(["strict-deny-git", "strict-deny-licence-texts"]);
     const { name: _s, command_rules: _c, file_rules: _f, ...strictRest } = strict;
     const { name: _d, command_rules: _dc, file_rules: _df, ...baseRest } = base;
     expect(strictRest).toEqual(baseRest);
