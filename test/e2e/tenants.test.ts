@@ -1,9 +1,11 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
 import type { SessionInfo } from "../../src/sessions/contract.js";
 import { skipWhen } from "../support/skip-when.js";
-import { expectAllowed, expectBlocked, http, OTHER_API_KEY } from "./harness.js";
+import { BASE_URL, expectAllowed, expectBlocked, http, OTHER_API_KEY } from "./harness.js";
 
 /**
  * Two tenants side by side on the real stack (test/e2e/tenants.yaml, given to the stack as
@@ -217,6 +219,54 @@ tenantsStage("tenants: fair share of the command slots", () => {
     expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
   }, 120_000);
 });
+
+tenantsStage("tenants: key rotation without a restart (SIGHUP)", () => {
+  it(
+    "a tenant added to the file is served after SIGHUP, and gone after the next [local only]",
+    skipWhen("remote", { timeout: 30_000 }),
+    async () => {
+      const file = process.env.TENANTS_FILE ?? "";
+      const original = readFileSync(file, "utf8");
+      const key = randomBytes(24).toString("hex");
+      const digest = createHash("sha256").update(key).digest("hex");
+      const app = listenerPid(Number(new URL(BASE_URL).port));
+      const status = async () =>
+        (await http("/sessions", { headers: { "X-API-Key": key } })).status;
+      const until = async (want: number) => {
+        const deadline = Date.now() + 5_000;
+        let last = await status();
+        while (last !== want && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          last = await status();
+        }
+        return last;
+      };
+      expect(await status()).toBe(401);
+      try {
+        writeFileSync(file, `${original}  - name: gamma\n    keys: [{ sha256: ${digest} }]\n`);
+        process.kill(app, "SIGHUP");
+        expect(await until(200)).toBe(200);
+        expectAllowed(await run("pwd", key), "/sessions/tenant-gamma\n");
+        // A broken file is refused and the tenants in force stay.
+        writeFileSync(file, "version: 2\n");
+        process.kill(app, "SIGHUP");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await status()).toBe(200);
+      } finally {
+        writeFileSync(file, original);
+        process.kill(app, "SIGHUP");
+      }
+      expect(await until(401)).toBe(401);
+      expectAllowed(await run("echo still", ALPHA), "still\n");
+    },
+  );
+});
+
+/** The process listening on `port` in this network namespace (the app). */
+function listenerPid(port: number): number {
+  const out = execFileSync("ss", ["-Hltnp", `sport = :${port}`], { encoding: "utf8" });
+  return Number(out.match(/pid=(\d+)/)?.[1]);
+}
 
 function pidsWithEnv(entry: string): number[] {
   const pids: number[] = [];
