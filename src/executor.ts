@@ -1,3 +1,5 @@
+import type { TenantLimits } from "./limits/limits.js";
+
 /**
  * The executor port: what the service needs from whatever governs a command. `src/agentsh/`
  * implements it with agentsh; request tests use a fake. Nothing outside `src/agentsh/` sees
@@ -114,6 +116,8 @@ export interface CommandTenant {
   workspaceRoot: string;
   /** Command slots it may hold at once. */
   slots: number | undefined;
+  /** Its own cgroup limits per command (lower than the bundle's). */
+  limits?: TenantLimits | undefined;
 }
 
 export interface GovernedCommand {

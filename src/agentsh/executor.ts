@@ -132,8 +132,10 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           limits =
             options.limits && place
               ? await options.limits.forCommand({
-                  // One command at a time per slot: its cgroup is reused.
-                  slot: `slot-${lease.slot}`,
+                  // One command at a time per slot: its cgroup is reused (a tenant with limits
+                  // of its own has its own per slot, set up with them).
+                  slot: tenant?.limits ? `slot-${lease.slot}-${tenant.name}` : `slot-${lease.slot}`,
+                  ...(tenant?.limits ? { tighter: tenant.limits } : {}),
                   places: placesOf(options.limits, place, request.session !== undefined),
                   stop: () => endCommand(),
                 })

@@ -4,6 +4,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { type Policy, policySchema } from "../bundle/policy-schema.js";
+import type { TenantLimits } from "../limits/limits.js";
 
 /**
  * Tenants: who an API key is. With a tenants file (agentsh/tenants.yaml, or TENANTS_FILE) every
@@ -29,6 +30,8 @@ export interface Tenant {
   sessionQuota: number | undefined;
   /** Sees every tenant's trail, sessions count and metrics (an operator). */
   operator: boolean;
+  /** Its own cgroup limits per command (never above the bundle's isolation.yaml limits). */
+  limits: TenantLimits | undefined;
 }
 
 /** What owns sessions, scratch dirs and audit entries of a tenant's commands. */
@@ -77,6 +80,14 @@ const tenantSchema = z.strictObject({
     })
     .optional(),
   sessions: z.number().int().min(1).max(1000).optional(),
+  /** Per command, lower than isolation.yaml's limits (the lower of the two applies). */
+  limits: z
+    .strictObject({
+      memory_mb: z.number().int().min(16).optional(),
+      processes: z.number().int().min(8).optional(),
+      cpu_percent: z.number().int().min(1).max(1000).optional(),
+    })
+    .optional(),
   operator: z.boolean().default(false),
 });
 
@@ -213,6 +224,13 @@ export async function parseTenants(
           : undefined,
         sessionQuota: t.sessions,
         operator: t.operator,
+        limits: t.limits
+          ? {
+              ...(t.limits.memory_mb !== undefined ? { memoryMb: t.limits.memory_mb } : {}),
+              ...(t.limits.processes !== undefined ? { processes: t.limits.processes } : {}),
+              ...(t.limits.cpu_percent !== undefined ? { cpuPercent: t.limits.cpu_percent } : {}),
+            }
+          : undefined,
       },
       digests,
     });

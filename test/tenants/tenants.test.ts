@@ -40,6 +40,7 @@ tenants:
     slots: 2
     rate_limits: { requests: 5 }
     sessions: 2
+    limits: { memory_mb: 128, processes: 64 }
   - name: ops
     keys: [{ sha256: ${b} }]
     operator: true
@@ -57,6 +58,7 @@ describe("tenants file", () => {
         rateLimits: { windowMs: 60_000, requests: 5 },
         sessionQuota: 2,
         operator: false,
+        limits: { memoryMb: 128, processes: 64 },
       },
       {
         name: "ops",
@@ -66,6 +68,7 @@ describe("tenants file", () => {
         rateLimits: undefined,
         sessionQuota: undefined,
         operator: true,
+        limits: undefined,
       },
     ]);
   });
