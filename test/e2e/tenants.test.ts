@@ -10,7 +10,7 @@ import { BASE_URL, expectAllowed, expectBlocked, http, OTHER_API_KEY } from "./h
 /**
  * Two tenants side by side on the real stack (test/e2e/tenants.yaml, given to the stack as
  * TENANTS_FILE by scripts/test's e2e-tenants stage): alpha (policy default, operator) and beta
- * (policy strict), each with 2 of the 4 command slots. Skipped (declared) in the other stages.
+ * (policy strict, 96 MiB per command), each with 2 of the 4 command slots. Skipped (declared) in the other stages.
  */
 const ALPHA = process.env.E2E_API_KEY ?? "";
 const BETA = OTHER_API_KEY ?? "";
@@ -149,6 +149,15 @@ tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)",
     const read = "grep -m1 -o GNU /usr/share/common-licenses/GPL-3";
     expectAllowed(await run(read, ALPHA), "GNU\n");
     expectBlocked(await run(read, BETA), "strict-deny-licence-texts", "file");
+  });
+
+  it("resource limit: 200 MiB fit alpha's command (bundle: 384 MiB), not beta's (its own 96 MiB)", async () => {
+    const probe = `python3 -c 'b = bytearray(200 * 1024 ** 2); print("allocated")'; echo rc=$?`;
+    expectAllowed(await run(probe, ALPHA), "allocated\nrc=0\n");
+    const beta = await run(probe, BETA);
+    expect(beta.stdout).toBe("rc=137\n");
+    expect(beta.decision).toMatchObject({ rule: "limit-memory", layer: "limit" });
+    expect(beta.decision?.message).toContain("96 MiB");
   });
 
   it("a tenant's session gets its policy too", async () => {
