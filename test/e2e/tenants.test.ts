@@ -160,6 +160,19 @@ tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)",
     expect(beta.decision?.message).toContain("96 MiB");
   });
 
+  it("network rules: every tenant meets the server default's (agentsh's proxy reads it, not the session's), and /explain says so", async () => {
+    const probe = "curl -s --max-time 3 http://169.254.169.254/latest/meta-data/";
+    for (const key of [ALPHA, BETA]) {
+      expectBlocked(await run(probe, key), "deny-cloud-metadata", "network");
+      const res = await http("/explain", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-API-Key": key },
+        body: JSON.stringify({ command: probe }),
+      });
+      expect(await res.json()).toMatchObject({ verdict: "blocked", rule: "deny-cloud-metadata" });
+    }
+  });
+
   it("a tenant's session gets its policy too", async () => {
     const res = await http("/sessions", { method: "POST", headers: { "X-API-Key": BETA } });
     const { session } = (await res.json()) as { session: SessionInfo };
