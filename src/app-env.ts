@@ -1,4 +1,5 @@
 import type { TimingVariables } from "hono/timing";
+import type { Tenant } from "./tenants/tenants.js";
 
 /** The one Hono environment type shared by the app, its middleware and its routes. */
 export interface AppEnv {
@@ -8,6 +9,8 @@ export interface AppEnv {
     clientAddress: string;
     /** Who the caller is, set by the API-key guard: a key fingerprint or `anonymous`. */
     owner: string;
+    /** The caller's tenant (only with a tenants file; see src/tenants/). */
+    tenant?: Tenant;
     /** agentsh's ids for the command of this request (for the request log line). */
     agentsh?: { sessionId: string | null; commandId: string | null };
   };

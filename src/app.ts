@@ -39,6 +39,8 @@ import { createServiceIndexRoutes } from "./routes/service-index.js";
 import { createSessionRoutes } from "./routes/sessions.js";
 import { createRunCommand } from "./run-command.js";
 import type { SessionRegistryControl } from "./sessions/session-registry.js";
+import { requireOperator, requireTenant } from "./tenants/guard.js";
+import type { Tenant, TenantDirectory } from "./tenants/tenants.js";
 
 export interface AppDeps {
   config: Pick<
@@ -67,6 +69,13 @@ export interface AppDeps {
   metrics?: ServiceMetrics;
   /** The governed sessions this instance holds (`/sessions`, `sessionId` in `/execute`). */
   sessions: SessionRegistryControl;
+  /**
+   * The tenants file's directory (src/tenants/): keys are then tenants' keys, and API_KEY /
+   * API_KEYS count only where the file names them. Absent: API_KEY / API_KEYS as always.
+   */
+  tenants?: TenantDirectory;
+  /** `/explain` for a tenant's caller: its own policy (with `tenants`). */
+  explainFor?: (tenant: Tenant) => Promise<Explainer>;
 }
 
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
@@ -104,7 +113,8 @@ export function createApp(deps: AppDeps) {
     defaultTimeoutMs: config.limits.defaultTimeoutMs,
     trail,
   });
-  const guard = requireApiKey(config.apiKeys);
+  const { tenants } = deps;
+  const guard = tenants ? requireTenant(tenants) : requireApiKey(config.apiKeys);
   // One bucket for running commands, whether asked by /execute or by an MCP tool call.
   const executeLimit = limit("execute", config.rateLimits.execute);
 
@@ -191,6 +201,7 @@ export function createApp(deps: AppDeps) {
       createAuditRoutes({
         audit,
         apiKeys: config.apiKeys,
+        ...(tenants ? { guard } : {}),
       }),
     )
     .route(
@@ -198,6 +209,9 @@ export function createApp(deps: AppDeps) {
       createMetricsRoutes({
         registry: metrics.registry,
         tokens: [...config.apiKeys, ...(config.metricsToken ? [config.metricsToken] : [])],
+        ...(tenants
+          ? { guard: requireOperator(tenants, config.metricsToken ? [config.metricsToken] : []) }
+          : {}),
       }),
     )
     .use("/explain", limit("explain", config.rateLimits.execute))
@@ -205,6 +219,7 @@ export function createApp(deps: AppDeps) {
       "/explain",
       createExplainRoutes({
         explain: deps.explain,
+        ...(deps.explainFor ? { explainFor: deps.explainFor } : {}),
         maxTimeoutMs: config.limits.maxTimeoutMs,
         guard,
       }),
@@ -216,6 +231,7 @@ export function createApp(deps: AppDeps) {
         monitor: deps.enforcement,
         protections: deps.protections,
         apiKeys: config.apiKeys,
+        ...(tenants ? { guard: requireOperator(tenants) } : {}),
       }),
     );
 

@@ -60,6 +60,7 @@ export function createExecuteCommand(options: {
         ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
         requestId: caller.requestId,
         owner: caller.owner,
+        ...(caller.tenant ? { tenant: caller.tenant } : {}),
         ...(caller.onPhase ? { onPhase: caller.onPhase } : {}),
         ...(lease && input.sessionId
           ? { session: lease.context, callerSession: input.sessionId }

@@ -1,3 +1,5 @@
+import type { TenantLimits } from "./limits/limits.js";
+
 /**
  * The executor port: what the service needs from whatever governs a command. `src/agentsh/`
  * implements it with agentsh; request tests use a fake. Nothing outside `src/agentsh/` sees
@@ -107,6 +109,17 @@ export type Execution =
   | { kind: "result"; result: GovernedResult }
   | { kind: "not_run"; reason: NotRunReason; detail: string };
 
+/** What the executor needs of a tenant (src/tenants/). */
+export interface CommandTenant {
+  name: string;
+  policy: string;
+  workspaceRoot: string;
+  /** Command slots it may hold at once. */
+  slots: number | undefined;
+  /** Its own cgroup limits per command (lower than the bundle's). */
+  limits?: TenantLimits | undefined;
+}
+
 export interface GovernedCommand {
   command: string;
   timeoutMs: number;
@@ -118,6 +131,11 @@ export interface GovernedCommand {
    * HOME/TMPDIR of their key's, which no other key's command can read.
    */
   owner?: string;
+  /**
+   * The caller's tenant (with a tenants file): a command without a session runs in the
+   * tenant's workspace, in an agentsh session created with the tenant's policy.
+   */
+  tenant?: CommandTenant;
   /**
    * Receives output as agentsh streams it (raw, unredacted: the caller redacts). The result
    * still carries the output, bounded, as in a buffered run.
@@ -137,7 +155,7 @@ export type Phase = "queue" | "limits" | "agentsh" | "evidence" | "after";
 export interface Executor {
   run(request: GovernedCommand): Promise<Execution>;
   /** Creates the agentsh session of a caller's session, rooted in its workspace. */
-  openSession(agentshSessionId: string, workspace: string): Promise<void>;
+  openSession(agentshSessionId: string, workspace: string, policy?: string): Promise<void>;
   /** Ends it in agentsh (best effort: agentsh also expires idle sessions). */
   closeSession(agentshSessionId: string): Promise<void>;
 }

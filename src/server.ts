@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
@@ -37,6 +38,14 @@ import { createJsonLogger } from "./logger.js";
 import { createServiceMetrics } from "./metrics/service-metrics.js";
 import { createSessionRegistry, envPolicyDenies } from "./sessions/session-registry.js";
 import { logStartup } from "./startup-log.js";
+import { effectiveTenantPolicy } from "./tenants/explain.js";
+import {
+  loadTenantDirectory,
+  readTenantPolicy,
+  type Tenant,
+  type TenantDirectory,
+} from "./tenants/tenants.js";
+import { prepareTenantWorkspaces } from "./tenants/workspaces.js";
 
 /**
  * Node entry: the only place that reads the process environment; it wires the parts, proves
@@ -58,6 +67,28 @@ async function main(): Promise<void> {
 
   const { isolation } = bundle;
   const stateDir = process.env.AGENTSH_STATE_DIR ?? "/var/lib/governed-executor";
+  const tenants = await loadTenants(config, bundle, stateDir);
+  if (tenants) {
+    const gid = process.getuid?.() === 0 ? isolation.identities.gid : undefined;
+    await prepareTenantWorkspaces(tenants.list(), gid);
+    logger.info("tenants", {
+      tenants: tenants
+        .list()
+        .map((t) => ({ name: t.name, policy: t.policy, operator: t.operator })),
+    });
+    // Key rotation: edit the file (or the key variables of a restarted process) and send
+    // SIGHUP. A broken file keeps the tenants in force and says why.
+    process.on("SIGHUP", () => {
+      void tenants.reload().then(async (result) => {
+        if (!result.ok) {
+          logger.error("tenants not reloaded", { error: result.error });
+          return;
+        }
+        await prepareTenantWorkspaces(tenants.list(), gid);
+        logger.info("tenants reloaded", { tenants: result.tenants, keys: result.keys });
+      });
+    });
+  }
   // The app, agentsh's HTTP API, agentsh's gRPC, pprof and Redis defaults (as in the policy's
   // deny-agentsh-api and deny-service-ports): never a command's to listen on.
   const agentshPort = Number(new URL(config.agentsh.serverUrl).port || 80);
@@ -219,6 +250,7 @@ async function main(): Promise<void> {
   const app = createApp({
     config,
     sessions,
+    ...(tenants ? { tenants } : {}),
     executor: agentsh.executor,
     enforcement: monitor,
     health,
@@ -240,6 +272,29 @@ async function main(): Promise<void> {
       // agentsh's own engine answers the same lookups; the response lists any difference.
       policyTest: agentsh.policyTest,
     }),
+    ...(tenants
+      ? {
+          // A tenant's policy as agentsh applies it; agentsh's policy-test API only knows the
+          // server default, so there is no cross-check here.
+          explainFor: cachedBy(
+            (tenant: Tenant) => `${tenant.policy}\0${tenant.workspaceRoot}`,
+            async (tenant: Tenant) =>
+              createExplainer({
+                matcher: createPolicyMatcher(
+                  effectiveTenantPolicy(
+                    await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy),
+                    bundle.policy,
+                  ),
+                  policyVars,
+                ),
+                workspace: tenant.workspaceRoot,
+                wrapper: launcher ? "agentsh-launch" : "/bin/bash",
+                resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
+                resolveHost: hostResolver(),
+              }),
+          ),
+        }
+      : {}),
   });
   const server = listen(app, { port: config.port, hostname: config.host }, (port) =>
     logStartup({ logger, config, bundle, agentshBin, port, enforcement: monitor.state() }),
@@ -260,6 +315,38 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** The tenants file (TENANTS_FILE, else <bundle>/tenants.yaml when present); undefined: none. */
+async function loadTenants(
+  config: ReturnType<typeof parseConfig>,
+  bundle: Awaited<ReturnType<typeof loadPolicyBundle>>,
+  stateDir: string,
+): Promise<TenantDirectory | undefined> {
+  const inBundle = path.join(bundle.dir, "tenants.yaml");
+  const file = config.agentsh.tenantsFile ?? (existsSync(inBundle) ? inBundle : undefined);
+  if (file === undefined) return undefined;
+  return loadTenantDirectory(file, {
+    policyDir: path.dirname(bundle.policyFile),
+    sessionsRoot: bundle.isolation.filesystem.sessions_root,
+    reservedPaths: [config.agentsh.workspace, bundle.isolation.identities.scratch_root, stateDir],
+    env: process.env,
+  });
+}
+
+/** Memoises an async factory by key (a failed build is retried next time). */
+function cachedBy<T, R>(key: (input: T) => string, build: (input: T) => Promise<R>) {
+  const cache = new Map<string, Promise<R>>();
+  return (input: T): Promise<R> => {
+    const k = key(input);
+    let found = cache.get(k);
+    if (!found) {
+      found = build(input);
+      found.catch(() => cache.delete(k));
+      cache.set(k, found);
+    }
+    return found;
+  };
 }
 
 /** What commands may bind, as /health says it: "any" or the Landlock ranges. */

@@ -50,7 +50,7 @@ export interface AgentshCliOptions {
   outputLimitBytes: number;
   sessions: SessionPool;
   /** Called when agentsh says the session does not exist (expired, server restarted). */
-  recreateSession: (sessionId: string, workspace?: string) => Promise<void>;
+  recreateSession: (sessionId: string, workspace?: string, policy?: string) => Promise<void>;
   /** Ends an agentsh session (a caller's session was deleted or expired). */
   destroySession?: (sessionId: string) => Promise<void>;
   /** Reads denials agentsh keeps only in its event store (nested commands, files, sockets). */
@@ -90,13 +90,18 @@ const REFUSAL_SIGN = /Permission denied|Operation not permitted/;
 
 export function createAgentshExecutor(options: AgentshCliOptions): Executor {
   return {
-    openSession: (sessionId, workspace) => options.recreateSession(sessionId, workspace),
+    openSession: (sessionId, workspace, policy) =>
+      options.recreateSession(sessionId, workspace, policy),
     closeSession: async (sessionId) => options.destroySession?.(sessionId),
     async run(request: GovernedCommand): Promise<Execution> {
       const lap = phaseTimer(request.onPhase);
       let lease: SessionLease;
       try {
-        lease = await options.sessions.acquire(request.signal, request.owner);
+        lease = await options.sessions.acquire(
+          request.signal,
+          request.owner,
+          request.tenant?.slots,
+        );
         lap("queue");
       } catch (error) {
         const reason = error instanceof PoolSaturatedError ? "busy" : "canceled";
@@ -107,7 +112,12 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         // session registry refuses a second); other commands use the slot's session. Either way
         // it is ours alone until release, so every denial it records from here on belongs to
         // this command.
-        const sessionId = request.session?.agentshSessionId ?? lease.sessionId;
+        // A tenant's plain commands: the slot's agentsh session of that tenant (its workspace and
+        // policy), created on first use.
+        const tenant = request.session ? undefined : request.tenant;
+        const sessionId =
+          request.session?.agentshSessionId ??
+          (tenant ? `${lease.sessionId}-${tenant.name}` : lease.sessionId);
         const since = new Date(Date.now() - 5);
         // Known only to the launcher's argv: its refusal line carries it (see launcherRefusal).
         const tag = randomUUID();
@@ -122,8 +132,10 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           limits =
             options.limits && place
               ? await options.limits.forCommand({
-                  // One command at a time per slot: its cgroup is reused.
-                  slot: `slot-${lease.slot}`,
+                  // One command at a time per slot: its cgroup is reused (a tenant with limits
+                  // of its own has its own per slot, set up with them).
+                  slot: tenant?.limits ? `slot-${lease.slot}-${tenant.name}` : `slot-${lease.slot}`,
+                  ...(tenant?.limits ? { tighter: tenant.limits } : {}),
                   places: placesOf(options.limits, place, request.session !== undefined),
                   stop: () => endCommand(),
                 })
@@ -147,7 +159,11 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           cli = await run();
           if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
             // Nothing ran: agentsh rejected the unknown session before starting the command.
-            await options.recreateSession(sessionId, request.session?.workspace);
+            await options.recreateSession(
+              sessionId,
+              request.session?.workspace ?? tenant?.workspaceRoot,
+              tenant?.policy,
+            );
             cli = await run();
           }
         } catch (error) {
@@ -465,7 +481,7 @@ function commandPlace(
   request: GovernedCommand,
   identity: number,
 ): CommandPlace {
-  const workspace = request.session?.workspace ?? sharedWorkspace;
+  const workspace = request.session?.workspace ?? request.tenant?.workspaceRoot ?? sharedWorkspace;
   if (!workspace) throw new Error("the launcher needs the shared workspace for plain commands");
   const name = scratchName(
     {

@@ -35,6 +35,8 @@ export class WaitCanceledError extends Error {
 
 interface Waiter {
   owner: string;
+  /** The most slots this owner may hold at once (a tenant's share); undefined: no cap. */
+  cap: number | undefined;
   resolve: (lease: SessionLease) => void;
   reject: (error: Error) => void;
 }
@@ -48,6 +50,8 @@ export class SessionPool {
   private readonly waiters: Waiter[] = [];
   /** The owner of the commands running now (with oneOwnerAtATime). */
   private runningOwner: string | null = null;
+  /** Slots each owner holds now. */
+  private readonly held = new Map<string, number>();
 
   constructor(
     prefix: string,
@@ -69,9 +73,21 @@ export class SessionPool {
     };
   }
 
-  acquire(signal?: AbortSignal, owner = SERVICE_OWNER): Promise<SessionLease> {
+  /**
+   * A slot for `owner`. With a `cap` (a tenant's share of the slots) the owner never holds more
+   * than that many at once, and a free slot goes to the next waiter that is within its cap, so
+   * one owner's flood leaves the other slots to the others; without caps, first come, first
+   * served.
+   */
+  acquire(signal?: AbortSignal, owner = SERVICE_OWNER, cap?: number): Promise<SessionLease> {
     if (signal?.aborted) return Promise.reject(new WaitCanceledError());
-    if (this.waiters.length === 0 && this.admits(owner)) {
+    // With a cap, only this owner's own earlier requests are ahead of it: the others waiting
+    // are held back by their own caps (a free slot is never left while someone may take it).
+    const nobodyAhead =
+      cap !== undefined && !this.oneOwnerAtATime
+        ? !this.waiters.some((w) => w.owner === owner)
+        : this.waiters.length === 0;
+    if (nobodyAhead && this.admits(owner, cap)) {
       const sessionId = this.free.pop();
       if (sessionId !== undefined) return Promise.resolve(this.lease(sessionId, owner));
     }
@@ -91,6 +107,7 @@ export class SessionPool {
       };
       const waiter: Waiter = {
         owner,
+        cap,
         resolve: (lease) => {
           leave();
           resolve(lease);
@@ -115,13 +132,15 @@ export class SessionPool {
   }
 
   /** Whether a command of `owner` may start now (a slot aside). */
-  private admits(owner: string): boolean {
+  private admits(owner: string, cap: number | undefined): boolean {
+    if (cap !== undefined && (this.held.get(owner) ?? 0) >= cap) return false;
     return !this.oneOwnerAtATime || this.runningOwner === null || this.runningOwner === owner;
   }
 
   private lease(sessionId: string, owner: string): SessionLease {
     let released = false;
     this.runningOwner = owner;
+    this.held.set(owner, (this.held.get(owner) ?? 0) + 1);
     return {
       sessionId,
       slot: this.sessionIds.indexOf(sessionId),
@@ -129,14 +148,24 @@ export class SessionPool {
         if (released) return;
         released = true;
         this.free.push(sessionId);
+        const holds = (this.held.get(owner) ?? 1) - 1;
+        if (holds === 0) this.held.delete(owner);
+        else this.held.set(owner, holds);
         if (this.free.length === this.sessionIds.length) this.runningOwner = null;
-        // First come, first served: admit from the head while it may start.
-        for (;;) {
-          const next = this.waiters[0];
-          if (!next || !this.admits(next.owner)) break;
-          const slot = this.free.pop();
-          if (slot === undefined) break;
-          next.resolve(this.lease(slot, next.owner));
+        // First come, first served: admit from the head while it may start; a waiter held
+        // back only by its owner's cap is passed over (the next owner's request goes first).
+        for (let i = 0; i < this.waiters.length && this.free.length > 0; ) {
+          const next = this.waiters[i];
+          if (!next) break;
+          if (this.admits(next.owner, next.cap)) {
+            const slot = this.free.pop();
+            if (slot === undefined) break;
+            next.resolve(this.lease(slot, next.owner));
+            continue; // resolve() removed it from the queue
+          }
+          const overCap = next.cap !== undefined && (this.held.get(next.owner) ?? 0) >= next.cap;
+          if (!overCap || this.oneOwnerAtATime) break;
+          i += 1;
         }
       },
     };

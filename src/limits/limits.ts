@@ -49,7 +49,19 @@ export interface Limits {
     places: Place[];
     /** Ends the command's processes (the watchdog found it over a disk limit). */
     stop: () => void;
+    /**
+     * A tenant's own cgroup limits (only ever lower than the bundle's; a tenant with its own
+     * gets cgroups of its own per slot). Applied where the cgroup layer is in force.
+     */
+    tighter?: TenantLimits;
   }): Promise<CommandLimits>;
+}
+
+/** A tenant's cgroup limits (src/tenants/): memory, processes and CPU share of one command. */
+export interface TenantLimits {
+  memoryMb?: number;
+  processes?: number;
+  cpuPercent?: number;
 }
 
 export interface LimitsOptions {
@@ -115,12 +127,15 @@ export function createLimits(options: LimitsOptions): Limits {
   return {
     settings: limits,
     report,
-    async forCommand({ slot, places, stop }) {
+    async forCommand({ slot, places, stop, tighter }) {
+      const memoryMb = Math.min(limits.memory_mb, tighter?.memoryMb ?? limits.memory_mb);
+      const processes = Math.min(limits.processes, tighter?.processes ?? limits.processes);
+      const cpuPercent = Math.min(limits.cpu_percent, tighter?.cpuPercent ?? limits.cpu_percent);
       const cgroup: CommandCgroup | undefined = cgroups
         ? await cgroups.create(slot, {
-            memoryBytes,
-            processes: limits.processes,
-            cpuPercent: limits.cpu_percent,
+            memoryBytes: memoryMb * MiB,
+            processes,
+            cpuPercent,
           })
         : undefined;
       const watch = watchDisk({
@@ -143,14 +158,14 @@ export function createLimits(options: LimitsOptions): Limits {
             return limitDecision(
               LIMIT_RULES.memory,
               "memory",
-              `the kernel ended ${evidence.oomKills} process(es) at the command's ${limits.memory_mb} MiB memory limit`,
+              `the kernel ended ${evidence.oomKills} process(es) at the command's ${memoryMb} MiB memory limit`,
             );
           }
           if (evidence.pidsMaxHits > 0) {
             return limitDecision(
               LIMIT_RULES.processes,
               "processes",
-              `${evidence.pidsMaxHits} fork(s) refused at the command's limit of ${limits.processes} processes`,
+              `${evidence.pidsMaxHits} fork(s) refused at the command's limit of ${processes} processes`,
             );
           }
           if (exitCode === SIGXCPU_EXIT) {

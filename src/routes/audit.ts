@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
 import { AUDIT_OUTCOMES, type AuditStore, InvalidCursorError } from "../audit/audit-log.js";
 import { requireConfiguredApiKey } from "../http/api-key.js";
@@ -11,6 +12,7 @@ import {
   jsonAnswer,
   QUERY_ERRORS,
 } from "../openapi/route-docs.js";
+import { visibleOwner } from "../tenants/guard.js";
 
 export const AUDIT_PAGE_DEFAULT = 50;
 export const AUDIT_PAGE_MAX = 200;
@@ -67,6 +69,8 @@ export const auditQuerySchema = z
 export function createAuditRoutes(options: {
   audit: Pick<AuditStore, "query">;
   apiKeys: readonly string[];
+  /** Replaces the API-key check (a tenants file: src/tenants/guard.ts). */
+  guard?: MiddlewareHandler<AppEnv>;
 }) {
   const route = createRoute({
     method: "get",
@@ -76,10 +80,11 @@ export function createAuditRoutes(options: {
     summary: "recent commands and decisions (API key required)",
     security: CONFIGURED_API_KEY_SECURITY,
     middleware: [
-      requireConfiguredApiKey(options.apiKeys, {
-        message: "The audit API is disabled because no API_KEY is configured.",
-        hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
-      }),
+      options.guard ??
+        requireConfiguredApiKey(options.apiKeys, {
+          message: "The audit API is disabled because no API_KEY is configured.",
+          hint: "Set API_KEY (at least 16 characters) and send it in the X-API-Key header.",
+        }),
     ],
     request: { query: auditQuerySchema },
     responses: {
@@ -99,7 +104,12 @@ export function createAuditRoutes(options: {
             ...(filter.rule ? { rule: filter.rule } : {}),
             ...(filter.requestId ? { requestId: filter.requestId } : {}),
             ...(filter.session ? { session: filter.session } : {}),
-            ...(filter.caller ? { caller: filter.caller } : {}),
+            // A tenant sees its own entries only (an operator, every tenant's).
+            ...(visibleOwner(c) !== null
+              ? { caller: visibleOwner(c) as string }
+              : filter.caller
+                ? { caller: filter.caller }
+                : {}),
             ...(filter.instance ? { instance: filter.instance } : {}),
             ...(filter.since ? { since: filter.since } : {}),
             ...(filter.until ? { until: filter.until } : {}),

@@ -174,8 +174,10 @@ export function createExecuteRoutes(options: {
     route,
     async (c) => {
       const input = c.req.valid("json");
+      const tenant = c.get("tenant");
       const caller = {
         owner: c.get("owner"),
+        ...(tenant ? { tenant } : {}),
         requestId: c.get("requestId"),
         signal: c.req.raw.signal,
         noteAgentshIds: (ids: { sessionId: string | null; commandId: string | null }) =>

@@ -12,6 +12,7 @@ import {
   jsonAnswer,
   RATE_LIMIT_ERRORS,
 } from "../openapi/route-docs.js";
+import type { Tenant } from "../tenants/tenants.js";
 import { commandBodyHook, executeBodySchema } from "./execute.js";
 
 /**
@@ -21,6 +22,8 @@ import { commandBodyHook, executeBodySchema } from "./execute.js";
  */
 export function createExplainRoutes(options: {
   explain: Explainer;
+  /** A tenant's explainer (its policy as agentsh applies it: src/tenants/explain.ts). */
+  explainFor?: (tenant: Tenant) => Promise<Explainer>;
   maxTimeoutMs: number;
   guard: MiddlewareHandler<AppEnv>;
 }) {
@@ -50,7 +53,12 @@ export function createExplainRoutes(options: {
   });
   return new OpenAPIHono<AppEnv>().openapi(
     route,
-    async (c) => c.json(await options.explain(c.req.valid("json").command), 200),
+    async (c) => {
+      const tenant = c.get("tenant");
+      const explain =
+        tenant && options.explainFor ? await options.explainFor(tenant) : options.explain;
+      return c.json(await explain(c.req.valid("json").command), 200);
+    },
     commandBodyHook('Send {"command": "<shell command>"}, the same body as POST /execute.'),
   );
 }

@@ -20,6 +20,7 @@ import {
   RATE_LIMIT_ERRORS,
 } from "../openapi/route-docs.js";
 import type { Caller, ExecuteBody, ExecuteCommand, SessionRegistry } from "../sessions/contract.js";
+import { sessionTenant } from "../tenants/guard.js";
 import { executeBodySchema } from "./execute.js";
 
 /**
@@ -113,8 +114,10 @@ export function createMcpRoutes(options: McpRoutesOptions) {
       },
       (input, extra) =>
         answer(async (signal) => {
+          const tenant = c.get("tenant");
           const caller: Caller = {
             owner,
+            ...(tenant ? { tenant } : {}),
             requestId,
             signal,
             noteAgentshIds: (ids) => c.set("agentsh", ids),
@@ -136,7 +139,10 @@ export function createMcpRoutes(options: McpRoutesOptions) {
       (_input, extra) =>
         answer(
           async () =>
-            sessionResult("created", { session: await options.sessions.create(owner), requestId }),
+            sessionResult("created", {
+              session: await options.sessions.create(owner, sessionTenant(c.get("tenant"))),
+              requestId,
+            }),
           extra.signal,
         ),
     );

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import type { AppEnv } from "../app-env.js";
 import { requireConfiguredApiKey } from "../http/api-key.js";
@@ -12,7 +13,12 @@ import {
  * `GET /metrics`: Prometheus text format. Needs METRICS_TOKEN (a scraper's own credential,
  * `Authorization: Bearer …`) or an API key; with neither configured it is refused outright.
  */
-export function createMetricsRoutes(options: { registry: Registry; tokens: readonly string[] }) {
+export function createMetricsRoutes(options: {
+  registry: Registry;
+  tokens: readonly string[];
+  /** Replaces the token check (a tenants file: operators and METRICS_TOKEN). */
+  guard?: MiddlewareHandler<AppEnv>;
+}) {
   const route = createRoute({
     method: "get",
     path: "/",
@@ -23,11 +29,12 @@ export function createMetricsRoutes(options: { registry: Registry; tokens: reado
       "Commands by outcome, rule and layer; latency; command slots and queue; enforcement state; the last canary round; sessions; the audit trail's write queue.",
     security: CONFIGURED_API_KEY_SECURITY,
     middleware: [
-      requireConfiguredApiKey(options.tokens, {
-        message:
-          "The metrics endpoint is disabled because neither METRICS_TOKEN nor API_KEY is set.",
-        hint: "Set METRICS_TOKEN (at least 16 characters) and send it as Authorization: Bearer <token>.",
-      }),
+      options.guard ??
+        requireConfiguredApiKey(options.tokens, {
+          message:
+            "The metrics endpoint is disabled because neither METRICS_TOKEN nor API_KEY is set.",
+          hint: "Set METRICS_TOKEN (at least 16 characters) and send it as Authorization: Bearer <token>.",
+        }),
     ],
     responses: {
       200: {

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
 import type { EnforcementMonitor } from "../enforcement/monitor.js";
 import type { ProtectionReport } from "../enforcement/protections.js";
@@ -21,6 +22,8 @@ export function createSelftestRoutes(options: {
   monitor: Pick<EnforcementMonitor, "verify" | "lastProof">;
   protections: ProtectionReport;
   apiKeys: readonly string[];
+  /** Replaces the API-key check (a tenants file: operators only). */
+  guard?: MiddlewareHandler<AppEnv>;
 }) {
   const route = createRoute({
     method: "post",
@@ -30,11 +33,12 @@ export function createSelftestRoutes(options: {
     summary: "run the enforcement canaries now (API key required)",
     security: CONFIGURED_API_KEY_SECURITY,
     middleware: [
-      requireConfiguredApiKey(options.apiKeys, {
-        message:
-          "POST /selftest runs the enforcement canaries on demand, so it is only served when the service has an API key; none is configured.",
-        hint: "Set API_KEY on the service. Without it, /health still shows the last scheduled self-test.",
-      }),
+      options.guard ??
+        requireConfiguredApiKey(options.apiKeys, {
+          message:
+            "POST /selftest runs the enforcement canaries on demand, so it is only served when the service has an API key; none is configured.",
+          hint: "Set API_KEY on the service. Without it, /health still shows the last scheduled self-test.",
+        }),
     ],
     responses: {
       200: jsonAnswer("The fresh canary results.", selftestResponseSchema),

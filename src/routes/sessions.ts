@@ -17,6 +17,7 @@ import {
 } from "../openapi/route-docs.js";
 import type { SessionRegistry } from "../sessions/contract.js";
 import { SESSION_ID_PATTERN } from "../sessions/session-registry.js";
+import { sessionTenant } from "../tenants/guard.js";
 
 /** Every session route: behind the API key (the sub-app's guard) and the sessions rate limit. */
 const common = { tags: ["sessions"], security: API_KEY_SECURITY };
@@ -110,7 +111,7 @@ export function createSessionRoutes(options: {
           hint: "Send an empty body or {}.",
         });
       }
-      const session = await sessions.create(c.get("owner"));
+      const session = await sessions.create(c.get("owner"), sessionTenant(c.get("tenant")));
       return c.json({ session, requestId: c.get("requestId") }, 201);
     })
     .openapi(listSessions, (c) =>

@@ -1,5 +1,5 @@
 import type { CommandResult } from "../command-result.js";
-import type { Phase } from "../executor.js";
+import type { CommandTenant, Phase } from "../executor.js";
 
 /**
  * The contract of sessions and of running one command, shared by `POST /execute`, the
@@ -38,6 +38,8 @@ export interface SessionInfo {
 export interface Caller {
   /** A fingerprint of the caller's API key (`anonymous` when the service has no key). */
   owner: string;
+  /** The caller's tenant (with a tenants file): its workspace, policy and slot share. */
+  tenant?: CommandTenant;
   requestId: string;
   /** Fires when the caller goes away: the command is killed. */
   signal?: AbortSignal;
@@ -84,9 +86,15 @@ export type ExecuteCommand = (
   onOutput?: (chunk: OutputChunk) => void,
 ) => Promise<ExecuteBody>;
 
+/** A tenant's say in its sessions: their agentsh policy and how many it may hold. */
+export interface SessionTenant {
+  policy: string;
+  quota: number | undefined;
+}
+
 export interface SessionRegistry {
   /** Throws ApiError `session_limit` when the owner holds the maximum already. */
-  create(owner: string): Promise<SessionInfo>;
+  create(owner: string, tenant?: SessionTenant): Promise<SessionInfo>;
   /** Throws ApiError `session_not_found` (also for another owner's session). */
   get(owner: string, id: string): SessionInfo;
   list(owner: string): SessionInfo[];

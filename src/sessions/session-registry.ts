@@ -223,18 +223,19 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       return sessions.size;
     },
 
-    async create(owner) {
+    async create(owner, tenant) {
       await sweep();
       const held =
         [...sessions.values()].filter((s) => s.owner === owner).length +
         creating.filter((o) => o === owner).length;
       const total = sessions.size + creating.length;
-      if (held >= options.maxPerKey || total >= options.max) {
+      const maxHeld = tenant?.quota ?? options.maxPerKey;
+      if (held >= maxHeld || total >= options.max) {
         throw new ApiError({
           code: "session_limit",
           message:
-            held >= options.maxPerKey
-              ? `This API key holds ${held} sessions, the most allowed (${options.maxPerKey}).`
+            held >= maxHeld
+              ? `This ${tenant ? "tenant" : "API key"} holds ${held} sessions, the most allowed (${maxHeld}).`
               : `This instance holds ${total} sessions, the most allowed (${options.max}).`,
           hint: "DELETE /sessions/<id> a session you no longer need, or wait for idle ones to expire.",
         });
@@ -258,7 +259,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       try {
         await workspaces.create(workspace, owned);
         try {
-          await options.executor.openSession(id, workspace);
+          await options.executor.openSession(id, workspace, tenant?.policy);
         } catch (error) {
           await workspaces.remove(workspace);
           throw new ApiError({

@@ -23,7 +23,7 @@ const isolation = TEST_ISOLATION;
 
 function executorWith(
   options: {
-    recreate?: (id: string) => Promise<void>;
+    recreate?: (id: string, workspace?: string, policy?: string) => Promise<void>;
     apiKey?: string;
     recorded?: DenialLookup;
     launcher?: boolean;
@@ -228,6 +228,46 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     expect(recreated).toEqual(["unit-2"]);
     expect(existsSync(marker)).toBe(true);
     expect(result.outcome).toBe("ok");
+  });
+
+  it("runs a tenant's plain command in the slot's session of that tenant, created with its workspace and policy", async () => {
+    const dir = await scratchDir();
+    const marker = path.join(dir, "created");
+    const recreated: unknown[] = [];
+    const executor = executorWith({
+      launcher: true,
+      recreate: async (...args) => {
+        recreated.push(args);
+        writeFileSync(marker, "");
+      },
+    });
+    const tenant = {
+      name: "ci",
+      policy: "strict",
+      workspaceRoot: "/sessions/tenant-ci",
+      slots: 1,
+    };
+    const result = await resultOf(
+      executor.run({
+        command: `session-missing:${marker}`,
+        timeoutMs: 5_000,
+        owner: "tenant-ci",
+        tenant,
+      }),
+    );
+    expect(recreated).toEqual([["unit-2-ci", "/sessions/tenant-ci", "strict"]]);
+    expect(result.sessionId).toBe("unit-2-ci");
+    const { argv, request } = JSON.parse(result.stdout.text) as {
+      argv: string[];
+      request: { args: string[] };
+    };
+    expect(argv.at(-1)).toBe("unit-2-ci");
+    // The launcher grants the tenant's workspace and a scratch dir of the tenant's.
+    expect(request.args).toContain("--fs=rwx:/sessions/tenant-ci");
+    expect(request.args).not.toContain("--fs=rwx:/workspace");
+    expect(request.args.find((a) => a.startsWith("--scratch="))).toMatch(
+      /^--scratch=.*\/tenant-ci\.\d+$/,
+    );
   });
 
   it("reports an unreachable server as 'nothing ran: unavailable' with the reason", async () => {

@@ -16,6 +16,8 @@ export class FakeExecutor implements Executor {
   readonly commands: GovernedCommand[] = [];
   /** agentsh sessions opened (and not closed) for callers' sessions: id → workspace. */
   readonly sessions = new Map<string, string>();
+  /** The policy each opened session was created with (absent: the server's default). */
+  readonly sessionPolicies = new Map<string, string | undefined>();
   private readonly responders: Responder[] = [];
 
   /** The first responder that answers wins; default: `ok` echoing the command. */
@@ -24,8 +26,9 @@ export class FakeExecutor implements Executor {
     return this;
   }
 
-  async openSession(agentshSessionId: string, workspace: string): Promise<void> {
+  async openSession(agentshSessionId: string, workspace: string, policy?: string): Promise<void> {
     this.sessions.set(agentshSessionId, workspace);
+    this.sessionPolicies.set(agentshSessionId, policy);
   }
 
   async closeSession(agentshSessionId: string): Promise<void> {

@@ -28,6 +28,10 @@ export const SKIP_CONDITIONS = {
     why: "TEST_URL points the e2e suite at a deployment: no local test network, no access to the stack's files or processes",
     holds: () => process.env.TEST_URL !== undefined,
   },
+  "no-tenants-file": {
+    why: "the tenants e2e tests need a stack booted with TENANTS_FILE (scripts/test's e2e-tenants stage); the main e2e stage boots without one",
+    holds: () => !process.env.TENANTS_FILE,
+  },
   "container-stack": {
     why: "the e2e suite runs against the image (tools/container/test-image): the stack's files are not the host's",
     holds: () => process.env.E2E_STACK === "container",

@@ -34,6 +34,9 @@ export interface TestAppOptions {
   now?: () => number;
   /** What explain's DNS lookups answer (default: no name has an address). */
   hosts?: Record<string, string[]>;
+  /** A tenants file's directory (src/tenants/). */
+  tenants?: AppDeps["tenants"];
+  explainFor?: AppDeps["explainFor"];
 }
 
 /** The bundle's real policy (agentsh/policies/default.yaml), for explain. */
@@ -154,6 +157,8 @@ export function buildTestApp(options: TestAppOptions = {}) {
     socketAddressOf: () => options.socketAddress ?? "192.0.2.10",
     ...(options.rateLimitStore ? { rateLimitStore: options.rateLimitStore } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
+    ...(options.tenants ? { tenants: options.tenants } : {}),
+    ...(options.explainFor ? { explainFor: options.explainFor } : {}),
     protections: createProtectionReport({
       canaries: CANARIES,
       staticChecks: { "seccomp helper enabled in bundle": true },

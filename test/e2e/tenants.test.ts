@@ -1,0 +1,310 @@
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import type { CommandResult } from "../../src/command-result.js";
+import type { SessionInfo } from "../../src/sessions/contract.js";
+import { skipWhen } from "../support/skip-when.js";
+import { BASE_URL, expectAllowed, expectBlocked, http, OTHER_API_KEY } from "./harness.js";
+
+/**
+ * Two tenants side by side on the real stack (test/e2e/tenants.yaml, given to the stack as
+ * TENANTS_FILE by scripts/test's e2e-tenants stage): alpha (policy default, operator) and beta
+ * (policy strict, 96 MiB per command), each with 2 of the 4 command slots. Skipped (declared) in the other stages.
+ */
+const ALPHA = process.env.E2E_API_KEY ?? "";
+const BETA = OTHER_API_KEY ?? "";
+const tenantsStage = (name: string, body: () => void) =>
+  describe(name, skipWhen("no-tenants-file"), body);
+
+const sessions: { id: string; key: string }[] = [];
+
+async function run(command: string, key: string, sessionId?: string): Promise<CommandResult> {
+  const res = await http("/execute", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-API-Key": key },
+    body: JSON.stringify(sessionId ? { command, sessionId } : { command }),
+  });
+  const body = (await res.json()) as { result: CommandResult };
+  expect(res.status, JSON.stringify(body)).toBe(200);
+  return body.result;
+}
+
+/** exit 3 = PermissionError (EACCES/EPERM), 0 = it worked, 4 = another OSError. */
+const refusedProbe = (body: string) =>
+  `python3 -c 'import os, sys\ntry:\n    ${body}\nexcept PermissionError:\n    sys.exit(3)\nexcept OSError as e:\n    print(e)\n    sys.exit(4)\nsys.exit(0)'`;
+
+afterAll(async () => {
+  await Promise.all(
+    sessions.map(({ id, key }) =>
+      http(`/sessions/${id}`, { method: "DELETE", headers: { "X-API-Key": key } }),
+    ),
+  );
+});
+
+tenantsStage("tenants: each key's commands in its tenant's own places", () => {
+  const marker = `m${Date.now()}`;
+
+  it("plain commands start in the tenant's workspace, with a scratch HOME of the tenant's", async () => {
+    expectAllowed(
+      await run("pwd; echo $HOME", ALPHA),
+      /^\/sessions\/tenant-alpha\n\/home\/gexec\/tenant-alpha/,
+    );
+    expectAllowed(
+      await run("pwd; echo $HOME", BETA),
+      /^\/sessions\/tenant-beta\n\/home\/gexec\/tenant-beta/,
+    );
+  });
+
+  it("beta can neither read, list nor write alpha's workspace (positive control: alpha can)", async () => {
+    expectAllowed(
+      await run(`echo ${marker} > secret.txt && chmod 600 secret.txt && cat secret.txt`, ALPHA),
+      `${marker}\n`,
+    );
+    for (const probe of [
+      'open("/sessions/tenant-alpha/secret.txt").read()',
+      'os.listdir("/sessions/tenant-alpha")',
+      'open("/sessions/tenant-alpha/planted", "w").write("x")',
+    ]) {
+      const result = await run(refusedProbe(probe), BETA);
+      expect(result.exitCode, `${probe}: ${JSON.stringify(result)}`).toBe(3);
+    }
+    expectAllowed(await run("ls", ALPHA), "secret.txt\n");
+  });
+
+  it("beta cannot read alpha's scratch (HOME/TMPDIR) nor a file alpha left in /tmp", async () => {
+    expectAllowed(
+      await run(`echo ${marker} > "$HOME/note" && echo "$HOME"`, ALPHA),
+      /^\/home\/gexec\/tenant-alpha/,
+    );
+    // /tmp is nobody's (the bundle's deny-shared-tmp and the launcher's Landlock): alpha's
+    // attempt is refused, and beta's read below finds nothing or is refused.
+    await run(`echo ${marker} > /tmp/alpha-${marker}`, ALPHA);
+    const home = (await run("echo $HOME", ALPHA)).stdout.trim();
+    expectAllowed(await run(`cat "$HOME/note"`, ALPHA), `${marker}\n`);
+    for (const path of [`${home}/note`, `/tmp/alpha-${marker}`]) {
+      const result = await run(refusedProbe(`open("${path}").read()`), BETA);
+      // 3: refused; 4 (FileNotFoundError) only for /tmp, where alpha could not write either.
+      expect([3, ...(path.startsWith("/tmp") ? [4] : [])], JSON.stringify(result)).toContain(
+        result.exitCode,
+      );
+    }
+  });
+
+  it("beta cannot read alpha's session directory (positive control: alpha's own session can)", async () => {
+    const res = await http("/sessions", { method: "POST", headers: { "X-API-Key": ALPHA } });
+    const { session } = (await res.json()) as { session: SessionInfo };
+    expect(res.status).toBe(201);
+    sessions.push({ id: session.id, key: ALPHA });
+    expectAllowed(
+      await run(`echo ${marker} > s.txt && cat s.txt`, ALPHA, session.id),
+      `${marker}\n`,
+    );
+    const dir = (await run("pwd", ALPHA, session.id)).stdout.trim();
+    const result = await run(refusedProbe(`open("${dir}/s.txt").read()`), BETA);
+    expect(result.exitCode, JSON.stringify(result)).toBe(3);
+    // Nor may beta use alpha's session.
+    const other = await http("/execute", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-API-Key": BETA },
+      body: JSON.stringify({ command: "id", sessionId: session.id }),
+    });
+    expect(other.status).toBe(404);
+  });
+
+  it("beta cannot signal alpha's running command [local only]", skipWhen("remote"), async () => {
+    const sleeper = run(`M=${marker}-sig exec sleep 12`, ALPHA);
+    const deadline = Date.now() + 8_000;
+    let pids: number[] = [];
+    while (pids.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      pids = pidsWithEnv(`M=${marker}-sig`);
+    }
+    expect(pids.length, "alpha's sleep started").toBeGreaterThan(0);
+    for (const pid of pids) {
+      const result = await run(refusedProbe(`os.kill(${nsPid(pid)}, 9)`), BETA);
+      expect(result.exitCode, JSON.stringify(result)).toBe(3);
+    }
+    // Positive control: beta may signal its own child.
+    expectAllowed(
+      await run(
+        refusedProbe(
+          'import subprocess; p = subprocess.Popen(["sleep", "5"]); os.kill(p.pid, 9); p.wait()',
+        ),
+        BETA,
+      ),
+    );
+    const alpha = await sleeper;
+    expect(alpha.exitCode, "alpha's sleep ran to its end").toBe(0);
+  });
+});
+
+tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)", () => {
+  it("command rule: beta (strict) may not run git; alpha (default) may", async () => {
+    expectAllowed(await run("git --version", ALPHA), /^git version/);
+    expectBlocked(await run("git --version", BETA), "strict-deny-git", "command");
+  });
+
+  it("file rule: beta may not read /usr/share/common-licenses; alpha may", async () => {
+    const read = "grep -m1 -o GNU /usr/share/common-licenses/GPL-3";
+    expectAllowed(await run(read, ALPHA), "GNU\n");
+    expectBlocked(await run(read, BETA), "strict-deny-licence-texts", "file");
+  });
+
+  it("resource limit: 200 MiB fit alpha's command (bundle: 384 MiB), not beta's (its own 96 MiB)", async () => {
+    const probe = `python3 -c 'b = bytearray(200 * 1024 ** 2); print("allocated")'; echo rc=$?`;
+    expectAllowed(await run(probe, ALPHA), "allocated\nrc=0\n");
+    const beta = await run(probe, BETA);
+    expect(beta.stdout).toBe("rc=137\n");
+    expect(beta.decision).toMatchObject({ rule: "limit-memory", layer: "limit" });
+    expect(beta.decision?.message).toContain("96 MiB");
+  });
+
+  it("network rules: every tenant meets the server default's (agentsh's proxy reads it, not the session's), and /explain says so", async () => {
+    const probe = "curl -s --max-time 3 http://169.254.169.254/latest/meta-data/";
+    for (const key of [ALPHA, BETA]) {
+      expectBlocked(await run(probe, key), "deny-cloud-metadata", "network");
+      const res = await http("/explain", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-API-Key": key },
+        body: JSON.stringify({ command: probe }),
+      });
+      expect(await res.json()).toMatchObject({ verdict: "blocked", rule: "deny-cloud-metadata" });
+    }
+  });
+
+  it("a tenant's session gets its policy too", async () => {
+    const res = await http("/sessions", { method: "POST", headers: { "X-API-Key": BETA } });
+    const { session } = (await res.json()) as { session: SessionInfo };
+    expect(res.status).toBe(201);
+    sessions.push({ id: session.id, key: BETA });
+    expectBlocked(await run("git --version", BETA, session.id), "strict-deny-git", "command");
+  });
+});
+
+tenantsStage("tenants: scoped views", () => {
+  it("beta's /audit shows only beta's commands; alpha (operator) sees both", async () => {
+    const tag = `v${Date.now()}`;
+    await run(`echo ${tag}-a`, ALPHA);
+    await run(`echo ${tag}-b`, BETA);
+    const seen = async (key: string) => {
+      const res = await http("/audit?limit=200", { headers: { "X-API-Key": key } });
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { entries: { command: string; caller: string }[] };
+      return page.entries.filter((e) => e.command.includes(tag)).map((e) => e.command);
+    };
+    expect(await seen(BETA)).toEqual([`echo ${tag}-b`]);
+    expect((await seen(ALPHA)).sort()).toEqual([`echo ${tag}-a`, `echo ${tag}-b`]);
+  });
+
+  it("/metrics answers the operator only", async () => {
+    expect((await http("/metrics", { headers: { "X-API-Key": BETA } })).status).toBe(401);
+    expect((await http("/metrics", { headers: { "X-API-Key": ALPHA } })).status).toBe(200);
+  });
+});
+
+tenantsStage("tenants: fair share of the command slots", () => {
+  it("alpha floods 100 parallel sleeps; beta's echo is answered within 3 s, alpha's own waits", async () => {
+    const flood = Array.from({ length: 100 }, () =>
+      http("/execute", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-API-Key": ALPHA },
+        body: JSON.stringify({ command: "sleep 1" }),
+      }).then((res) => res.status),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const timed = async (key: string) => {
+      const started = performance.now();
+      const result = await run("echo fair", key);
+      return { ms: Math.round(performance.now() - started), result };
+    };
+    const alphaTimed = async () => {
+      const started = performance.now();
+      // Behind its own flood: answered when a slot of alpha's share frees, or 503 busy.
+      const res = await http("/execute", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-API-Key": ALPHA },
+        body: JSON.stringify({ command: "echo fair" }),
+      });
+      await res.text();
+      return { ms: Math.round(performance.now() - started), status: res.status };
+    };
+    const [beta, alpha] = await Promise.all([timed(BETA), alphaTimed()]);
+    console.log(
+      `fair share: beta's echo ${beta.ms} ms, alpha's own echo ${alpha.ms} ms (HTTP ${alpha.status}) behind its flood`,
+    );
+    expectAllowed(beta.result, "fair\n");
+    expect(beta.ms).toBeLessThan(3_000);
+    // The positive control: alpha's flood really held its share (its own echo queued behind it).
+    expect(alpha.ms).toBeGreaterThan(beta.ms + 2_000);
+    const statuses = await Promise.all(flood);
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+  }, 120_000);
+});
+
+tenantsStage("tenants: key rotation without a restart (SIGHUP)", () => {
+  it(
+    "a tenant added to the file is served after SIGHUP, and gone after the next [local only]",
+    skipWhen("remote", { timeout: 30_000 }),
+    async () => {
+      const file = process.env.TENANTS_FILE ?? "";
+      const original = readFileSync(file, "utf8");
+      const key = randomBytes(24).toString("hex");
+      const digest = createHash("sha256").update(key).digest("hex");
+      const app = listenerPid(Number(new URL(BASE_URL).port));
+      const status = async () =>
+        (await http("/sessions", { headers: { "X-API-Key": key } })).status;
+      const until = async (want: number) => {
+        const deadline = Date.now() + 5_000;
+        let last = await status();
+        while (last !== want && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          last = await status();
+        }
+        return last;
+      };
+      expect(await status()).toBe(401);
+      try {
+        writeFileSync(file, `${original}  - name: gamma\n    keys: [{ sha256: ${digest} }]\n`);
+        process.kill(app, "SIGHUP");
+        expect(await until(200)).toBe(200);
+        expectAllowed(await run("pwd", key), "/sessions/tenant-gamma\n");
+        // A broken file is refused and the tenants in force stay.
+        writeFileSync(file, "version: 2\n");
+        process.kill(app, "SIGHUP");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await status()).toBe(200);
+      } finally {
+        writeFileSync(file, original);
+        process.kill(app, "SIGHUP");
+      }
+      expect(await until(401)).toBe(401);
+      expectAllowed(await run("echo still", ALPHA), "still\n");
+    },
+  );
+});
+
+/** The process listening on `port` in this network namespace (the app). */
+function listenerPid(port: number): number {
+  const out = execFileSync("ss", ["-Hltnp", `sport = :${port}`], { encoding: "utf8" });
+  return Number(out.match(/pid=(\d+)/)?.[1]);
+}
+
+function pidsWithEnv(entry: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, "utf8").split("\0").includes(entry)) {
+        pids.push(Number(name));
+      }
+    } catch {}
+  }
+  return pids;
+}
+
+/** The pid as the command's pid namespace sees it. */
+function nsPid(pid: number): number {
+  const nspid = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return Number(nspid?.trim().split(/\s+/).at(-1) ?? pid);
+}
