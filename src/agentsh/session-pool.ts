@@ -5,10 +5,13 @@
  * time: beyond the bound they are refused at once, and a waiter whose time runs out (or whose
  * caller goes away) leaves the queue.
  *
- * With `oneOwnerAtATime`, commands of different owners (API keys) never run at the same time:
- * where the kernel cannot keep concurrent commands from signalling each other (every command
- * uid 0, no Landlock signal scope below ABI 6), no other key's process is alive to reach. The
- * queue stays FIFO, so one busy key cannot starve another.
+ * With `oneOwnerAtATime`, commands of different owners (API keys, tenants) never run at the same
+ * time: where the kernel cannot keep concurrent commands from signalling each other (every
+ * command uid 0, no Landlock signal scope below ABI 6), no other owner's process is alive to
+ * reach. Owners take turns: while another owner waits, the running owner starts nothing new,
+ * and once its running commands end the turn passes to the owner waiting longest (not the one
+ * whose turn just ended). So a flood of one owner delays another by at most the commands already
+ * running, never by the flood's queue.
  */
 
 export interface SessionLease {
@@ -48,7 +51,7 @@ export class SessionPool {
   readonly sessionIds: readonly string[];
   private readonly free: string[];
   private readonly waiters: Waiter[] = [];
-  /** The owner of the commands running now (with oneOwnerAtATime). */
+  /** The owner of the commands running now (with oneOwnerAtATime): whose turn it is. */
   private runningOwner: string | null = null;
   /** Slots each owner holds now. */
   private readonly held = new Map<string, number>();
@@ -134,7 +137,24 @@ export class SessionPool {
   /** Whether a command of `owner` may start now (a slot aside). */
   private admits(owner: string, cap: number | undefined): boolean {
     if (cap !== undefined && (this.held.get(owner) ?? 0) >= cap) return false;
-    return !this.oneOwnerAtATime || this.runningOwner === null || this.runningOwner === owner;
+    if (!this.oneOwnerAtATime || this.runningOwner === null) return true;
+    // Within its turn, as long as no other owner is waiting for the next one.
+    return this.runningOwner === owner && !this.waiters.some((w) => w.owner !== owner);
+  }
+
+  /** oneOwnerAtATime, all slots free: the next turn, to the owner waiting longest but `previous`. */
+  private startTurn(previous: string): void {
+    const turn = (this.waiters.find((w) => w.owner !== previous) ?? this.waiters[0])?.owner;
+    if (turn === undefined) return;
+    for (const waiter of this.waiters.filter((w) => w.owner === turn)) {
+      const slot = this.free.pop();
+      if (slot === undefined) break;
+      if (waiter.cap !== undefined && (this.held.get(turn) ?? 0) >= waiter.cap) {
+        this.free.push(slot);
+        break;
+      }
+      waiter.resolve(this.lease(slot, turn));
+    }
   }
 
   private lease(sessionId: string, owner: string): SessionLease {
@@ -151,7 +171,11 @@ export class SessionPool {
         const holds = (this.held.get(owner) ?? 1) - 1;
         if (holds === 0) this.held.delete(owner);
         else this.held.set(owner, holds);
-        if (this.free.length === this.sessionIds.length) this.runningOwner = null;
+        if (this.oneOwnerAtATime && this.free.length === this.sessionIds.length) {
+          this.runningOwner = null;
+          this.startTurn(owner);
+          return;
+        }
         // First come, first served: admit from the head while it may start; a waiter held
         // back only by its owner's cap is passed over (the next owner's request goes first).
         for (let i = 0; i < this.waiters.length && this.free.length > 0; ) {

@@ -111,6 +111,37 @@ describe("SessionPool", () => {
       expect(order).toEqual(["b", "a2"]);
     });
 
+    it("takes turns: a flood of one key delays another by the commands running, not by its queue", async () => {
+      const pool = new SessionPool("s", 4, 200, 30_000, true);
+      const order: string[] = [];
+      const flood = Array.from({ length: 50 }, (_, i) =>
+        pool.acquire(undefined, "key-a", 2).then((lease) => {
+          order.push(`a${i}`);
+          return lease;
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(order).toEqual(["a0", "a1"]); // key a's share: 2 of 4 slots
+      const b = pool.acquire(undefined, "key-b").then((lease) => {
+        order.push("b");
+        return lease;
+      });
+      const running = await Promise.all(flood.slice(0, 2));
+      running[0]?.release();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(order).toEqual(["a0", "a1"]); // key b waits: nothing new of key a starts meanwhile
+      running[1]?.release();
+      (await b).release();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(order.slice(0, 5)).toEqual(["a0", "a1", "b", "a2", "a3"]);
+      for (const lease of await Promise.all(flood.slice(2, 4))) lease.release();
+      // With nobody else waiting, key a's turn goes on (two at a time, its share).
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(order.slice(5)).toEqual(["a4", "a5"]);
+      for (const lease of flood.slice(4)) (await lease).release();
+      expect(pool.stats).toEqual({ slots: 4, inFlight: 0, queued: 0 });
+    });
+
     it("without it, keys share the slots", async () => {
       const pool = new SessionPool("s", 2, 0);
       const leases = await Promise.all([
