@@ -52,6 +52,7 @@ describe("GitHub heading anchors", () => {
     ['How "blocked" is decided', "how-blocked-is-decided"],
     ["Docker / podman", "docker--podman"],
     ["snake_case stays", "snake_case-stays"],
+    ["Size ½ MiB", "size--mib"],
     ["A [linked](https://example.com) word", "a-linked-word"],
   ])("%s → #%s", (heading, slug) => {
     expect(headingSlug(heading)).toBe(slug);

@@ -11,8 +11,8 @@ export interface BrokenLink {
 
 /**
  * GitHub's heading anchor: the heading's text (code spans without their backticks, links by their
- * text), lowercased, every character but letters, digits, marks, connector punctuation, spaces and
- * hyphens removed, spaces turned into hyphens.
+ * text), lowercased, every character but letters, marks, decimal and letter numbers, connector
+ * punctuation, spaces and hyphens removed, spaces turned into hyphens.
  */
 export function headingSlug(heading: string): string {
   const text = heading
@@ -22,7 +22,7 @@ export function headingSlug(heading: string): string {
   return text
     .trim()
     .toLowerCase()
-    .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, "")
+    .replace(/[^\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc} -]/gu, "")
     .replace(/ /g, "-");
 }
 
