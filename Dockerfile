@@ -91,7 +91,7 @@ RUN npm run build && npm prune --omit=dev
 FROM ${NODE_IMAGE} AS runtime
 # tini: PID 1. bash curl git python3 python3-pip ca-certificates procps: the agents' tools and
 # the demos. libseccomp2: agentsh and agentsh-unixwrap link it.
-# gcc libc6-dev make: agents build and run their own code (README: the native attacker test
+# gcc libc6-dev make: agents build and run their own code (docs/security.md: the native attacker test
 # compiles in the container too).
 # sudo openssh-client netcat-openbsd nmap are installed ON PURPOSE: the demos show that
 # sudo/ssh/nc/nmap are blocked by agentsh's policy, which means nothing if the binaries are absent
@@ -111,7 +111,7 @@ RUN set -eu; want="$(tr -d '[:space:]' </tmp/agentsh-VERSION)"; rm /tmp/agentsh-
     [ "$got" = "$want" ] || { echo "agentsh reports '$got', agentsh/VERSION pins '$want'" >&2; exit 1; }; \
     if ldd /usr/local/bin/agentsh /usr/local/bin/agentsh-unixwrap | grep 'not found'; then exit 1; fi
 # Not enabled here, on purpose: agentsh's shell shim (its PTY path skips the seccomp/Landlock
-# wrapper) and sandbox.cgroups (needs a pure cgroup v2 host); see README "Known gaps".
+# wrapper) and sandbox.cgroups (needs a pure cgroup v2 host); see docs/security.md "Known gaps".
 WORKDIR /app
 COPY --from=app /app/node_modules node_modules
 COPY --from=app /app/dist dist

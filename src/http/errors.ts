@@ -13,7 +13,7 @@ import type { Refusal } from "../run-command.js";
 
 /**
  * Every error code the service sends: one closed list, with the status each one goes with.
- * The README's error table is checked against it (test/http/errors.test.ts).
+ * The error table in docs/api.md is checked against it (test/http/errors.test.ts).
  */
 export const ERROR_CODES = {
   validation_failed: 400,

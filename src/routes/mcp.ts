@@ -33,7 +33,7 @@ import { executeBodySchema } from "./execute.js";
  * server-initiated stream and no MCP session to end.
  *
  * The SDK is imported on the first request, so the service pays nothing for it until MCP is used
- * (measured: ~4 MiB resident to load it, ~15 MiB more after hundreds of sessions; README, MCP).
+ * (measured: ~4 MiB resident to load it, ~15 MiB more after hundreds of sessions; docs/sessions-streaming-mcp.md, MCP).
  */
 export interface McpRoutesOptions {
   executeCommand: ExecuteCommand;

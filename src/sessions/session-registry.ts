@@ -170,7 +170,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       throw new ApiError({
         code: "session_on_other_instance",
         message: `Session ${id} was created on another instance (${match[1]}); this is ${options.instanceTag}.`,
-        hint: "Sessions live in the instance that created them and this host did not route the request there: run one instance for sessions, or route by session id (README: Sessions on more than one instance). If that instance was replaced, create a new session.",
+        hint: "Sessions live in the instance that created them and this host did not route the request there: run one instance for sessions, or route by session id (docs/deploy.md: Sessions on more than one instance). If that instance was replaced, create a new session.",
       });
     }
     const session = match ? sessions.get(id) : undefined;

@@ -48,7 +48,7 @@ describe("filesystem", () => {
     // 0.16.9 cannot name one: its symlinkat check sees only the link path (/workspace/…, allowed)
     // and the open through the link is checked unresolved; only the kernel follows the link.
     // So the outcome stays `failed` (the reference suite's symlink case: 67/68). If this starts
-    // failing because a rule appears, update the README.
+    // failing because a rule appears, update docs/security.md.
     expect(result.outcome).toBe("failed");
     expect(result.stderr).toMatch(/Permission denied/);
     expect(result.stdout).toBe("");

@@ -16,7 +16,7 @@ import {
 
 /**
  * The launcher's kernel layers (agentsh-launch, agentsh/isolation.yaml), proven in the isolated
- * namespace: every bypass of agentsh's cooperative proxy that reached its target before (README,
+ * namespace: every bypass of agentsh's cooperative proxy that reached its target before (docs/security.md,
  * "Known gaps" as measured on the previous main) must now leave zero connections at the canary
  * and every signalled process alive. A kernel refusal leaves no rule name, so these results are
  * what was observed (`failed`), never `blocked`. Then: nothing legitimate broke.

@@ -70,10 +70,10 @@ describe("the error envelope", () => {
   });
 });
 
-describe("README error table", () => {
+describe("the error table of docs/api.md", () => {
   it("lists exactly the codes of src/http/errors.ts, each with its status", () => {
-    const readme = readFileSync("README.md", "utf8");
-    const rows = [...readme.matchAll(/^\| (\d{3}) \| `([a-z_]+)` \|/gm)].map(
+    const doc = readFileSync("docs/api.md", "utf8");
+    const rows = [...doc.matchAll(/^\| (\d{3}) \| `([a-z_]+)` \|/gm)].map(
       ([, status, code]) => [code, Number(status)] as const,
     );
     expect(Object.fromEntries(rows)).toEqual(ERROR_CODES);
