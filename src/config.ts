@@ -46,6 +46,12 @@ const envObject = z.object({
   /** Credential the service uses towards the agentsh server (auth.type api_key). */
   AGENTSH_API_KEY: optionalSecret(16),
   AGENTSH_BUNDLE_DIR: z.string().min(1).default("agentsh"),
+  /** Named pipe carrying agentsh's server output (scripts/boot); relayed as JSON lines. */
+  AGENTSH_LOG_PIPE: z
+    .string()
+    .startsWith("/", "must be an absolute path")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
   WORKSPACE: z.string().startsWith("/", "must be an absolute path").default("/workspace"),
   SESSION_PREFIX: z
     .string()
@@ -162,6 +168,8 @@ export interface Config {
     serverUrl: string;
     apiKey: string | undefined;
     bundleDir: string;
+    /** Where agentsh's output arrives (scripts/boot); unset when agentsh runs elsewhere. */
+    logPipe: string | undefined;
     workspace: string;
     sessionPrefix: string;
   };
@@ -222,6 +230,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       serverUrl: e.AGENTSH_SERVER_URL.replace(/\/+$/, ""),
       apiKey: e.AGENTSH_API_KEY,
       bundleDir: e.AGENTSH_BUNDLE_DIR,
+      logPipe: e.AGENTSH_LOG_PIPE,
       workspace: e.WORKSPACE,
       sessionPrefix: e.SESSION_PREFIX,
     },
