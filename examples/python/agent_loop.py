@@ -124,7 +124,7 @@ def main():
         return 1
     finally:
         deleted = call("DELETE", f"/sessions/{session['id']}").json()["deleted"]
-        print(f"session {session['id']} closed: {deleted}")
+        print(f"session {session['id']} closed: {json.dumps(deleted)}")
     print(f"transcript {json.dumps(transcript)}")
     return 0
 
