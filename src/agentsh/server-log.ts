@@ -42,6 +42,10 @@ export function parseAgentshLine(line: string): AgentshLogLine | null {
     // (an invalid setting, a panic), never hidden.
     if (/^agentsh server listening on /.test(text))
       return { level: "info", message: text, fields: {} };
+    // agentsh ending the process group of a command that has already ended (the service
+    // ends a command's processes itself): nothing went wrong.
+    if (/^exec: failed to kill process group \d+: no such process$/.test(text))
+      return { level: "debug", message: text, fields: {} };
     return {
       level: /^(panic|fatal error):/.test(text) ? "error" : "warn",
       message: text,

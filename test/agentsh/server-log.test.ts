@@ -86,6 +86,13 @@ describe("parseAgentshLine", () => {
     });
     expect(parseAgentshLine(CAPTURED[5] ?? "")?.level).toBe("warn");
     expect(parseAgentshLine("panic: runtime error: nil map")?.level).toBe("error");
+    // Its kill of a command's process group that had already ended.
+    expect(
+      parseAgentshLine("exec: failed to kill process group 15738: no such process")?.level,
+    ).toBe("debug");
+    expect(
+      parseAgentshLine("exec: failed to kill process group 15738: operation not permitted")?.level,
+    ).toBe("warn");
     expect(parseAgentshLine("goroutine 1 [running]:")?.level).toBe("warn");
     expect(parseAgentshLine("")).toBeNull();
     expect(parseAgentshLine("  \r")).toBeNull();
