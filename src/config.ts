@@ -52,6 +52,12 @@ const envObject = z.object({
     .startsWith("/", "must be an absolute path")
     .optional()
     .or(z.literal("").transform(() => undefined)),
+  /** Named pipe carrying agentsh's server output (scripts/boot); relayed as JSON lines. */
+  AGENTSH_LOG_PIPE: z
+    .string()
+    .startsWith("/", "must be an absolute path")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
   WORKSPACE: z.string().startsWith("/", "must be an absolute path").default("/workspace"),
   SESSION_PREFIX: z
     .string()
@@ -170,6 +176,8 @@ export interface Config {
     bundleDir: string;
     /** TENANTS_FILE; undefined: <bundleDir>/tenants.yaml if present. */
     tenantsFile: string | undefined;
+    /** Where agentsh's output arrives (scripts/boot); unset when agentsh runs elsewhere. */
+    logPipe: string | undefined;
     workspace: string;
     sessionPrefix: string;
   };
@@ -231,6 +239,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       apiKey: e.AGENTSH_API_KEY,
       bundleDir: e.AGENTSH_BUNDLE_DIR,
       tenantsFile: e.TENANTS_FILE,
+      logPipe: e.AGENTSH_LOG_PIPE,
       workspace: e.WORKSPACE,
       sessionPrefix: e.SESSION_PREFIX,
     },

@@ -16,6 +16,7 @@ import {
 import { locateExecutable } from "./agentsh/locate.js";
 import { killProcessesOfUid } from "./agentsh/process-reaper.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
+import { relayAgentshLog } from "./agentsh/server-log.js";
 import { createApp } from "./app.js";
 import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
@@ -54,6 +55,22 @@ import { prepareTenantWorkspaces } from "./tenants/workspaces.js";
 async function main(): Promise<void> {
   const config = parseConfig(process.env);
   const logger = createJsonLogger(config.logLevel);
+  // Every line on stdout is JSON (docs/logging.md): Node's warnings (printed by default, off
+  // with --no-warnings in scripts/boot), crashes and agentsh's output go through the logger.
+  process.on("warning", (warning) =>
+    logger.warn("node warning", { name: warning.name, warning: warning.message }),
+  );
+  process.on("uncaughtException", (error) => {
+    logger.error("uncaught exception; exiting", { error: String(error), stack: error.stack });
+    process.exit(1);
+  });
+  const stopRelay = config.agentsh.logPipe
+    ? relayAgentshLog(
+        config.agentsh.logPipe,
+        createJsonLogger(config.logLevel, undefined, "agentsh"),
+        logger,
+      )
+    : () => {};
   const agentshBin = await locateExecutable(config.agentsh.bin);
   // The values agentsh will expand in config.yaml; scripts/boot exports the same defaults.
   const policyVars = {
@@ -304,6 +321,7 @@ async function main(): Promise<void> {
     logger.info("shutting down", { signal });
     stopWatching();
     stopLauncher();
+    stopRelay();
     heldPorts?.close();
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
@@ -370,7 +388,9 @@ function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 main().catch((error: unknown) => {
-  // Config and bundle errors already name every problem; print them plainly, no stack.
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  // Config and bundle errors already name every problem: their message, no stack.
+  createJsonLogger("error").error("the service could not start", {
+    error: error instanceof Error ? error.message : String(error),
+  });
   process.exit(1);
 });
