@@ -5,6 +5,8 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
 import type { InstallationReport } from "./agentsh/installation-report.js";
 import type { AppEnv } from "./app-env.js";
+import { ApprovalStore } from "./approvals/approvals.js";
+import { requireApprover } from "./approvals/approvers.js";
 import type { AuditStore } from "./audit/audit-log.js";
 import { createCommandTrail } from "./audit/command-trail.js";
 import { openSqliteAuditStore } from "./audit/sqlite-store.js";
@@ -24,6 +26,7 @@ import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
 import { createServiceMetrics, type ServiceMetrics } from "./metrics/service-metrics.js";
 import { endpointList, routeDeclarations } from "./openapi/route-docs.js";
+import { createApprovalRoutes } from "./routes/approvals.js";
 import { createAuditRoutes } from "./routes/audit.js";
 import { createConsoleRoutes } from "./routes/console.js";
 import { createDemoRoutes } from "./routes/demo.js";
@@ -44,7 +47,8 @@ export interface AppDeps {
   config: Pick<
     Config,
     "apiKeys" | "limits" | "sessions" | "rateLimits" | "trustedProxyHops" | "metricsToken"
-  >;
+  > &
+    Partial<Pick<Config, "approverKeys" | "approvalTtlMs">>;
   executor: Executor;
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof" | "state">;
@@ -97,7 +101,20 @@ export function createApp(deps: AppDeps) {
     });
 
   const demoLimit = limit("demo", config.rateLimits.demo);
+  const approvals = new ApprovalStore({
+    ttlMs: config.approvalTtlMs ?? 15 * 60 * 1000,
+    onChange: (approval, change) =>
+      logger.info("approval", {
+        change,
+        id: approval.id,
+        rule: approval.rule,
+        requester: approval.requester,
+        decidedBy: approval.decidedBy,
+        reason: approval.reason,
+      }),
+  });
   const executeCommand = createExecuteCommand({
+    approvals,
     runCommand,
     sessions: deps.sessions,
     redact: deps.redact,
@@ -171,6 +188,14 @@ export function createApp(deps: AppDeps) {
         maxTimeoutMs: config.limits.maxTimeoutMs,
         guard,
         logger,
+      }),
+    )
+    .route(
+      "/approvals",
+      createApprovalRoutes({
+        approvals,
+        guard: requireApprover(config.approverKeys ?? [], config.apiKeys),
+        redact: deps.redact,
       }),
     )
     .use("/sessions/*", limit("sessions", config.rateLimits.execute))

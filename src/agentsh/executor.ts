@@ -50,7 +50,7 @@ export interface AgentshCliOptions {
   outputLimitBytes: number;
   sessions: SessionPool;
   /** Called when agentsh says the session does not exist (expired, server restarted). */
-  recreateSession: (sessionId: string, workspace?: string) => Promise<void>;
+  recreateSession: (sessionId: string, workspace?: string, policy?: string) => Promise<void>;
   /** Ends an agentsh session (a caller's session was deleted or expired). */
   destroySession?: (sessionId: string) => Promise<void>;
   /** Reads denials agentsh keeps only in its event store (nested commands, files, sockets). */
@@ -102,12 +102,29 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         const reason = error instanceof PoolSaturatedError ? "busy" : "canceled";
         return { kind: "not_run", reason, detail: (error as Error).message };
       }
+      const approvedSession = request.agentshPolicy
+        ? `${lease.sessionId}-approved-${randomUUID().slice(0, 8)}`
+        : null;
       try {
         // A caller's session has an agentsh session of its own (one command at a time: the
         // session registry refuses a second); other commands use the slot's session. Either way
         // it is ours alone until release, so every denial it records from here on belongs to
         // this command.
-        const sessionId = request.session?.agentshSessionId ?? lease.sessionId;
+        // An approved command gets a fresh agentsh session of its own, created with the
+        // policy that allows its rule (agentsh judges its nested execs, files and sockets with
+        // the session's policy), and ended afterwards.
+        const sessionId = approvedSession ?? request.session?.agentshSessionId ?? lease.sessionId;
+        if (approvedSession) {
+          try {
+            await options.recreateSession(
+              approvedSession,
+              request.session?.workspace,
+              request.agentshPolicy,
+            );
+          } catch (error) {
+            return { kind: "not_run", reason: "unavailable", detail: `${error}` };
+          }
+        }
         const since = new Date(Date.now() - 5);
         // Known only to the launcher's argv: its refusal line carries it (see launcherRefusal).
         const tag = randomUUID();
@@ -147,7 +164,11 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           cli = await run();
           if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
             // Nothing ran: agentsh rejected the unknown session before starting the command.
-            await options.recreateSession(sessionId, request.session?.workspace);
+            await options.recreateSession(
+              sessionId,
+              request.session?.workspace,
+              approvedSession ? request.agentshPolicy : undefined,
+            );
             cli = await run();
           }
         } catch (error) {
@@ -209,6 +230,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           },
         };
       } finally {
+        if (approvedSession) await options.destroySession?.(approvedSession).catch(() => {});
         lease.release();
       }
     },

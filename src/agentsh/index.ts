@@ -77,7 +77,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     apiKey: options.apiKey,
     outputLimitBytes: options.outputLimitBytes,
     sessions: pool,
-    recreateSession: (id, workspace) => api.ensureSession(id, workspace),
+    recreateSession: (id, workspace, policy) => api.ensureSession(id, workspace, policy),
     destroySession: (id) => api.destroySession(id),
     recordedDenials: api.recordedDenials,
     workspace: options.workspace,

@@ -13,7 +13,7 @@ export interface AgentshServerApi {
   /** Resolves to null when healthy, or a sentence saying what is wrong. */
   probe(): Promise<string | null>;
   /** Creates the session (rooted in `workspace`, default: the shared one) unless it exists. */
-  ensureSession(sessionId: string, workspace?: string): Promise<void>;
+  ensureSession(sessionId: string, workspace?: string, policy?: string): Promise<void>;
   /** Ends a session; one that no longer exists is fine. */
   destroySession(sessionId: string): Promise<void>;
   /** Denials recorded for a session in a time window (agentsh's event store). */
@@ -53,11 +53,12 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
       }
     },
 
-    async ensureSession(sessionId, workspace = options.workspace) {
+    async ensureSession(sessionId, workspace = options.workspace, policy) {
       const response = await doFetch(`${options.serverUrl}/api/v1/sessions`, {
         method: "POST",
         headers: { ...headers, "Content-Type": "application/json" },
-        body: JSON.stringify({ id: sessionId, workspace }),
+        // `policy`: a file of policies.dir (an approved command's session); default otherwise.
+        body: JSON.stringify({ id: sessionId, workspace, ...(policy ? { policy } : {}) }),
         signal: AbortSignal.timeout(timeoutMs * 5),
       });
       // 409: it already exists, which is what we want.

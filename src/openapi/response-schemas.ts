@@ -81,6 +81,21 @@ export const executeResponseSchema = z
     command: z.string(),
     result: commandResultSchema,
     requestId: z.string(),
+    approval: z
+      .strictObject({
+        id: z.string(),
+        status: z.literal("pending"),
+        rule: z.string().describe("The approval-class rule agentsh blocked the command on."),
+        expiresAt: z.string(),
+      })
+      .optional()
+      .describe(
+        "Present when the command was blocked on an approval-class rule: once a person approves (POST /approvals/:id), send the same command with this approvalId.",
+      ),
+    approvedBy: z
+      .strictObject({ id: z.string(), decidedBy: z.string(), reason: z.string().nullable() })
+      .optional()
+      .describe("Present when the command ran under an approval (now used)."),
     session: z
       .strictObject({
         id: z.string(),

@@ -48,6 +48,13 @@ export function executeBodySchema(maxTimeoutMs: number) {
       .regex(SESSION_ID_PATTERN, "sessionId must be an id from POST /sessions (s-<tag>-<hex>)")
       .optional()
       .describe("Run in this session (POST /sessions): its directory and exported variables."),
+    approvalId: z
+      .string()
+      .regex(/^apr-[0-9a-f]{24}$/, "approvalId must be an id from an answer's approval (apr-<hex>)")
+      .optional()
+      .describe(
+        "Run this command as approved (POST /approvals/:id): the same command text, API key and session as the blocked one; once.",
+      ),
   });
 }
 
@@ -163,6 +170,7 @@ export function createExecuteRoutes(options: {
         "session_not_found",
         "session_busy",
         "session_on_other_instance",
+        "approval_refused",
       ]),
     },
   });
