@@ -5,6 +5,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
 import type { InstallationReport } from "./agentsh/installation-report.js";
 import type { AppEnv } from "./app-env.js";
+import { approvalAuditEntry } from "./approvals/approval-audit.js";
 import { ApprovalStore } from "./approvals/approvals.js";
 import { requireApprover } from "./approvals/approvers.js";
 import type { AuditStore } from "./audit/audit-log.js";
@@ -101,17 +102,18 @@ export function createApp(deps: AppDeps) {
     });
 
   const demoLimit = limit("demo", config.rateLimits.demo);
+  // Every change of an approval is an entry of the trail (not counted as a command).
+  const approvalTrail = createCommandTrail({ store: audit, instance: config.sessions.instanceTag });
   const approvals = new ApprovalStore({
     ttlMs: config.approvalTtlMs ?? 15 * 60 * 1000,
-    onChange: (approval, change) =>
-      logger.info("approval", {
-        change,
-        id: approval.id,
-        rule: approval.rule,
-        requester: approval.requester,
-        decidedBy: approval.decidedBy,
-        reason: approval.reason,
-      }),
+    onChange: (approval, change) => {
+      logger.info("approval", { change, id: approval.id, rule: approval.rule });
+      approvalTrail
+        .record(approvalAuditEntry(approval, change, deps.redact), approval.createdAt.getTime())
+        .catch((error) =>
+          logger.error("approval not recorded", { id: approval.id, error: `${error}` }),
+        );
+    },
   });
   const executeCommand = createExecuteCommand({
     approvals,

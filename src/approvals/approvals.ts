@@ -109,7 +109,7 @@ export class ApprovalStore {
     reason: string | null,
   ): Approval | undefined {
     const approval = this.get(id);
-    if (!approval || approval.status !== "pending") return undefined;
+    if (approval?.status !== "pending") return undefined;
     const at = this.now();
     approval.status = decision === "approve" ? "approved" : "denied";
     approval.decidedBy = approver;

@@ -130,6 +130,41 @@ describe("approvals", () => {
     );
   });
 
+  it("the trail has who asked, who decided, when and why, and the approved run", async () => {
+    const { execute, decide, app } = setup();
+    const blocked = (await execute({ command: PUSH })).body;
+    await decide(blocked.approval.id, "approve");
+    await execute({ command: PUSH, approvalId: blocked.approval.id });
+    // The trail is written without holding the answer back: wait (with a deadline) for it.
+    // biome-ignore lint/suspicious/noExplicitAny: entries are asserted field by field
+    let entries: any[] = [];
+    for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+      const res = await app.request("/audit?limit=20", { headers: { "X-API-Key": AGENT } });
+      entries = (await readJson(res)).entries;
+      if (entries.some((e) => e.outcome === "approval_used")) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const byOutcome = (outcome: string) => entries.find((e) => e.outcome === outcome);
+    expect(byOutcome("blocked")).toMatchObject({
+      rule: "approval-git-push",
+      requestId: blocked.requestId,
+    });
+    const asked = byOutcome("approval_requested");
+    expect(asked).toMatchObject({
+      command: PUSH,
+      rule: "approval-git-push",
+      requestId: blocked.requestId,
+    });
+    expect(asked.caller).toMatch(/^key-/);
+    const approved = byOutcome("approval_approved");
+    expect(approved.target).toBe(`${blocked.approval.id} reason: ok`);
+    expect(approved.caller).toMatch(/^key-/);
+    expect(approved.caller).not.toBe(asked.caller);
+    expect(approved.time).toBeTruthy();
+    expect(byOutcome("approval_used")?.caller).toBe(asked.caller);
+    expect(byOutcome("ok")?.command).toBe(PUSH);
+  });
+
   it("without APPROVER_KEYS nobody can approve", async () => {
     const { app } = buildTestApp({ env: { API_KEY: AGENT } });
     const res = await app.request("/approvals", { headers: { "X-API-Key": AGENT } });
