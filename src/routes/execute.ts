@@ -94,6 +94,11 @@ const STREAM_EVENTS = {
     "StreamHeartbeat",
     streamEventSchemas.heartbeat,
   ],
+  approval_required: [
+    "Before `result` when agentsh blocked the command on an approval-class rule: once a person approves, resubmit the same command with `approvalId`.",
+    "StreamApprovalRequired",
+    streamEventSchemas.approvalRequired,
+  ],
   result: [
     "The last event: the buffered answer, with the full bounded output.",
     "ExecuteResponse",
@@ -212,6 +217,7 @@ export function createExecuteRoutes(options: {
             const body = await options.executeCommand(input, caller, (chunk) =>
               send(chunk.stream, { text: chunk.text }),
             );
+            if (body.approval) send("approval_required", body.approval);
             send("result", body);
           } catch (error) {
             // A refusal after the stream opened: the envelope as an event (the status is sent).

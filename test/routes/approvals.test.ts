@@ -172,3 +172,21 @@ describe("approvals", () => {
     expect((await readJson(res)).error.code).toBe("api_key_not_configured");
   });
 });
+
+describe("the caller knows", () => {
+  it("a streamed /execute emits approval_required with the id before the result", async () => {
+    const { app } = setup();
+    const res = await app.request(
+      "/execute",
+      postJson({ command: PUSH }, { "X-API-Key": AGENT, Accept: "text/event-stream" }),
+    );
+    const text = await res.text();
+    const events = [...text.matchAll(/^event: (\S+)\ndata: (.*)$/gm)].map(([, e, d]) => [e, d]);
+    const names = events.map(([e]) => e);
+    expect(names.indexOf("approval_required")).toBeGreaterThan(-1);
+    expect(names.indexOf("approval_required")).toBe(names.indexOf("result") - 1);
+    const data = JSON.parse(events.find(([e]) => e === "approval_required")?.[1] ?? "{}");
+    expect(data).toMatchObject({ status: "pending", rule: "approval-git-push" });
+    expect(data.id).toMatch(/^apr-/);
+  });
+});

@@ -189,6 +189,7 @@ const PROBES: Record<string, Probe | Probe[]> = {
   "POST /execute 200 text/event-stream": [
     { options: { executor: new ScriptedExecutor() }, send: post("/execute", ID, SSE) },
     { send: post("/execute", { ...ID, sessionId: UNKNOWN_SESSION }, SSE) },
+    { options: { executor: pushBlocked() }, send: post("/execute", { command: "git push" }, SSE) },
   ],
   "POST /execute 400": { send: post("/execute", { command: "" }) },
   "POST /execute 401": { options: WITH_KEY, send: post("/execute", ID) },
