@@ -98,7 +98,16 @@ describe("approvals (git push to a local bare repository)", () => {
       "approval_refused",
     );
 
+    // Measured: the approved run creates (and ends) an agentsh session with its own policy.
+    const plainStarted = performance.now();
+    await run(`cd ${dir}/w && git status --short`);
+    const plainMs = performance.now() - plainStarted;
+    const approvedStarted = performance.now();
     const approved = await run(push, { approvalId: id });
+    const approvedMs = performance.now() - approvedStarted;
+    console.log(
+      `approvals: plain git status ${Math.round(plainMs)} ms; approved git push (fresh session with approved-git-push) ${Math.round(approvedMs)} ms`,
+    );
     expect(approved.status, JSON.stringify(approved.body)).toBe(200);
     expectAllowed(approved.body.result, "pushed\n");
     expect(approved.body.approvedBy?.decidedBy).toMatch(/^key-/);
