@@ -105,6 +105,7 @@ export function createExecuteCommand(options: {
       });
     } catch (error) {
       lease?.finish({ ran: false });
+      if (approvedPolicy && input.approvalId) options.approvals?.giveBack(input.approvalId);
       throw error;
     }
     live?.stdout.end();
@@ -113,6 +114,11 @@ export function createExecuteCommand(options: {
       run.outcome === "result" ? { ran: true, state: run.sessionState } : { ran: false },
     );
     if (run.outcome !== "result") {
+      // Refused before anything ran: the approval can still be used.
+      const nothingRan = run.outcome === "busy" || run.outcome === "degraded";
+      if (nothingRan && approvedPolicy && input.approvalId) {
+        options.approvals?.giveBack(input.approvalId);
+      }
       if (run.outcome === "canceled" && lease?.signal.aborted) {
         throw new ApiError({
           code: "session_not_found",
@@ -129,7 +135,12 @@ export function createExecuteCommand(options: {
       requestId: caller.requestId,
     };
     const rule = run.result.decision?.rule;
-    if (run.result.outcome === "blocked" && isApprovalRule(rule) && options.approvals) {
+    if (
+      run.result.outcome === "blocked" &&
+      isApprovalRule(rule) &&
+      input.approvalId === undefined &&
+      options.approvals
+    ) {
       // agentsh blocked it on an approval-class rule (an enforced deny): a person may let this
       // exact command through once.
       const approval = options.approvals.request(input.command, rule, {

@@ -146,6 +146,12 @@ export class ApprovalStore {
     return approvedPolicyName(approval.rule);
   }
 
+  /** Gives a used approval back when nothing ran (the service refused: busy, degraded…). */
+  giveBack(id: string): void {
+    const approval = this.approvals.get(id);
+    if (approval?.status === "used") approval.status = "approved";
+  }
+
   /** Marks pending/approved approvals past their time as expired; forgets old decided ones. */
   private sweep(): void {
     const now = this.now();

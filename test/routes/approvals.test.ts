@@ -190,3 +190,21 @@ describe("the caller knows", () => {
     expect(data.id).toMatch(/^apr-/);
   });
 });
+
+describe("an approval outlives a refusal that ran nothing", () => {
+  it("busy: the approval is given back and runs on the next try", async () => {
+    const { execute, decide, executor } = setup();
+    const id = (await execute({ command: PUSH })).body.approval.id;
+    await decide(id, "approve");
+    let busy = true;
+    executor.respond(() =>
+      busy ? { kind: "not_run", reason: "busy", detail: "full" } : undefined,
+    );
+    expect((await execute({ command: PUSH, approvalId: id })).status).toBe(503);
+    busy = false;
+    const ran = await execute({ command: PUSH, approvalId: id });
+    expect(ran.status).toBe(200);
+    expect(ran.body.result.outcome).toBe("ok");
+    expect((await execute({ command: PUSH, approvalId: id })).status).toBe(403);
+  });
+});
