@@ -12,7 +12,8 @@ const APPROVER_KEY = process.env.E2E_APPROVER_KEY ?? "";
 const AGENT_KEY_2 = process.env.E2E_API_KEY_2 ?? "";
 const TTL_MS = 20_000;
 const RULE = "approval-git-push";
-const dir = `/workspace/approvals-${process.pid}-${Date.now()}`;
+// Base 36: a run of 13 digits would be redacted as a card number in listings.
+const dir = `/workspace/approvals-${Date.now().toString(36)}`;
 const push = `cd ${dir}/w && git push -q origin HEAD:main && echo pushed`;
 
 interface Answer {

@@ -321,7 +321,8 @@ describe("API reference (/docs)", () => {
 
 describe("approvals panel", () => {
   const APPROVER_KEY = process.env.E2E_APPROVER_KEY ?? "";
-  const dir = `/workspace/console-approvals-${process.pid}-${Date.now()}`;
+  // Base 36: a run of 13 digits would be redacted as a card number in listings.
+  const dir = `/workspace/console-approvals-${Date.now().toString(36)}`;
   const push = `cd ${dir}/w && git push -q origin HEAD:main && echo pushed`;
   const execute = async (body: Record<string, unknown>) => {
     const res = await http("/execute", {
