@@ -143,11 +143,26 @@ describe("approvals (git push to a local bare repository)", () => {
     expect(await pushedCommits()).toBe(1);
   });
 
+  it("the approved session's policy allows that rule and nothing more", async () => {
+    await run(
+      `cd ${dir}/w && git -c user.email=a@b.c -c user.name=a commit -q --allow-empty -m three`,
+    );
+    const both = `cd ${dir}/w && git push -q origin HEAD:main && echo pushed; sudo id`;
+    const id = await blockedPending(both);
+    expect((await decide(id, "approve")).status).toBe(200);
+    const ran = await run(both, { approvalId: id });
+    expect(ran.status).toBe(200);
+    // The push went through; sudo in the same approved command is still agentsh's deny.
+    expect(ran.body.result.stdout).toBe("pushed\n");
+    expectBlocked(ran.body.result, "deny-privilege-escalation", "command");
+    expect(await pushedCommits()).toBe(2);
+  });
+
   it("a third expires undecided", { timeout: TTL_MS + 30_000 }, async () => {
     const id = await blockedPending(push);
     await new Promise((resolve) => setTimeout(resolve, TTL_MS + 1_000));
     expect((await decide(id, "approve")).body.error?.code).toBe("approval_not_found");
     expect((await run(push, { approvalId: id })).body.error?.code).toBe("approval_refused");
-    expect(await pushedCommits()).toBe(1);
+    expect(await pushedCommits()).toBe(2);
   });
 });
