@@ -155,7 +155,8 @@ describe("approvals (git push to a local bare repository)", () => {
     // The push went through; sudo in the same approved command is still agentsh's deny.
     expect(ran.body.result.stdout).toBe("pushed\n");
     expectBlocked(ran.body.result, "deny-privilege-escalation", "command");
-    expect(await pushedCommits()).toBe(2);
+    // Commits "two" (whose push was denied) and "three" arrive together.
+    expect(await pushedCommits()).toBe(3);
   });
 
   it("a third expires undecided", { timeout: TTL_MS + 30_000 }, async () => {
@@ -163,6 +164,6 @@ describe("approvals (git push to a local bare repository)", () => {
     await new Promise((resolve) => setTimeout(resolve, TTL_MS + 1_000));
     expect((await decide(id, "approve")).body.error?.code).toBe("approval_not_found");
     expect((await run(push, { approvalId: id })).body.error?.code).toBe("approval_refused");
-    expect(await pushedCommits()).toBe(2);
+    expect(await pushedCommits()).toBe(3);
   });
 });
