@@ -5,6 +5,9 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Store } from "hono-rate-limiter";
 import type { InstallationReport } from "./agentsh/installation-report.js";
 import type { AppEnv } from "./app-env.js";
+import { approvalAuditEntry } from "./approvals/approval-audit.js";
+import { ApprovalStore } from "./approvals/approvals.js";
+import { requireApprover } from "./approvals/approvers.js";
 import type { AuditStore } from "./audit/audit-log.js";
 import { createCommandTrail } from "./audit/command-trail.js";
 import { openSqliteAuditStore } from "./audit/sqlite-store.js";
@@ -24,6 +27,7 @@ import { rateLimit } from "./http/rate-limit.js";
 import type { Logger } from "./logger.js";
 import { createServiceMetrics, type ServiceMetrics } from "./metrics/service-metrics.js";
 import { endpointList, routeDeclarations } from "./openapi/route-docs.js";
+import { createApprovalRoutes } from "./routes/approvals.js";
 import { createAuditRoutes } from "./routes/audit.js";
 import { createConsoleRoutes } from "./routes/console.js";
 import { createDemoRoutes } from "./routes/demo.js";
@@ -46,7 +50,8 @@ export interface AppDeps {
   config: Pick<
     Config,
     "apiKeys" | "limits" | "sessions" | "rateLimits" | "trustedProxyHops" | "metricsToken"
-  >;
+  > &
+    Partial<Pick<Config, "approverKeys" | "approvalTtlMs">>;
   executor: Executor;
   /** Whether commands may run now, and where a command that ran unsandboxed is reported. */
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost" | "verify" | "lastProof" | "state">;
@@ -106,7 +111,21 @@ export function createApp(deps: AppDeps) {
     });
 
   const demoLimit = limit("demo", config.rateLimits.demo);
+  // Every change of an approval is an entry of the trail (not counted as a command).
+  const approvalTrail = createCommandTrail({ store: audit, instance: config.sessions.instanceTag });
+  const approvals = new ApprovalStore({
+    ttlMs: config.approvalTtlMs ?? 15 * 60 * 1000,
+    onChange: (approval, change) => {
+      logger.info("approval", { change, id: approval.id, rule: approval.rule });
+      approvalTrail
+        .record(approvalAuditEntry(approval, change, deps.redact), approval.createdAt.getTime())
+        .catch((error) =>
+          logger.error("approval not recorded", { id: approval.id, error: `${error}` }),
+        );
+    },
+  });
   const executeCommand = createExecuteCommand({
+    approvals,
     runCommand,
     sessions: deps.sessions,
     redact: deps.redact,
@@ -181,6 +200,14 @@ export function createApp(deps: AppDeps) {
         maxTimeoutMs: config.limits.maxTimeoutMs,
         guard,
         logger,
+      }),
+    )
+    .route(
+      "/approvals",
+      createApprovalRoutes({
+        approvals,
+        guard: requireApprover(config.approverKeys ?? [], config.apiKeys),
+        redact: deps.redact,
       }),
     )
     .use("/sessions/*", limit("sessions", config.rateLimits.execute))

@@ -147,6 +147,7 @@ const STREAM_EVENTS = new Set<string>([
   "stdout",
   "stderr",
   "heartbeat",
+  "approval_required",
   "result",
   "error",
 ] satisfies ExecuteStreamEvent["event"][]);

@@ -41,6 +41,21 @@ const envObject = z.object({
     .refine((keys) => keys.every((key) => key.length >= 16), {
       message: "each key must be at least 16 characters (generate one with: openssl rand -hex 24)",
     }),
+  /** Keys of the people who decide approvals (GET/POST /approvals), comma-separated. */
+  APPROVER_KEYS: z
+    .string()
+    .optional()
+    .transform((value) =>
+      (value ?? "")
+        .split(",")
+        .map((key) => key.trim())
+        .filter((key) => key !== ""),
+    )
+    .refine((keys) => keys.every((key) => key.length >= 16), {
+      message: "each key must be at least 16 characters (generate one with: openssl rand -hex 24)",
+    }),
+  /** How long a person has to decide an approval, and the agent then to use it. */
+  APPROVAL_TTL_MS: intFromEnv(15 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),
   AGENTSH_BIN: z.string().min(1).default("agentsh"),
   AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
   /** Credential the service uses towards the agentsh server (auth.type api_key). */
@@ -169,6 +184,9 @@ export interface Config {
   host: string;
   /** Every accepted API key (API_KEY, then API_KEYS); empty = no key required. */
   apiKeys: string[];
+  /** Keys that may decide approvals (APPROVER_KEYS); empty = nobody can approve. */
+  approverKeys: string[];
+  approvalTtlMs: number;
   agentsh: {
     bin: string;
     serverUrl: string;
@@ -233,6 +251,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     port: e.PORT,
     host: e.HOST,
     apiKeys: [...new Set([...(e.API_KEY ? [e.API_KEY] : []), ...e.API_KEYS])],
+    approverKeys: [...new Set(e.APPROVER_KEYS)],
+    approvalTtlMs: e.APPROVAL_TTL_MS,
     agentsh: {
       bin: e.AGENTSH_BIN,
       serverUrl: e.AGENTSH_SERVER_URL.replace(/\/+$/, ""),

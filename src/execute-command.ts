@@ -1,3 +1,5 @@
+import { ApprovalRefusedError, type ApprovalStore } from "./approvals/approvals.js";
+import { isApprovalRule } from "./approvals/policy-variants.js";
 import type { CommandTrail } from "./audit/command-trail.js";
 import { createStreamRedactor, type Redactor } from "./bundle/redactor.js";
 import { ApiError, refusalError } from "./http/errors.js";
@@ -27,6 +29,8 @@ export function createExecuteCommand(options: {
   defaultTimeoutMs: number;
   /** Where refusals that never reach the runner (unknown or busy session) are recorded. */
   trail?: CommandTrail;
+  /** Approvals: asked for on approval-class blocks, used by `approvalId` resubmissions. */
+  approvals?: ApprovalStore;
 }): ExecuteCommand {
   return async (input: ExecuteInput, caller: Caller, onOutput?: (chunk: OutputChunk) => void) => {
     const startedAt = Date.now();
@@ -46,6 +50,34 @@ export function createExecuteCommand(options: {
       );
       throw error;
     }
+    // An approval is checked (and used up) before anything runs: same key, session and text.
+    let approvedPolicy: string | undefined;
+    if (input.approvalId !== undefined) {
+      try {
+        if (!options.approvals) throw new ApprovalRefusedError(input.approvalId, "no approvals");
+        approvedPolicy = options.approvals.consume(input.approvalId, input.command, {
+          owner: caller.owner,
+          session: input.sessionId ?? null,
+        });
+      } catch (error) {
+        lease?.finish({ ran: false });
+        if (!(error instanceof ApprovalRefusedError)) throw error;
+        const who = {
+          requestId: caller.requestId,
+          owner: caller.owner,
+          callerSession: input.sessionId,
+        };
+        await options.trail?.record(
+          rejectedEntry(input.command, "approval_refused", who, options.redact),
+          startedAt,
+        );
+        throw new ApiError({
+          code: "approval_refused",
+          message: `The command was not run: ${error.message}.`,
+          hint: "An approval runs the exact command it was given for, once, for the same API key and session. Send the command without approvalId to ask again.",
+        });
+      }
+    }
     const signals = [caller.signal, lease?.signal].filter((s): s is AbortSignal => s !== undefined);
     const redactorFor = (stream: OutputChunk["stream"], emit: (chunk: OutputChunk) => void) =>
       createStreamRedactor(options.redact, (text) => emit({ stream, text }), STREAM_LIMIT_BYTES);
@@ -61,6 +93,7 @@ export function createExecuteCommand(options: {
         requestId: caller.requestId,
         owner: caller.owner,
         ...(caller.tenant ? { tenant: caller.tenant } : {}),
+        ...(approvedPolicy ? { agentshPolicy: approvedPolicy } : {}),
         ...(caller.onPhase ? { onPhase: caller.onPhase } : {}),
         ...(lease && input.sessionId
           ? { session: lease.context, callerSession: input.sessionId }
@@ -73,6 +106,7 @@ export function createExecuteCommand(options: {
       });
     } catch (error) {
       lease?.finish({ ran: false });
+      if (approvedPolicy && input.approvalId) options.approvals?.giveBack(input.approvalId);
       throw error;
     }
     live?.stdout.end();
@@ -81,6 +115,11 @@ export function createExecuteCommand(options: {
       run.outcome === "result" ? { ran: true, state: run.sessionState } : { ran: false },
     );
     if (run.outcome !== "result") {
+      // Refused before anything ran: the approval can still be used.
+      const nothingRan = run.outcome === "busy" || run.outcome === "degraded";
+      if (nothingRan && approvedPolicy && input.approvalId) {
+        options.approvals?.giveBack(input.approvalId);
+      }
       if (run.outcome === "canceled" && lease?.signal.aborted) {
         throw new ApiError({
           code: "session_not_found",
@@ -96,6 +135,36 @@ export function createExecuteCommand(options: {
       result: run.result,
       requestId: caller.requestId,
     };
+    const rule = run.result.decision?.rule;
+    if (
+      run.result.outcome === "blocked" &&
+      isApprovalRule(rule) &&
+      input.approvalId === undefined &&
+      options.approvals &&
+      // An approved run's policy is the default one with that rule allowed: a tenant on another
+      // policy would run it with less than its own rules, so it is not offered one.
+      (caller.tenant === undefined || caller.tenant.policy === "default")
+    ) {
+      // agentsh blocked it on an approval-class rule (an enforced deny): a person may let this
+      // exact command through once.
+      const approval = options.approvals.request(input.command, rule, {
+        owner: caller.owner,
+        session: input.sessionId ?? null,
+        requestId: caller.requestId,
+      });
+      body.approval = {
+        id: approval.id,
+        status: "pending",
+        rule,
+        expiresAt: approval.expiresAt.toISOString(),
+      };
+    }
+    if (input.approvalId !== undefined && options.approvals) {
+      const used = options.approvals.get(input.approvalId);
+      if (used) {
+        body.approvedBy = { id: used.id, decidedBy: used.decidedBy ?? "", reason: used.reason };
+      }
+    }
     if (carried && input.sessionId) {
       body.session = {
         id: input.sessionId,

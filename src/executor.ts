@@ -143,6 +143,11 @@ export interface GovernedCommand {
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
   /** Told how long each phase took, in order (the answer's Server-Timing header). */
   onPhase?: (phase: Phase, ms: number) => void;
+  /**
+   * An approved command: run it in a fresh agentsh session created with this policy (one that
+   * allows the approved rule and nothing more), ended afterwards.
+   */
+  agentshPolicy?: string;
 }
 
 /**

@@ -46,7 +46,7 @@ describe("the client's types come from the routes", () => {
     expectTypeOf<ExecuteAnswer>().toEqualTypeOf<ExecuteBody>();
     expectTypeOf<SessionAnswer["session"]>().toEqualTypeOf<SessionInfo>();
     expectTypeOf<ExecuteStreamEvent["event"]>().toEqualTypeOf<
-      "started" | "stdout" | "stderr" | "heartbeat" | "result" | "error"
+      "started" | "stdout" | "stderr" | "heartbeat" | "approval_required" | "result" | "error"
     >();
     expectTypeOf<
       Extract<ExecuteStreamEvent, { event: "result" }>["data"]

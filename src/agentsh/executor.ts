@@ -107,6 +107,9 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         const reason = error instanceof PoolSaturatedError ? "busy" : "canceled";
         return { kind: "not_run", reason, detail: (error as Error).message };
       }
+      const approvedSession = request.agentshPolicy
+        ? `${lease.sessionId}-approved-${randomUUID().slice(0, 8)}`
+        : null;
       try {
         // A caller's session has an agentsh session of its own (one command at a time: the
         // session registry refuses a second); other commands use the slot's session. Either way
@@ -115,9 +118,24 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         // A tenant's plain commands: the slot's agentsh session of that tenant (its workspace and
         // policy), created on first use.
         const tenant = request.session ? undefined : request.tenant;
+        // An approved command gets a fresh agentsh session of its own, created with the
+        // policy that allows its rule (agentsh judges its nested execs, files and sockets with
+        // the session's policy), and ended afterwards.
         const sessionId =
+          approvedSession ??
           request.session?.agentshSessionId ??
           (tenant ? `${lease.sessionId}-${tenant.name}` : lease.sessionId);
+        if (approvedSession) {
+          try {
+            await options.recreateSession(
+              approvedSession,
+              request.session?.workspace ?? tenant?.workspaceRoot,
+              request.agentshPolicy,
+            );
+          } catch (error) {
+            return { kind: "not_run", reason: "unavailable", detail: `${error}` };
+          }
+        }
         const since = new Date(Date.now() - 5);
         // Known only to the launcher's argv: its refusal line carries it (see launcherRefusal).
         const tag = randomUUID();
@@ -162,7 +180,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
             await options.recreateSession(
               sessionId,
               request.session?.workspace ?? tenant?.workspaceRoot,
-              tenant?.policy,
+              approvedSession ? request.agentshPolicy : tenant?.policy,
             );
             cli = await run();
           }
@@ -225,6 +243,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           },
         };
       } finally {
+        if (approvedSession) await options.destroySession?.(approvedSession).catch(() => {});
         lease.release();
       }
     },

@@ -57,7 +57,8 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
       const response = await doFetch(`${options.serverUrl}/api/v1/sessions`, {
         method: "POST",
         headers: { ...headers, "Content-Type": "application/json" },
-        // policy: a file of policies.dir (a tenant's); absent: the server's default.
+        // policy: a file of policies.dir (a tenant's, or an approved command's); absent: the
+        // server's default.
         body: JSON.stringify({ id: sessionId, workspace, ...(policy ? { policy } : {}) }),
         signal: AbortSignal.timeout(timeoutMs * 5),
       });

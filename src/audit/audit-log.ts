@@ -11,8 +11,19 @@ import type { Refusal } from "../run-command.js";
  * instance writes to, and reads from, one trail.
  */
 
-/** `rejected`: refused by the service before it could run (unknown or busy session, a bug). */
-export type AuditOutcome = Outcome | Refusal["outcome"] | "rejected";
+/**
+ * `rejected`: refused by the service before it could run (unknown or busy session, a bug).
+ * `approval_*`: an approval's life (src/approvals/): asked for, approved, denied, expired, used.
+ */
+export type AuditOutcome =
+  | Outcome
+  | Refusal["outcome"]
+  | "rejected"
+  | "approval_requested"
+  | "approval_approved"
+  | "approval_denied"
+  | "approval_expired"
+  | "approval_used";
 
 export const AUDIT_OUTCOMES = [
   "ok",
@@ -25,6 +36,11 @@ export const AUDIT_OUTCOMES = [
   "unavailable",
   "unenforced",
   "rejected",
+  "approval_requested",
+  "approval_approved",
+  "approval_denied",
+  "approval_expired",
+  "approval_used",
 ] as const satisfies readonly AuditOutcome[];
 
 export interface AuditEntry {

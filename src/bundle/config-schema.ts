@@ -14,6 +14,18 @@ export const agentshConfigSchema = z.object({
       http: z
         .object({ addr: z.string().optional(), write_timeout: z.string().optional() })
         .optional(),
+      // agentsh's gRPC API checks only that a key is valid, not its role: an agent key could
+      // resolve approvals there (ResolveApproval). It stays off (its default).
+      grpc: z
+        .object({
+          enabled: z
+            .boolean()
+            .optional()
+            .refine((enabled) => enabled !== true, {
+              message: "must stay false: agentsh's gRPC approval RPCs have no role check",
+            }),
+        })
+        .optional(),
     })
     .optional(),
   auth: z

@@ -162,7 +162,9 @@ export function createExplainer(options: ExplainerOptions) {
             order.push({ runtime: reason, conditional });
             break;
           }
-          const hit = matcher.command(executable);
+          // Literal words only: a dynamic argument leaves args_patterns to agentsh at run time.
+          const literal = step.argv.every((word): word is string => word !== null);
+          const hit = matcher.command(executable, literal ? (step.argv as string[]) : undefined);
           out.programs.push({
             command: step.text,
             program: name,

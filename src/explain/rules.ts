@@ -31,7 +31,7 @@ export type NetworkHit = RuleHit | { undecided: string };
 
 export interface PolicyMatcher {
   /** An execve inside the command (bash runs it): by basename, or by full path for `/` rules. */
-  command(executable: string): RuleHit;
+  command(executable: string, argv?: readonly string[]): RuleHit;
   /** One file operation (agentsh's names: open, stat, write, create, delete, mkdir, ...). */
   file(filePath: string, operation: string): RuleHit;
   network(query: NetworkQuery): NetworkHit;
@@ -77,7 +77,9 @@ export function createPolicyMatcher(
       } else if (isGlob) globs.push({ re: compileGlob(c), path: false });
       else basenames.add(c.toLowerCase());
     }
-    return { rule, basenames, fullPaths, globs, hasArgs: (rule.args_patterns ?? []).length > 0 };
+    // agentsh's regexes (Go RE2) on the argv joined by spaces; the bundle's are also valid JS.
+    const args = (rule.args_patterns ?? []).map((pattern) => new RegExp(pattern));
+    return { rule, basenames, fullPaths, globs, args };
   });
 
   const fileRules = (policy.file_rules ?? []).map((rule) => ({
@@ -105,7 +107,7 @@ export function createPolicyMatcher(
   });
 
   return {
-    command(executable) {
+    command(executable, argv) {
       const lower = executable.toLowerCase();
       const base = path.posix.basename(executable);
       const baseLower = base.toLowerCase();
@@ -118,9 +120,12 @@ export function createPolicyMatcher(
               : g.re.test(baseLower) || g.re.test(base),
           ) ||
           r.basenames.has(baseLower);
-        // args_patterns need the argv agentsh sees; this bundle has none, so a rule with them
-        // is skipped as agentsh would skip it when they do not match.
-        if (matched && !r.hasArgs) return hit(r.rule);
+        // A rule with args_patterns applies when one matches the argv (as agentsh's nested
+        // check joins it); without an argv it is skipped, as agentsh skips it on no match.
+        if (!matched) continue;
+        if (r.args.length === 0) return hit(r.rule);
+        const joined = argv?.join(" ");
+        if (joined !== undefined && r.args.some((re) => re.test(joined))) return hit(r.rule);
       }
       return { rule: "default-deny-execve", decision: "deny", effect: "deny" };
     },

@@ -76,11 +76,28 @@ export const commandResultSchema = z
   })
   .openapi("CommandResult");
 
+/** A command blocked on an approval-class rule: the approval a person may now decide. */
+const approvalNoteSchema = z.strictObject({
+  id: z.string(),
+  status: z.literal("pending"),
+  rule: z.string().describe("The approval-class rule agentsh blocked the command on."),
+  expiresAt: z.string(),
+});
+
 export const executeResponseSchema = z
   .strictObject({
     command: z.string(),
     result: commandResultSchema,
     requestId: z.string(),
+    approval: approvalNoteSchema
+      .optional()
+      .describe(
+        "Present when the command was blocked on an approval-class rule: once a person approves (POST /approvals/:id), send the same command with this approvalId.",
+      ),
+    approvedBy: z
+      .strictObject({ id: z.string(), decidedBy: z.string(), reason: z.string().nullable() })
+      .optional()
+      .describe("Present when the command ran under an approval (now used)."),
     session: z
       .strictObject({
         id: z.string(),
@@ -105,6 +122,7 @@ export const streamEventSchemas = {
   }),
   output: z.strictObject({ text: z.string().describe("DLP-redacted, as it arrives.") }),
   heartbeat: z.strictObject({}),
+  approvalRequired: approvalNoteSchema,
 };
 
 export const sessionInfoSchema = z

@@ -58,6 +58,14 @@ export function consolePage(nonce: string) {
   </form>
   <div id="run-output" aria-live="polite"></div>
 </section>
+<section class="card" id="approvals">
+  <h2>Approvals <span class="muted small">commands held for a person's decision (GET /approvals; needs an approver key)</span></h2>
+  <form id="approvals-form" class="row small">
+    <label>reason <input id="approval-reason" class="filter" autocomplete="off" spellcheck="false" placeholder="why (kept in the trail)"></label>
+    <button type="submit" id="approvals-refresh">Refresh</button>
+  </form>
+  <div id="approvals-output" aria-live="polite"><span class="muted small">Set an approver key to see pending approvals.</span></div>
+</section>
 <section class="card" id="activity">
   <h2>Recent activity <span class="muted small">the audit trail (GET /audit), newest first; blocks highlighted</span></h2>
   <form id="activity-form" class="row small">
@@ -235,6 +243,7 @@ const SCRIPT = String.raw`
     forgetSession(); // sessions belong to the key that created them
     showKeyState();
     loadActivity(false);
+    loadApprovals();
   });
   $("key-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
@@ -578,8 +587,48 @@ const SCRIPT = String.raw`
   });
   $("activity-outcome").addEventListener("change", () => loadActivity(false));
 
+  // --- approvals (GET /approvals, POST /approvals/:id) ------------------------------------------
+  function approvalRow(approval) {
+    const decide = (decision) => {
+      const button = el("button", { type: "button", class: decision === "approve" ? "" : "secondary", "data-decision": decision, text: decision === "approve" ? "Approve" : "Deny" });
+      button.addEventListener("click", async () => {
+        const reason = $("approval-reason").value.trim();
+        const res = await api("POST", "/approvals/" + encodeURIComponent(approval.id), reason ? { decision, reason } : { decision });
+        if (!res.ok) return $("approvals-output").replaceChildren(errorView(res.body, res.status));
+        loadApprovals();
+        loadActivity(false);
+      });
+      return button;
+    };
+    return el("tr", { "data-approval-id": approval.id },
+      el("td", {}, el("code", { class: "command", text: approval.command })),
+      el("td", {}, el("code", { class: "rule", text: approval.rule })),
+      el("td", { class: "small" }, el("code", { text: approval.requester.key }), approval.requester.session ? el("div", { class: "muted", text: approval.requester.session }) : null),
+      el("td", { class: "muted small", text: Math.round(approval.ageMs / 1000) + " s" }),
+      el("td", {}, decide("approve"), " ", decide("deny")));
+  }
+  async function loadApprovals() {
+    const output = $("approvals-output");
+    if (!apiKey()) return output.replaceChildren(el("span", { class: "muted small", text: "Set an approver key to see pending approvals." }));
+    try {
+      const res = await api("GET", "/approvals");
+      if (!res.ok) return output.replaceChildren(errorView(res.body, res.status));
+      if (res.body.approvals.length === 0) return output.replaceChildren(el("div", { class: "muted small", id: "approvals-empty", text: "Nothing is waiting." }));
+      output.replaceChildren(el("table", { id: "approvals-table" },
+        el("thead", {}, el("tr", {}, ["command", "rule", "asked by", "age", ""].map((h) => el("th", { text: h })))),
+        el("tbody", {}, res.body.approvals.map(approvalRow))));
+    } catch (error) {
+      output.replaceChildren(errorView(networkError(error)));
+    }
+  }
+  $("approvals-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadApprovals();
+  });
+
   $("key").value = apiKey();
   showKeyState();
+  loadApprovals();
   loadHealth();
   loadDemos();
   refreshSession();

@@ -48,6 +48,13 @@ export function executeBodySchema(maxTimeoutMs: number) {
       .regex(SESSION_ID_PATTERN, "sessionId must be an id from POST /sessions (s-<tag>-<hex>)")
       .optional()
       .describe("Run in this session (POST /sessions): its directory and exported variables."),
+    approvalId: z
+      .string()
+      .regex(/^apr-[0-9a-f]{24}$/, "approvalId must be an id from an answer's approval (apr-<hex>)")
+      .optional()
+      .describe(
+        "Run this command as approved (POST /approvals/:id): the same command text, API key and session as the blocked one; once.",
+      ),
   });
 }
 
@@ -86,6 +93,11 @@ const STREAM_EVENTS = {
     `At least every ${HEARTBEAT_MS / 1000} s.`,
     "StreamHeartbeat",
     streamEventSchemas.heartbeat,
+  ],
+  approval_required: [
+    "Before `result` when agentsh blocked the command on an approval-class rule: once a person approves, resubmit the same command with `approvalId`.",
+    "StreamApprovalRequired",
+    streamEventSchemas.approvalRequired,
   ],
   result: [
     "The last event: the buffered answer, with the full bounded output.",
@@ -163,6 +175,7 @@ export function createExecuteRoutes(options: {
         "session_not_found",
         "session_busy",
         "session_on_other_instance",
+        "approval_refused",
       ]),
     },
   });
@@ -206,6 +219,7 @@ export function createExecuteRoutes(options: {
             const body = await options.executeCommand(input, caller, (chunk) =>
               send(chunk.stream, { text: chunk.text }),
             );
+            if (body.approval) send("approval_required", body.approval);
             send("result", body);
           } catch (error) {
             // A refusal after the stream opened: the envelope as an event (the status is sent).

@@ -107,7 +107,8 @@ export function createMcpRoutes(options: McpRoutesOptions) {
           "{command, result: {success, stdout, stderr, exitCode, blocked, outcome, decision: " +
           "{rule, kind, operation, target, message} | null, durationMs, ...}, requestId, session?}. " +
           "A blocked command is not an error: result.blocked is true and decision.rule names " +
-          "the policy rule. Refusals (busy, unknown session, degraded enforcement) are errors " +
+          "the policy rule. When approval {id} is present a person may approve it: then call " +
+          "again with the same command and approvalId. Refusals (busy, unknown session, degraded enforcement) are errors " +
           'carrying {"error": {code, message, hint}}.',
         inputSchema: runInput,
         annotations: { destructiveHint: true, openWorldHint: false },
@@ -341,6 +342,15 @@ function summarize(body: ExecuteBody): string {
     lines.push(`--- ${stream}${cut}`, result[stream].replace(/\n$/, ""));
   }
   if (session) lines.push(`--- session ${session.id}: the next command starts in ${session.cwd}`);
+  if (body.approval) {
+    const { id, rule, expiresAt } = body.approval;
+    lines.push(
+      `APPROVAL REQUIRED (rule '${rule}'): a person has been asked (approval ${id}, until ${expiresAt}). ` +
+        `Once approved, call run_command again with the same command${session ? ` and sessionId` : ""} and approvalId "${id}"; it runs once. ` +
+        "Rewording the command does not help: variants are blocked by the same rule.",
+    );
+  }
+  if (body.approvedBy) lines.push(`--- ran under approval ${body.approvedBy.id}`);
   return lines.join("\n");
 }
 

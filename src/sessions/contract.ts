@@ -53,6 +53,16 @@ export interface ExecuteInput {
   command: string;
   timeoutMs?: number | undefined;
   sessionId?: string | undefined;
+  /** Run this command as approved (POST /approvals/:id): same key, session and text, once. */
+  approvalId?: string | undefined;
+}
+
+/** A command blocked on an approval-class rule: a person may approve it (POST /approvals/:id). */
+export interface ApprovalNote {
+  id: string;
+  status: "pending";
+  rule: string;
+  expiresAt: string;
 }
 
 /** The body of a buffered `POST /execute` answer (and of the stream's final `result` event). */
@@ -60,6 +70,13 @@ export interface ExecuteBody {
   command: string;
   result: CommandResult;
   requestId: string;
+  /**
+   * Present when agentsh blocked the command on an approval-class rule: once a person approves,
+   * resubmit the same command (same key and session) with `approvalId`.
+   */
+  approval?: ApprovalNote;
+  /** Present when the command ran under an approval (it is now used). */
+  approvedBy?: { id: string; decidedBy: string; reason: string | null };
   /** Present when the command ran in a session: where the next one starts. */
   session?: {
     id: string;

@@ -147,6 +147,13 @@ describe("a broken bundle stops boot with file, path and problem", () => {
     expect((await problemsOf(dir)).join("\n")).toMatch(/jwt\): may match across a line break/);
   });
 
+  it("refuses agentsh's gRPC listener (its approval RPCs have no role check)", async () => {
+    const dir = await bundleWith("config.yaml", (t) =>
+      t.replace("grpc:\n    enabled: false", "grpc:\n    enabled: true"),
+    );
+    expect((await problemsOf(dir)).join("\n")).toMatch(/server\.grpc\.enabled: must stay false/);
+  });
+
   it("rejects a misspelled decision", async () => {
     const dir = await bundleWith("policies/default.yaml", (t) =>
       t.replace("decision: deny", "decision: denied"),

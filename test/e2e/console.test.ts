@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS_DIR, BASE_URL } from "./harness.js";
+import { ARTIFACTS_DIR, BASE_URL, http } from "./harness.js";
 
 /**
  * The browser console (`/console`) in real headless Chromium (Debian's `chromium` package,
@@ -316,5 +316,55 @@ describe("API reference (/docs)", () => {
     }
     expect(missing(), `heard: ${JSON.stringify(docsProblems)}`).toEqual([]);
     expect(docsProblems.filter((p) => !expected.some((report) => report.test(p)))).toEqual([]);
+  });
+});
+
+describe("approvals panel", () => {
+  const APPROVER_KEY = process.env.E2E_APPROVER_KEY ?? "";
+  // Base 36: a run of 13 digits would be redacted as a card number in listings.
+  const dir = `/workspace/console-approvals-${Date.now().toString(36)}`;
+  const push = `cd ${dir}/w && git push -q origin HEAD:main && echo pushed`;
+  const execute = async (body: Record<string, unknown>) => {
+    const res = await http("/execute", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: asserted field by field
+    return (await res.json()) as any;
+  };
+
+  it("an agent's command is held, approved in the panel, and then completes", async () => {
+    expect(APPROVER_KEY, "E2E_APPROVER_KEY must be set (scripts/test sets it)").not.toBe("");
+    // Earlier tests provoke refusals on purpose: only what this one causes counts.
+    const problemsBefore = pageProblems.length;
+    const setup = await execute({
+      command: `mkdir -p ${dir} && cd ${dir} && git init -q --bare remote.git && git init -q w && cd w && git -c user.email=a@b.c -c user.name=a commit -q --allow-empty -m one && git remote add origin ../remote.git && echo ready`,
+    });
+    expect(setup.result.stdout).toBe("ready\n");
+    // The agent (API key) pushes: agentsh blocks it on the approval-class rule.
+    const held = await execute({ command: push });
+    expect(held.result.decision?.rule).toBe("approval-git-push");
+    const id: string = held.approval.id;
+
+    // A person with an approver key sees it in the panel and approves it.
+    await page.fill("#key", APPROVER_KEY);
+    await page.click("#key-form button[type=submit]");
+    await page.click("#approvals-refresh");
+    const row = page.locator(`#approvals-table tr[data-approval-id="${id}"]`);
+    await row.waitFor({ timeout: STEP_MS });
+    expect(await row.locator(".command").textContent()).toBe(push);
+    expect(await row.locator(".rule").textContent()).toBe("approval-git-push");
+    await page.fill("#approval-reason", "console e2e");
+    await row.locator("button[data-decision=approve]").click();
+    await row.waitFor({ state: "detached", timeout: STEP_MS });
+    await page.screenshot({ path: join(ARTIFACTS_DIR, "console-approvals.png"), fullPage: true });
+
+    // The agent resubmits with the approval: it runs once and pushes.
+    const ran = await execute({ command: push, approvalId: id });
+    expect(ran.result.outcome, JSON.stringify(ran)).toBe("ok");
+    expect(ran.result.stdout).toBe("pushed\n");
+    expect(ran.approvedBy.reason).toBe("console e2e");
+    expect(pageProblems.slice(problemsBefore)).toEqual([]);
   });
 });

@@ -8,45 +8,59 @@ import { execute } from "./harness.js";
  * is never written into the command itself (it would then sit in /proc/self/cmdline): the probe
  * joins it from two halves.
  */
-const KEY = process.env.E2E_API_KEY ?? "";
-const half = Math.floor(KEY.length / 2);
-const rebuildKey = `a=${KEY.slice(0, half)}; b=${KEY.slice(half)}; k="$a$b"; [ \${#k} -eq ${KEY.length} ] || exit 99`;
-// The pattern reaches grep through a file descriptor (printf is a bash builtin): a `grep "$k"`
-// would carry the key in its own command line, where `cat /proc/[0-9]*/cmdline` in the same
-// pipeline could find it (seen: 1 run in 4).
-const find = (where: string) =>
-  `${rebuildKey}; ${where} 2>/dev/null | grep -a -c -F -f <(printf '%s\\n' "$k") || true`;
+/** How a probe rebuilds `key` in the command's shell (as `$k`) and counts it in `where`. */
+function finder(key: string) {
+  const half = Math.floor(key.length / 2);
+  const rebuildKey = `a=${key.slice(0, half)}; b=${key.slice(half)}; k="$a$b"; [ \${#k} -eq ${key.length} ] || exit 99`;
+  // The pattern reaches grep through a file descriptor (printf is a bash builtin): a `grep "$k"`
+  // would carry the key in its own command line, where `cat /proc/[0-9]*/cmdline` in the same
+  // pipeline could find it (seen: 1 run in 4).
+  return (where: string) =>
+    `${rebuildKey}; ${where} 2>/dev/null | grep -a -c -F -f <(printf '%s\\n' "$k") || true`;
+}
 
 // The probes read the stack's processes and files, so only where the suite booted the stack.
-describe("the service's secrets are out of reach of governed commands", skipWhen("remote"), () => {
-  beforeAll(() => {
-    // Without the key the probes would search for nothing and prove nothing.
-    if (KEY.length < 16) {
-      throw new Error("E2E_API_KEY is not the stack's API_KEY (scripts/test passes it)");
-    }
-  });
+// The agents' API key and the approvers' key (APPROVER_KEYS: who may let a held command run).
+const SECRETS = [
+  ["API_KEY", process.env.E2E_API_KEY ?? ""],
+  ["APPROVER_KEYS", process.env.E2E_APPROVER_KEY ?? ""],
+] as const;
 
-  it.each([
-    ["its own environment", find("env")],
-    ["every process environment", find("cat /proc/[0-9]*/environ")],
-    ["every process command line", find("cat /proc/[0-9]*/cmdline")],
-    ["the agentsh state (API keys file, audit database)", find("cat /var/lib/*/* /var/lib/*/*/*")],
-    ["the app's files", find("grep -r -a . /app /work /opt /srv /root /home")],
-    // Files written since the stack booted (a leak would be newer than that); bounded so that a
-    // host's old caches in /tmp do not turn the probe into a timeout.
-    [
-      "the shared scratch space",
-      find("find /tmp /workspace -xdev -type f -mmin -180 -size -20M -exec cat {} +"),
-    ],
-  ])("not in %s [local only]", async (_route, command) => {
-    const result = await execute(command);
-    expect(result.stdout.trim(), JSON.stringify(result)).toBe("0");
-  });
+describe.each(SECRETS)("the service's %s is out of reach of governed commands", (name, KEY) => {
+  const find = finder(KEY);
+  describe("by every route an attacker would try", skipWhen("remote"), () => {
+    beforeAll(() => {
+      // Without the key the probes would search for nothing and prove nothing.
+      if (KEY.length < 16) {
+        throw new Error(`the suite does not know the stack's ${name} (scripts/test passes it)`);
+      }
+    });
 
-  it("the probe itself works: it finds the key where a command puts it [local only]", async () => {
-    // Guards against a probe that can never find anything (a test that cannot fail).
-    const result = await execute(find('echo "x$k"'));
-    expect(result.stdout.trim()).toBe("1");
-    expect(result.exitCode).toBe(0);
+    it.each([
+      ["its own environment", find("env")],
+      ["every process environment", find("cat /proc/[0-9]*/environ")],
+      ["every process command line", find("cat /proc/[0-9]*/cmdline")],
+      [
+        "the agentsh state (API keys file, audit database)",
+        find("cat /var/lib/*/* /var/lib/*/*/*"),
+      ],
+      ["the app's files", find("grep -r -a . /app /work /opt /srv /root /home")],
+      // Files written since the stack booted (a leak would be newer than that); bounded so that a
+      // host's old caches in /tmp do not turn the probe into a timeout.
+      [
+        "the shared scratch space",
+        find("find /tmp /workspace -xdev -type f -mmin -180 -size -20M -exec cat {} +"),
+      ],
+    ])("not in %s [local only]", async (_route, command) => {
+      const result = await execute(command);
+      expect(result.stdout.trim(), JSON.stringify(result)).toBe("0");
+    });
+
+    it("the probe itself works: it finds the key where a command puts it [local only]", async () => {
+      // Guards against a probe that can never find anything (a test that cannot fail).
+      const result = await execute(find('echo "x$k"'));
+      expect(result.stdout.trim()).toBe("1");
+      expect(result.exitCode).toBe(0);
+    });
   });
 });

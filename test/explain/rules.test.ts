@@ -142,3 +142,19 @@ describe("policy matcher (agentsh 0.16.9 semantics, the bundle's policy)", () =>
     expect(net({ host: "example.com", port: 443, addresses: null })).toHaveProperty("undecided");
   });
 });
+
+describe("approval-class rules (args_patterns on the argv)", () => {
+  const m = createPolicyMatcher(POLICY, {});
+  it("git push is the approval rule's deny; other git commands stay allowed", () => {
+    expect(m.command("/usr/bin/git", ["git", "push", "origin", "main"])).toMatchObject({
+      rule: "approval-git-push",
+      decision: "deny",
+    });
+    expect(m.command("/usr/bin/git", ["git", "-C", "/w", "push"]).rule).toBe("approval-git-push");
+    expect(m.command("/usr/bin/git", ["git", "status"]).rule).toBe("allow-dev-tools");
+    expect(m.command("/usr/bin/git", ["git", "commit", "-m", "push"]).rule).toBe("allow-dev-tools");
+    // Without the argv (a dynamic word), the argument rule is left to agentsh at run time.
+    expect(m.command("/usr/bin/git").rule).toBe("allow-dev-tools");
+    expect(m.command("/usr/bin/npm", ["npm", "publish"]).rule).toBe("approval-npm-publish");
+  });
+});

@@ -62,7 +62,7 @@ describe("GET /console", () => {
     const { script } = await consolePage();
     const paths = [...script.matchAll(/"(\/[a-z]+)\/?"/g)].map((m) => m[1]);
     expect(new Set(paths)).toEqual(
-      new Set(["/sessions", "/execute", "/demo", "/health", "/audit"]),
+      new Set(["/sessions", "/execute", "/demo", "/health", "/audit", "/approvals"]),
     );
   });
 

@@ -17,6 +17,9 @@ function buildMcpApp(options: TestAppOptions = {}) {
   const t = buildTestApp(options);
   t.executor.respond((request) => {
     if (request.command.startsWith("sudo")) return blockedResult();
+    if (request.command === "git push" && !request.agentshPolicy) {
+      return blockedResult({ rule: "approval-git-push", target: "/usr/bin/git" });
+    }
     if (request.command === "busy") return notRun("busy", "every slot taken");
     if (request.command === "explode") throw new Error("socket /var/lib/secret-path closed");
     // What the session wrapper would record after `cd sub`.
@@ -124,6 +127,21 @@ describe("POST /mcp (Streamable HTTP, stateless)", () => {
     expect(res.content[0].text).toBe(
       "BLOCKED by policy rule 'deny-privilege-escalation' (execve /usr/bin/sudo); exit 126\n" +
         "--- stderr\nbash: /usr/bin/sudo: Permission denied",
+    );
+  });
+
+  it("run_command: a command held for approval says how to proceed", async () => {
+    const res = await call(await connect(buildMcpApp().app), "run_command", {
+      command: "git push",
+    });
+    expect(res.isError).toBeFalsy();
+    const id = res.structuredContent.approval.id;
+    expect(id).toMatch(/^apr-[0-9a-f]{24}$/);
+    expect(res.content[0].text).toContain(
+      `APPROVAL REQUIRED (rule 'approval-git-push'): a person has been asked (approval ${id}`,
+    );
+    expect(res.content[0].text).toContain(
+      `call run_command again with the same command and approvalId "${id}"`,
     );
   });
 

@@ -13,6 +13,13 @@ import { buildTestApp, postJson, readJson, type TestAppOptions } from "../suppor
 
 const KEY = "o".repeat(24);
 const WITH_KEY = { env: { API_KEY: KEY } };
+const APPROVER = "a".repeat(24);
+const AS_APPROVER = { "X-API-Key": APPROVER };
+const APPROVERS = { env: { API_KEY: KEY, APPROVER_KEYS: APPROVER } };
+const UNKNOWN_APPROVAL = `apr-${"0".repeat(24)}`;
+/** agentsh blocks the command on an approval-class rule. */
+const pushBlocked = () =>
+  new FakeExecutor().respond(() => blockedResult({ rule: "approval-git-push" }));
 const SSE = { Accept: "text/event-stream" };
 
 type JsonSchema = Record<string, unknown>;
@@ -182,6 +189,7 @@ const PROBES: Record<string, Probe | Probe[]> = {
   "POST /execute 200 text/event-stream": [
     { options: { executor: new ScriptedExecutor() }, send: post("/execute", ID, SSE) },
     { send: post("/execute", { ...ID, sessionId: UNKNOWN_SESSION }, SSE) },
+    { options: { executor: pushBlocked() }, send: post("/execute", { command: "git push" }, SSE) },
   ],
   "POST /execute 400": { send: post("/execute", { command: "" }) },
   "POST /execute 401": { options: WITH_KEY, send: post("/execute", ID) },
@@ -195,6 +203,48 @@ const PROBES: Record<string, Probe | Probe[]> = {
   "POST /execute 503": {
     options: { executor: new FakeExecutor().respond(() => notRun("busy")) },
     send: post("/execute", ID),
+  },
+  "POST /execute 403": { send: post("/execute", { ...ID, approvalId: `apr-${"0".repeat(24)}` }) },
+  "GET /approvals 200": { options: APPROVERS, send: get("/approvals", { "X-API-Key": APPROVER }) },
+  "GET /approvals 401": { options: APPROVERS, send: get("/approvals") },
+  "GET /approvals 403": [
+    { send: get("/approvals") },
+    { options: APPROVERS, send: get("/approvals", { "X-API-Key": KEY }) },
+  ],
+  "POST /approvals/:id 200": {
+    options: { ...APPROVERS, executor: pushBlocked() },
+    send: async (app) => {
+      const blocked = await readJson(
+        await app.request("/execute", postJson({ command: "git push" }, { "X-API-Key": KEY })),
+      );
+      return post(`/approvals/${blocked.approval.id}`, { decision: "approve" }, AS_APPROVER)(app);
+    },
+  },
+  "POST /approvals/:id 400": {
+    options: APPROVERS,
+    send: post(`/approvals/${UNKNOWN_APPROVAL}`, { decision: "maybe" }, AS_APPROVER),
+  },
+  "POST /approvals/:id 401": {
+    options: APPROVERS,
+    send: post(`/approvals/${UNKNOWN_APPROVAL}`, { decision: "approve" }),
+  },
+  "POST /approvals/:id 403": {
+    send: post(`/approvals/${UNKNOWN_APPROVAL}`, { decision: "approve" }),
+  },
+  "POST /approvals/:id 404": {
+    options: APPROVERS,
+    send: post(`/approvals/${UNKNOWN_APPROVAL}`, { decision: "approve" }, AS_APPROVER),
+  },
+  "POST /approvals/:id 413": {
+    options: APPROVERS,
+    send: post(`/approvals/${UNKNOWN_APPROVAL}`, TOO_LARGE, AS_APPROVER),
+  },
+  "POST /approvals/:id 415": {
+    options: APPROVERS,
+    send: post(`/approvals/${UNKNOWN_APPROVAL}`, undefined, {
+      ...AS_APPROVER,
+      "Content-Type": "text/plain",
+    }),
   },
   "POST /sessions 201": { send: post("/sessions") },
   "POST /sessions 400": { send: post("/sessions", { workspace: "/etc" }) },

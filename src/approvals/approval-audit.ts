@@ -1,0 +1,36 @@
+import type { AnsweredCommand } from "../audit/command-trail.js";
+import type { Redactor } from "../bundle/redactor.js";
+import type { Approval, ApprovalStatus } from "./approvals.js";
+
+/**
+ * An approval's change as an audit entry (outcome `approval_<change>`): who asked (requested,
+ * used: the agent's key, its session and request) or who decided (approved, denied: the
+ * approver's key), the command and rule, and in `target` the approval id with the reason given.
+ */
+export function approvalAuditEntry(
+  approval: Approval,
+  change: "requested" | ApprovalStatus,
+  redact: Redactor,
+): AnsweredCommand {
+  const decided = change === "approved" || change === "denied";
+  const outcome = `approval_${change === "pending" ? "requested" : change}` as const;
+  return {
+    caller: decided ? approval.decidedBy : change === "expired" ? null : approval.requester.owner,
+    session: approval.requester.session,
+    requestId: approval.requester.requestId,
+    command: redact(approval.command).text,
+    outcome,
+    errorCode: null,
+    rule: approval.rule,
+    layer: null,
+    kind: approval.kind,
+    operation: "approval",
+    target: redact(
+      decided && approval.reason ? `${approval.id} reason: ${approval.reason}` : approval.id,
+    ).text,
+    exitCode: null,
+    durationMs: null,
+    sessionId: null,
+    commandId: null,
+  };
+}

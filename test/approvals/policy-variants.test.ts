@@ -1,0 +1,72 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import {
+  approvalRuleNames,
+  approvedPolicyName,
+  approvedPolicyText,
+} from "../../src/approvals/policy-variants.js";
+import { policySchema } from "../../src/bundle/policy-schema.js";
+
+const dir = new URL("../../agentsh/policies/", import.meta.url);
+const defaultText = readFileSync(new URL("default.yaml", dir), "utf8");
+
+describe("approval-class rules and their approved-<rule> policies", () => {
+  const rules = approvalRuleNames(defaultText);
+
+  it("the default policy has approval-class rules, each an enforced deny", () => {
+    expect(rules).toEqual([
+      "approval-git-push",
+      "approval-npm-publish",
+      "approval-terraform-apply",
+    ]);
+    const policy = policySchema.parse(parseYaml(defaultText));
+    for (const rule of rules) {
+      expect(policy.command_rules?.find((r) => r.name === rule)?.decision).toBe("deny");
+    }
+  });
+
+  it("each variant file is generated from default.yaml (run tools/approval-policies.ts)", () => {
+    const files = readdirSync(dir).filter((f) => f.startsWith("approved-"));
+    expect(files.sort()).toEqual(rules.map((r) => `${approvedPolicyName(r)}.yaml`).sort());
+    for (const rule of rules) {
+      const file = readFileSync(new URL(`${approvedPolicyName(rule)}.yaml`, dir), "utf8");
+      expect(file).toBe(approvedPolicyText(defaultText, rule));
+    }
+  });
+
+  it("a variant differs from the default in that one rule's decision only", () => {
+    const base = policySchema.parse(parseYaml(defaultText));
+    const variant = policySchema.parse(
+      parseYaml(approvedPolicyText(defaultText, "approval-git-push")),
+    );
+    const flipped = variant.command_rules?.map((r) => r.decision);
+    const original = base.command_rules?.map((r) => r.decision);
+    const changed = (flipped ?? []).flatMap((d, i) => (d !== original?.[i] ? [i] : []));
+    expect(changed).toHaveLength(1);
+    expect(variant.command_rules?.[changed[0] ?? -1]?.name).toBe("approval-git-push");
+    expect({ ...variant, command_rules: [] }).toEqual({ ...base, command_rules: [] });
+  });
+
+  it("git push patterns: the subcommand after global options, and the pack programs", () => {
+    const policy = policySchema.parse(parseYaml(defaultText));
+    const patterns = (
+      policy.command_rules?.find((r) => r.name === "approval-git-push")?.args_patterns ?? []
+    ).map((p) => new RegExp(p));
+    const hits = (argv: string) => patterns.some((re) => re.test(argv));
+    for (const argv of [
+      "git push",
+      "git push -q origin HEAD:main",
+      "git -C /w push",
+      "git -c user.name=x push origin",
+      "git --git-dir /x/.git push",
+      "git-receive-pack /workspace/r.git",
+      "/usr/lib/git-core/git-send-pack --stateless-rpc x",
+    ]) {
+      expect(hits(argv), argv).toBe(true);
+    }
+    for (const argv of ["git status", "git commit -m push", "git log --grep push", "git pushy"]) {
+      expect(hits(argv), argv).toBe(false);
+    }
+  });
+});
