@@ -24,36 +24,29 @@ const optionalSecret = (minLength: number) =>
       message: `must be at least ${minLength} characters (generate one with: openssl rand -hex 24)`,
     });
 
+/** Keys, comma-separated: each at least 16 characters. */
+const keyList = () =>
+  z
+    .string()
+    .optional()
+    .transform((value) =>
+      (value ?? "")
+        .split(",")
+        .map((key) => key.trim())
+        .filter((key) => key !== ""),
+    )
+    .refine((keys) => keys.every((key) => key.length >= 16), {
+      message: "each key must be at least 16 characters (generate one with: openssl rand -hex 24)",
+    });
+
 const envObject = z.object({
   PORT: intFromEnv(10000, 1, 65535),
   HOST: z.string().min(1).default("0.0.0.0"),
   API_KEY: optionalSecret(16),
   /** More keys, comma-separated; each is accepted like API_KEY and owns its own sessions. */
-  API_KEYS: z
-    .string()
-    .optional()
-    .transform((value) =>
-      (value ?? "")
-        .split(",")
-        .map((key) => key.trim())
-        .filter((key) => key !== ""),
-    )
-    .refine((keys) => keys.every((key) => key.length >= 16), {
-      message: "each key must be at least 16 characters (generate one with: openssl rand -hex 24)",
-    }),
+  API_KEYS: keyList(),
   /** Keys of the people who decide approvals (GET/POST /approvals), comma-separated. */
-  APPROVER_KEYS: z
-    .string()
-    .optional()
-    .transform((value) =>
-      (value ?? "")
-        .split(",")
-        .map((key) => key.trim())
-        .filter((key) => key !== ""),
-    )
-    .refine((keys) => keys.every((key) => key.length >= 16), {
-      message: "each key must be at least 16 characters (generate one with: openssl rand -hex 24)",
-    }),
+  APPROVER_KEYS: keyList(),
   /** How long a person has to decide an approval, and the agent then to use it. */
   APPROVAL_TTL_MS: intFromEnv(15 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),
   AGENTSH_BIN: z.string().min(1).default("agentsh"),

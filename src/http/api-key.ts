@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
 import { ApiError } from "./errors.js";
 
@@ -21,29 +21,14 @@ export function requireApiKey(apiKeys: readonly string[]): MiddlewareHandler<App
   }
   const expected = apiKeys.map((key) => ({ digest: digest(key), owner: ownerOf(key) }));
   return async (c, next) => {
-    const presented =
-      c.req.header("x-api-key") ??
-      bearerToken(c.req.header("authorization")) ??
-      c.req.query("api_key");
+    const presented = presentedKey(c);
     const presentedDigest = presented === undefined ? undefined : digest(presented);
     // Every key is compared (no early exit), so the time does not say which one matched.
     let owner: string | undefined;
     for (const key of expected) {
       if (presentedDigest && timingSafeEqual(presentedDigest, key.digest)) owner = key.owner;
     }
-    if (owner === undefined) {
-      throw new ApiError(
-        {
-          code: presented === undefined ? "api_key_missing" : "api_key_invalid",
-          message:
-            presented === undefined
-              ? "This endpoint requires an API key."
-              : "The API key is not valid.",
-          hint: "Send the key in the X-API-Key header.",
-        },
-        { "WWW-Authenticate": 'ApiKey header="X-API-Key"' },
-      );
-    }
+    if (owner === undefined) throw keyRefused(presented);
     c.set("owner", owner);
     await next();
   };
@@ -71,11 +56,31 @@ export function ownerOf(apiKey: string): string {
   return `key-${createHash("sha256").update(apiKey, "utf8").digest("hex").slice(0, 12)}`;
 }
 
-function bearerToken(header: string | undefined): string | undefined {
-  const match = header?.match(/^Bearer\s+(.+)$/i);
-  return match?.[1];
+/** The key a request presents: `X-API-Key`, `Authorization: Bearer`, or `?api_key=` (v0). */
+export function presentedKey(c: Context<AppEnv>): string | undefined {
+  const bearer = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
+  return c.req.header("x-api-key") ?? bearer ?? c.req.query("api_key");
 }
 
-function digest(value: string): Buffer {
+/** 401 for a missing or unknown key (`message` and `hint` for a narrower refusal). */
+export function keyRefused(
+  presented: string | undefined,
+  say: { message?: string; hint?: string } = {},
+): ApiError {
+  return new ApiError(
+    {
+      code: presented === undefined ? "api_key_missing" : "api_key_invalid",
+      message:
+        say.message ??
+        (presented === undefined
+          ? "This endpoint requires an API key."
+          : "The API key is not valid."),
+      hint: say.hint ?? "Send the key in the X-API-Key header.",
+    },
+    { "WWW-Authenticate": 'ApiKey header="X-API-Key"' },
+  );
+}
+
+export function digest(value: string): Buffer {
   return createHash("sha256").update(value, "utf8").digest();
 }

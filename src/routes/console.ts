@@ -28,25 +28,32 @@ const route = createRoute({
   },
 });
 
+/**
+ * The browser pages' security headers: scripts and styles only with this response's nonce,
+ * requests only to this origin, no frames, no forms, Trusted Types required for every script
+ * sink, with these `trustedTypes` policies (the console: none; `/docs`: DOMPurify's).
+ */
+export function pageSecureHeaders(trustedTypes: string[]) {
+  return secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'none'"],
+      scriptSrc: [NONCE],
+      styleSrc: [NONCE],
+      connectSrc: ["'self'"],
+      imgSrc: ["data:"],
+      baseUri: ["'none'"],
+      formAction: ["'none'"],
+      frameAncestors: ["'none'"],
+      requireTrustedTypesFor: ["'script'"],
+      trustedTypes,
+    },
+    crossOriginResourcePolicy: "same-origin",
+  });
+}
+
 export function createConsoleRoutes() {
   const app = new OpenAPIHono<ConsoleEnv>();
-  app.use(
-    secureHeaders({
-      contentSecurityPolicy: {
-        defaultSrc: ["'none'"],
-        scriptSrc: [NONCE],
-        styleSrc: [NONCE],
-        connectSrc: ["'self'"],
-        imgSrc: ["data:"],
-        baseUri: ["'none'"],
-        formAction: ["'none'"],
-        frameAncestors: ["'none'"],
-        requireTrustedTypesFor: ["'script'"],
-        trustedTypes: ["'none'"],
-      },
-      crossOriginResourcePolicy: "same-origin",
-    }),
-  );
+  app.use(pageSecureHeaders(["'none'"]));
   return app.openapi(route, (c) => {
     c.header("Cache-Control", "no-store");
     return c.html(consolePage(c.get("secureHeadersNonce") ?? ""), 200);

@@ -2,10 +2,11 @@ import { createReadStream, readFileSync } from "node:fs";
 import { createRequire, findPackageJSON } from "node:module";
 import { Readable } from "node:stream";
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
+import type { SecureHeadersVariables } from "hono/secure-headers";
 import type { AppEnv } from "../app-env.js";
 import { ApiError } from "../http/errors.js";
 import { errorAnswers, OPEN } from "../openapi/route-docs.js";
+import { pageSecureHeaders } from "./console.js";
 
 type DocsEnv = { Variables: AppEnv["Variables"] & SecureHeadersVariables };
 
@@ -40,21 +41,7 @@ const url = (file: keyof typeof ASSETS) => `/docs/assets/${file}?v=${ASSETS[file
  * page's, named `dompurify#docs`) and a `default` policy that passes every HTML string through
  * DOMPurify. There is no policy for scripts or script URLs.
  */
-const docsHeaders = secureHeaders({
-  contentSecurityPolicy: {
-    defaultSrc: ["'none'"],
-    scriptSrc: [NONCE],
-    styleSrc: [NONCE],
-    connectSrc: ["'self'"],
-    imgSrc: ["data:"],
-    baseUri: ["'none'"],
-    formAction: ["'none'"],
-    frameAncestors: ["'none'"],
-    requireTrustedTypesFor: ["'script'"],
-    trustedTypes: ["default", "dompurify", "dompurify#docs"],
-  },
-  crossOriginResourcePolicy: "same-origin",
-});
+const docsHeaders = pageSecureHeaders(["default", "dompurify", "dompurify#docs"]);
 
 function docsPage(nonce: string): string {
   return `<!doctype html>

@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
-import { ApiError, errorResponse } from "../http/errors.js";
+import { digest, keyRefused, presentedKey } from "../http/api-key.js";
+import { errorResponse } from "../http/errors.js";
 import type { SessionTenant } from "../sessions/contract.js";
 import { type Tenant, type TenantDirectory, tenantOwner } from "./tenants.js";
 
@@ -20,19 +21,7 @@ export function requireTenant(
   return async (c, next) => {
     const presented = presentedKey(c);
     const tenant = presented === undefined ? undefined : directory.tenantOf(presented);
-    if (tenant === undefined) {
-      throw new ApiError(
-        {
-          code: presented === undefined ? "api_key_missing" : "api_key_invalid",
-          message:
-            presented === undefined
-              ? "This endpoint requires an API key."
-              : "The API key is not valid.",
-          hint: "Send the key in the X-API-Key header.",
-        },
-        { "WWW-Authenticate": 'ApiKey header="X-API-Key"' },
-      );
-    }
+    if (tenant === undefined) throw keyRefused(presented);
     const limited = tenant.rateLimits ? overRate(windows, tenant, now()) : null;
     if (limited !== null) {
       return errorResponse(
@@ -69,11 +58,6 @@ function overRate(
   return Math.max(1, Math.ceil((window.start + limits.windowMs - at) / 1000));
 }
 
-export function presentedKey(c: Context<AppEnv>): string | undefined {
-  const bearer = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
-  return c.req.header("x-api-key") ?? bearer ?? c.req.query("api_key");
-}
-
 /** Operators see every tenant; others only their own (null: no filter). */
 export function visibleOwner(c: Context<AppEnv>): string | null {
   const tenant = c.get("tenant");
@@ -105,26 +89,17 @@ export function requireOperator(
     }
     const tenant = presented === undefined ? undefined : directory.tenantOf(presented);
     if (!isToken && !tenant?.operator) {
-      throw new ApiError(
-        {
-          code: presented === undefined ? "api_key_missing" : "api_key_invalid",
-          message:
-            tenant !== undefined
-              ? `Tenant ${tenant.name} is not an operator; this endpoint covers every tenant.`
-              : presented === undefined
-                ? "This endpoint requires an API key."
-                : "The API key is not valid.",
-          hint: "Use an operator tenant's key (operator: true in the tenants file).",
-        },
-        { "WWW-Authenticate": 'ApiKey header="X-API-Key"' },
-      );
+      throw keyRefused(presented, {
+        ...(tenant !== undefined
+          ? {
+              message: `Tenant ${tenant.name} is not an operator; this endpoint covers every tenant.`,
+            }
+          : {}),
+        hint: "Use an operator tenant's key (operator: true in the tenants file).",
+      });
     }
     c.set("owner", tenant ? tenantOwner(tenant) : "metrics-token");
     if (tenant) c.set("tenant", tenant);
     await next();
   };
-}
-
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value, "utf8").digest();
 }
