@@ -5,7 +5,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
 import type { SessionInfo } from "../../src/sessions/contract.js";
 import { skipWhen } from "../support/skip-when.js";
-import { BASE_URL, expectAllowed, expectBlocked, http, OTHER_API_KEY } from "./harness.js";
+import {
+  BASE_URL,
+  canaryConnections,
+  expectAllowed,
+  expectBlocked,
+  http,
+  OTHER_API_KEY,
+  REMOTE,
+} from "./harness.js";
 
 /**
  * Two tenants side by side on the real stack (test/e2e/tenants.yaml, given to the stack as
@@ -177,7 +185,13 @@ tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)",
   it("network rules: every tenant meets the server default's (agentsh's proxy reads it, not the session's), and /explain says so", async () => {
     const probe = "curl -s --max-time 3 http://169.254.169.254/latest/meta-data/";
     for (const key of [ALPHA, BETA]) {
+      const since = Date.now() - 5;
       expectBlocked(await run(probe, key), "deny-cloud-metadata", "network");
+      if (!REMOTE) {
+        // The canary listens on the stand-in metadata address: nothing reached it.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(canaryConnections("169.254.169.254", since)).toEqual([]);
+      }
       const res = await http("/explain", {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-API-Key": key },
