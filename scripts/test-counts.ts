@@ -26,6 +26,9 @@ interface StageCounts {
   unexpectedSkips: number;
   /** Declared skips by condition (skipWhen). */
   declaredSkips: Record<string, number>;
+  /** The problems by name (failed tests with their first message line, errors, unexpected
+   * skips), repeated by `close` so that the last lines of a run say what failed. */
+  problems?: string[];
 }
 
 /** The part of vitest's JSON report (`--reporter=json`) that is counted. */
@@ -67,6 +70,12 @@ function isClean(c: StageCounts): boolean {
   return c.failed === 0 && c.errors === 0 && c.unexpectedSkips === 0;
 }
 
+/** The first non-empty line of a failure message, cut to a readable length. */
+function firstLine(message: string | undefined): string {
+  const line = (message ?? "").split("\n").find((l) => l.trim() !== "") ?? "(no message)";
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
 function readReport(file: string): VitestJsonReport | string {
   if (!existsSync(file)) return "it wrote no report (did it start?)";
   try {
@@ -89,6 +98,7 @@ function countVitest(stage: string, reportFile: string, exitCode: number): Stage
   };
   const errors: string[] = [];
   const unexpected: string[] = [];
+  const failures: string[] = [];
   const report = readReport(reportFile);
   if (typeof report === "string") {
     errors.push(report);
@@ -101,6 +111,7 @@ function countVitest(stage: string, reportFile: string, exitCode: number): Stage
         else if (test.status === "failed") {
           counts.failed++;
           fileFailed++;
+          failures.push(`${where} > ${test.fullName}: ${firstLine(test.failureMessages[0])}`);
         } else {
           // skipped, pending or todo: it did not run.
           const declared = test.meta?.skippedWhen;
@@ -132,12 +143,14 @@ function countVitest(stage: string, reportFile: string, exitCode: number): Stage
   counts.unexpectedSkips = unexpected.length;
 
   const lines = [
+    ...failures.slice(0, LISTED).map((f) => `  failed: ${f}`),
+    ...(failures.length > LISTED ? [`  … and ${failures.length - LISTED} more failed`] : []),
     ...errors.map((e) => `  error: ${e}`),
     ...unexpected.slice(0, LISTED).map((s) => `  unexpected skip: ${s}`),
     ...(unexpected.length > LISTED ? [`  … and ${unexpected.length - LISTED} more skipped`] : []),
   ];
   console.log(`\n${stage}: ${summary(counts)}${lines.length > 0 ? `\n${lines.join("\n")}` : ""}`);
-  return counts;
+  return { ...counts, problems: lines };
 }
 
 function readTotals(file: string): StageCounts[] {
@@ -169,6 +182,9 @@ function close(file: string): boolean {
   const failing = stages.filter((s) => !isClean(s));
   if (failing.length > 0) {
     console.log(`\nfailed stages: ${failing.map((s) => `${s.stage} (${summary(s)})`).join("; ")}`);
+    for (const s of failing) {
+      for (const problem of s.problems ?? []) console.log(`  ${s.stage}: ${problem.trim()}`);
+    }
   }
   if (stages.length === 0) {
     total.errors++;
