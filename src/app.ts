@@ -8,6 +8,7 @@ import type { AppEnv } from "./app-env.js";
 import { approvalAuditEntry } from "./approvals/approval-audit.js";
 import { ApprovalStore } from "./approvals/approvals.js";
 import { requireApprover } from "./approvals/approvers.js";
+import { type AgentshApprovalsApi, NetworkApprovals } from "./approvals/network-approvals.js";
 import type { AuditStore } from "./audit/audit-log.js";
 import { createCommandTrail } from "./audit/command-trail.js";
 import { openSqliteAuditStore } from "./audit/sqlite-store.js";
@@ -81,6 +82,11 @@ export interface AppDeps {
   tenants?: TenantDirectory;
   /** `/explain` for a tenant's caller: its own policy (with `tenants`). */
   explainFor?: (tenant: Tenant) => Promise<Explainer>;
+  /**
+   * NETWORK_APPROVALS: agentsh's approvals API with the service's approver key; the connections
+   * its proxy holds become approvals here (src/approvals/network-approvals.ts).
+   */
+  agentshApprovals?: AgentshApprovalsApi;
 }
 
 /** Builds the HTTP app. No side effects: nothing listens and no process is started here. */
@@ -124,8 +130,12 @@ export function createApp(deps: AppDeps) {
         );
     },
   });
+  const networkApprovals = deps.agentshApprovals
+    ? new NetworkApprovals({ api: deps.agentshApprovals, store: approvals, logger })
+    : undefined;
   const executeCommand = createExecuteCommand({
     approvals,
+    ...(networkApprovals ? { networkApprovals } : {}),
     runCommand,
     sessions: deps.sessions,
     redact: deps.redact,
@@ -208,6 +218,7 @@ export function createApp(deps: AppDeps) {
         approvals,
         guard: requireApprover(config.approverKeys ?? [], config.apiKeys),
         redact: deps.redact,
+        ...(networkApprovals ? { network: networkApprovals } : {}),
       }),
     )
     .use("/sessions/*", limit("sessions", config.rateLimits.execute))

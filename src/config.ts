@@ -49,10 +49,18 @@ const envObject = z.object({
   APPROVER_KEYS: keyList(),
   /** How long a person has to decide an approval, and the agent then to use it. */
   APPROVAL_TTL_MS: intFromEnv(15 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),
+  /**
+   * HTTPS to a destination no network rule names waits for a person (GET/POST /approvals)
+   * instead of being allowed: scripts/boot starts agentsh with policies/network-approvals.yaml.
+   * Needs APPROVER_KEYS.
+   */
+  NETWORK_APPROVALS: booleanFromEnv(false),
   AGENTSH_BIN: z.string().min(1).default("agentsh"),
   AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
   /** Credential the service uses towards the agentsh server (auth.type api_key). */
   AGENTSH_API_KEY: optionalSecret(16),
+  /** The service's approver credential towards agentsh (role approver; set by scripts/boot). */
+  AGENTSH_APPROVER_KEY: optionalSecret(16),
   AGENTSH_BUNDLE_DIR: z.string().min(1).default("agentsh"),
   /** Tenants (src/tenants/); unset: <bundle>/tenants.yaml when it exists. */
   TENANTS_FILE: z
@@ -165,10 +173,15 @@ const envObject = z.object({
 /** Every environment variable the service reads. */
 export const CONFIG_KEYS: readonly string[] = Object.keys(envObject.shape);
 
-const envSchema = envObject.refine((env) => env.COMMAND_TIMEOUT_MS <= env.MAX_COMMAND_TIMEOUT_MS, {
-  path: ["COMMAND_TIMEOUT_MS"],
-  message: "must not exceed MAX_COMMAND_TIMEOUT_MS",
-});
+const envSchema = envObject
+  .refine((env) => env.COMMAND_TIMEOUT_MS <= env.MAX_COMMAND_TIMEOUT_MS, {
+    path: ["COMMAND_TIMEOUT_MS"],
+    message: "must not exceed MAX_COMMAND_TIMEOUT_MS",
+  })
+  .refine((env) => !env.NETWORK_APPROVALS || env.APPROVER_KEYS.length > 0, {
+    path: ["NETWORK_APPROVALS"],
+    message: "needs APPROVER_KEYS: held connections wait for a person with an approver key",
+  });
 
 type ParsedEnv = z.infer<typeof envSchema>;
 
@@ -180,10 +193,14 @@ export interface Config {
   /** Keys that may decide approvals (APPROVER_KEYS); empty = nobody can approve. */
   approverKeys: string[];
   approvalTtlMs: number;
+  /** NETWORK_APPROVALS: agentsh runs policies/network-approvals.yaml as its default. */
+  networkApprovals: boolean;
   agentsh: {
     bin: string;
     serverUrl: string;
     apiKey: string | undefined;
+    /** Answers agentsh's network approvals (GET/POST /api/v1/approvals). */
+    approverKey: string | undefined;
     bundleDir: string;
     /** TENANTS_FILE; undefined: <bundleDir>/tenants.yaml if present. */
     tenantsFile: string | undefined;
@@ -246,10 +263,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     apiKeys: [...new Set([...(e.API_KEY ? [e.API_KEY] : []), ...e.API_KEYS])],
     approverKeys: [...new Set(e.APPROVER_KEYS)],
     approvalTtlMs: e.APPROVAL_TTL_MS,
+    networkApprovals: e.NETWORK_APPROVALS,
     agentsh: {
       bin: e.AGENTSH_BIN,
       serverUrl: e.AGENTSH_SERVER_URL.replace(/\/+$/, ""),
       apiKey: e.AGENTSH_API_KEY,
+      approverKey: e.AGENTSH_APPROVER_KEY,
       bundleDir: e.AGENTSH_BUNDLE_DIR,
       tenantsFile: e.TENANTS_FILE,
       logPipe: e.AGENTSH_LOG_PIPE,

@@ -1,4 +1,5 @@
 import { ApprovalRefusedError, type ApprovalStore } from "./approvals/approvals.js";
+import type { NetworkApprovals } from "./approvals/network-approvals.js";
 import { isApprovalRule } from "./approvals/policy-variants.js";
 import type { CommandTrail } from "./audit/command-trail.js";
 import { createStreamRedactor, type Redactor } from "./bundle/redactor.js";
@@ -31,6 +32,8 @@ export function createExecuteCommand(options: {
   trail?: CommandTrail;
   /** Approvals: asked for on approval-class blocks, used by `approvalId` resubmissions. */
   approvals?: ApprovalStore;
+  /** NETWORK_APPROVALS: the connections agentsh holds while the command runs. */
+  networkApprovals?: Pick<NetworkApprovals, "watch">;
 }): ExecuteCommand {
   return async (input: ExecuteInput, caller: Caller, onOutput?: (chunk: OutputChunk) => void) => {
     const startedAt = Date.now();
@@ -84,6 +87,32 @@ export function createExecuteCommand(options: {
     const live = onOutput
       ? { stdout: redactorFor("stdout", onOutput), stderr: redactorFor("stderr", onOutput) }
       : null;
+    // While it runs in agentsh, a connection agentsh's proxy holds for a person is this
+    // command's: the approval names its requester, and a streaming caller is told.
+    let endWatch = () => {};
+    const watchNetwork = options.networkApprovals
+      ? (agentshSession: string) => {
+          endWatch();
+          endWatch =
+            options.networkApprovals?.watch(agentshSession, {
+              command: input.command,
+              requester: {
+                owner: caller.owner,
+                session: input.sessionId ?? null,
+                requestId: caller.requestId,
+              },
+              onRequested: (approval) =>
+                caller.onApproval?.({
+                  id: approval.id,
+                  kind: "network",
+                  status: "pending",
+                  rule: approval.rule,
+                  ...(approval.target ? { target: approval.target } : {}),
+                  expiresAt: approval.expiresAt.toISOString(),
+                }),
+            }) ?? (() => {});
+        }
+      : undefined;
     let run: Awaited<ReturnType<RunCommand>>;
     try {
       run = await options.runCommand({
@@ -95,6 +124,7 @@ export function createExecuteCommand(options: {
         ...(caller.tenant ? { tenant: caller.tenant } : {}),
         ...(approvedPolicy ? { agentshPolicy: approvedPolicy } : {}),
         ...(caller.onPhase ? { onPhase: caller.onPhase } : {}),
+        ...(watchNetwork ? { onAgentshSession: watchNetwork } : {}),
         ...(lease && input.sessionId
           ? { session: lease.context, callerSession: input.sessionId }
           : {}),
@@ -108,6 +138,8 @@ export function createExecuteCommand(options: {
       lease?.finish({ ran: false });
       if (approvedPolicy && input.approvalId) options.approvals?.giveBack(input.approvalId);
       throw error;
+    } finally {
+      endWatch();
     }
     live?.stdout.end();
     live?.stderr.end();
@@ -154,6 +186,7 @@ export function createExecuteCommand(options: {
       });
       body.approval = {
         id: approval.id,
+        kind: "command",
         status: "pending",
         rule,
         expiresAt: approval.expiresAt.toISOString(),

@@ -144,6 +144,11 @@ export interface GovernedCommand {
   /** Told how long each phase took, in order (the answer's Server-Timing header). */
   onPhase?: (phase: Phase, ms: number) => void;
   /**
+   * Called with the agentsh session the command is about to run in (network approvals: what
+   * agentsh's proxy holds for that session is this command's).
+   */
+  onAgentshSession?: (sessionId: string) => void;
+  /**
    * An approved command: run it in a fresh agentsh session created with this policy (one that
    * allows the approved rule and nothing more), ended afterwards.
    */

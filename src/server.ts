@@ -18,6 +18,8 @@ import { killProcessesOfUid } from "./agentsh/process-reaper.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
 import { relayAgentshLog } from "./agentsh/server-log.js";
 import { createApp } from "./app.js";
+import { createAgentshApprovalsApi } from "./approvals/network-approvals.js";
+import { NETWORK_APPROVALS_POLICY } from "./approvals/policy-variants.js";
 import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
 import type { BindPorts } from "./bundle/isolation-schema.js";
@@ -264,6 +266,16 @@ async function main(): Promise<void> {
     auditPending: audit.store.pending,
   });
   collectDefaultMetrics({ register: metrics.registry, prefix: "gexec_" });
+  // NETWORK_APPROVALS: agentsh runs policies/network-approvals.yaml as its default (scripts/boot),
+  // and the service answers what its proxy holds with the approver key scripts/boot wrote.
+  if (config.networkApprovals && !config.agentsh.approverKey) {
+    throw new Error(
+      "NETWORK_APPROVALS=true needs AGENTSH_APPROVER_KEY, agentsh's approver credential (scripts/boot writes and sets it)",
+    );
+  }
+  const serverPolicy = config.networkApprovals
+    ? await readTenantPolicy(path.dirname(bundle.policyFile), NETWORK_APPROVALS_POLICY)
+    : bundle.policy;
   const app = createApp({
     config,
     sessions,
@@ -279,8 +291,16 @@ async function main(): Promise<void> {
     audit: audit.store,
     metrics,
     protections,
+    ...(config.networkApprovals && config.agentsh.approverKey
+      ? {
+          agentshApprovals: createAgentshApprovalsApi({
+            serverUrl: config.agentsh.serverUrl,
+            approverKey: config.agentsh.approverKey,
+          }),
+        }
+      : {}),
     explain: createExplainer({
-      matcher: createPolicyMatcher(bundle.policy, policyVars),
+      matcher: createPolicyMatcher(serverPolicy, policyVars),
       workspace: config.agentsh.workspace,
       wrapper: launcher ? "agentsh-launch" : "/bin/bash",
       // Commands get the agentsh server's PATH, which scripts/boot gives it from ours.
@@ -300,7 +320,7 @@ async function main(): Promise<void> {
                 matcher: createPolicyMatcher(
                   effectiveTenantPolicy(
                     await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy),
-                    bundle.policy,
+                    serverPolicy,
                   ),
                   policyVars,
                 ),

@@ -1,7 +1,7 @@
 /**
  * Writes agentsh/policies/approved-<rule>.yaml for every approval-class rule of
- * agentsh/policies/default.yaml (see src/approvals/policy-variants.ts). Run after editing the
- * policy: `node --import tsx tools/approval-policies.ts`; a unit test fails while they differ.
+ * agentsh/policies/default.yaml, and network-approvals.yaml, agentsh's default policy when
+ * NETWORK_APPROVALS=true (see src/approvals/policy-variants.ts). Run after editing the policy: `node --import tsx tools/approval-policies.ts`; a unit test fails while they differ.
  */
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -9,6 +9,8 @@ import {
   approvalRuleNames,
   approvedPolicyName,
   approvedPolicyText,
+  NETWORK_APPROVALS_POLICY,
+  networkApprovalPolicyText,
 } from "../src/approvals/policy-variants.js";
 
 const dir = path.join(import.meta.dirname, "..", "agentsh", "policies");
@@ -22,4 +24,6 @@ for (const rule of approvalRuleNames(text)) {
 for (const file of readdirSync(dir)) {
   if (file.startsWith("approved-") && !wanted.has(file)) rmSync(path.join(dir, file));
 }
-console.log([...wanted].join("\n"));
+const network = `${NETWORK_APPROVALS_POLICY}.yaml`;
+writeFileSync(path.join(dir, network), networkApprovalPolicyText(text));
+console.log([...wanted, network].join("\n"));

@@ -168,6 +168,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
             ? launcherArgv(options.launcher, identity, tag, place, limits?.launcherArgs)
             : [];
         const stateFile = request.session ? sessionStateFile(place) : undefined;
+        request.onAgentshSession?.(sessionId);
         const run = () =>
           runCli(options, sessionId, request, prefix, stateFile, (end) => {
             endCommand = end;

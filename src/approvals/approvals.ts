@@ -2,10 +2,14 @@ import { randomBytes } from "node:crypto";
 import { approvedPolicyName } from "./policy-variants.js";
 
 /**
- * Pending and decided approvals of one instance (in memory). An approval is asked for by the
- * service when agentsh blocks a command on an approval-class rule; a person with an approver key
- * decides it; the caller then resubmits the same command with the approval's id, which is
- * consumed: it runs once, in an agentsh session whose policy allows that rule only.
+ * Pending and decided approvals of one instance (in memory), of two kinds:
+ * - `command`: asked for by the service when agentsh blocks a command on an approval-class rule;
+ *   a person with an approver key decides it; the caller then resubmits the same command with
+ *   the approval's id, which is consumed: it runs once, in an agentsh session whose policy allows
+ *   that rule only.
+ * - `network`: asked for by agentsh's proxy, which holds a running command's connection to an
+ *   unlisted destination (NETWORK_APPROVALS); adopted here under agentsh's id by
+ *   src/approvals/network-approvals.ts, which also passes the decision on to agentsh.
  */
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired" | "used";
@@ -20,11 +24,13 @@ export interface Requester {
 
 export interface Approval {
   id: string;
-  kind: "command";
-  /** The exact command text the approval is for. */
+  kind: "command" | "network";
+  /** The exact command text the approval is for (network: the command that is waiting). */
   command: string;
-  /** The approval-class rule agentsh blocked it on. */
+  /** The approval-class rule agentsh blocked it on (network: the rule holding the connection). */
   rule: string;
+  /** Network: the destination (host:port) the command is waiting to reach; else null. */
+  target: string | null;
   requester: Requester;
   status: ApprovalStatus;
   createdAt: Date;
@@ -74,6 +80,7 @@ export class ApprovalStore {
       kind: "command",
       command,
       rule,
+      target: null,
       requester,
       status: "pending",
       createdAt: new Date(created),
@@ -85,6 +92,44 @@ export class ApprovalStore {
     this.approvals.set(approval.id, approval);
     this.options.onChange?.(approval, "requested");
     return approval;
+  }
+
+  /**
+   * Adopts a network approval agentsh's proxy is holding a connection for (under agentsh's id
+   * and times: agentsh decides when it runs out). Returns the existing one when already known.
+   */
+  adoptNetwork(
+    held: { id: string; target: string; rule: string; createdAt: Date; expiresAt: Date },
+    command: string,
+    requester: Requester,
+  ): Approval {
+    const known = this.approvals.get(held.id);
+    if (known) return known;
+    const approval: Approval = {
+      id: held.id,
+      kind: "network",
+      command,
+      rule: held.rule,
+      target: held.target,
+      requester,
+      status: "pending",
+      createdAt: held.createdAt,
+      expiresAt: held.expiresAt,
+      decidedBy: null,
+      decidedAt: null,
+      reason: null,
+    };
+    this.approvals.set(approval.id, approval);
+    this.options.onChange?.(approval, "requested");
+    return approval;
+  }
+
+  /** A pending approval that can no longer be decided (agentsh let it go: timeout, command ended). */
+  lapse(id: string): void {
+    const approval = this.approvals.get(id);
+    if (approval?.status !== "pending") return;
+    approval.status = "expired";
+    this.options.onChange?.(approval, "expired");
   }
 
   get(id: string): Approval | undefined {
@@ -116,7 +161,10 @@ export class ApprovalStore {
     approval.decidedAt = new Date(at);
     approval.reason = reason;
     // An approval is used soon or not at all: the caller has one more ttl from the decision.
-    if (decision === "approve") approval.expiresAt = new Date(at + this.options.ttlMs);
+    // (A network approval is used as it is decided: agentsh lets the held connection through.)
+    if (decision === "approve" && approval.kind === "command") {
+      approval.expiresAt = new Date(at + this.options.ttlMs);
+    }
     this.options.onChange?.(approval, approval.status);
     return approval;
   }
@@ -129,6 +177,9 @@ export class ApprovalStore {
   consume(id: string, command: string, requester: Omit<Requester, "requestId">): string {
     const approval = this.get(id);
     if (!approval) throw new ApprovalRefusedError(id, "no such approval (unknown or expired)");
+    if (approval.kind !== "command") {
+      throw new ApprovalRefusedError(id, "it is a network approval (its command already went on)");
+    }
     if (approval.requester.owner !== requester.owner) {
       throw new ApprovalRefusedError(id, "it was asked for by another API key");
     }
@@ -157,7 +208,8 @@ export class ApprovalStore {
     const now = this.now();
     for (const approval of this.approvals.values()) {
       if (
-        (approval.status === "pending" || approval.status === "approved") &&
+        (approval.status === "pending" ||
+          (approval.status === "approved" && approval.kind === "command")) &&
         approval.expiresAt.getTime() <= now
       ) {
         approval.status = "expired";

@@ -54,3 +54,47 @@ export function approvedPolicyText(policyText: string, rule: string): string {
   ];
   return [...header, ...lines].join("\n");
 }
+
+/**
+ * Network approvals (NETWORK_APPROVALS=true): agentsh's proxy holds a connection whose rule
+ * decides `approve` until a person answers through agentsh's approvals API (approvals.mode api).
+ * The proxy judges every session with the server's default policy, so this variant is started as
+ * agentsh's default (AGENTSH_POLICY_NAME): default.yaml with its last allow, `allow-https`
+ * (HTTPS to any destination no rule above names), turned into the rule below. Everything a rule
+ * above names is unchanged: the allow-lists still allow, the deny rules (metadata, private
+ * networks, known-bad domains, loopback ports) still deny without asking anyone.
+ */
+export const NETWORK_APPROVALS_POLICY = "network-approvals";
+export const NETWORK_APPROVAL_RULE = "network-approval-unlisted";
+const UNLISTED_HTTPS_RULE = "allow-https";
+
+/** The network-approvals variant of `policyText`; throws unless it has `allow-https` as expected. */
+export function networkApprovalPolicyText(policyText: string): string {
+  const lines = policyText.split("\n");
+  const start = lines.findIndex((line) => line.trimEnd() === `  - name: ${UNLISTED_HTTPS_RULE}`);
+  if (start === -1) throw new Error(`no network rule named ${UNLISTED_HTTPS_RULE}`);
+  let end = start + 1;
+  while (end < lines.length && /^ {4}\S/.test(lines[end] as string)) end++;
+  const rule = lines.slice(start, end).map((line) => line.trim());
+  if (!rule.includes("ports: [443]") || !rule.includes("decision: allow")) {
+    throw new Error(`${UNLISTED_HTTPS_RULE} must allow ports: [443] in the default policy`);
+  }
+  lines.splice(
+    start,
+    end - start,
+    `  - name: ${NETWORK_APPROVAL_RULE}`,
+    "    description: >-",
+    "      HTTPS to a destination no rule above names: agentsh's proxy holds the",
+    "      connection until a person decides (GET/POST /approvals); nobody within",
+    "      approvals.timeout (config.yaml) = denied.",
+    "    ports: [443]",
+    "    decision: approve",
+    "    message: The destination is not on the allow-list; a person has been asked to approve it.",
+  );
+  const header = [
+    "# GENERATED from default.yaml by tools/approval-policies.ts: do not edit.",
+    `# agentsh's default policy when NETWORK_APPROVALS=true: ${UNLISTED_HTTPS_RULE} becomes`,
+    `# ${NETWORK_APPROVAL_RULE} (decision approve); every other rule is the default policy's.`,
+  ];
+  return [...header, ...lines].join("\n");
+}

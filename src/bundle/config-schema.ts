@@ -37,6 +37,20 @@ export const agentshConfigSchema = z.object({
     })
     .optional(),
   policies: z.object({ dir: z.string().optional(), default: z.string().optional() }).optional(),
+  // Network approvals (src/approvals/network-approvals.ts) are answered through agentsh's HTTP
+  // approvals API with the service's approver key: mode api. agentsh's other modes prompt on the
+  // server's /dev/tty (none in a container: every request denied) or are not wired in 0.16.9.
+  approvals: z
+    .object({
+      enabled: z.boolean().optional(),
+      mode: z.string().optional(),
+      timeout: z.string().optional(),
+    })
+    .refine((a) => a.enabled !== true || a.mode === "api", {
+      message:
+        "mode must be api when approvals are enabled (the service answers through agentsh's API)",
+    })
+    .optional(),
   landlock: z
     .object({
       enabled: z.boolean().optional(),

@@ -76,11 +76,17 @@ export const commandResultSchema = z
   })
   .openapi("CommandResult");
 
-/** A command blocked on an approval-class rule: the approval a person may now decide. */
+/** An approval a person may now decide: a blocked command, or a held connection. */
 const approvalNoteSchema = z.strictObject({
   id: z.string(),
+  kind: z
+    .enum(["command", "network"])
+    .describe(
+      "command: blocked; once approved, resubmit with approvalId. network: agentsh's proxy holds a connection of the running command until the decision.",
+    ),
   status: z.literal("pending"),
-  rule: z.string().describe("The approval-class rule agentsh blocked the command on."),
+  rule: z.string().describe("The rule agentsh blocked (command) or holds (network) it on."),
+  target: z.string().optional().describe("Network: the destination (host:port) held."),
   expiresAt: z.string(),
 });
 

@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
 import type { Approval, ApprovalStore } from "../approvals/approvals.js";
+import type { NetworkApprovals } from "../approvals/network-approvals.js";
 import type { Redactor } from "../bundle/redactor.js";
 import { ApiError } from "../http/errors.js";
 import { strictJsonBody } from "../http/json-body.js";
@@ -16,9 +17,19 @@ import {
 const approvalSchema = z
   .strictObject({
     id: z.string(),
-    kind: z.literal("command"),
-    command: z.string().describe("The exact command text (DLP-redacted here)."),
-    rule: z.string().describe("The approval-class rule agentsh blocked it on."),
+    kind: z
+      .enum(["command", "network"])
+      .describe(
+        "command: a blocked command, run once when resubmitted with the id; network: a running command's connection agentsh's proxy holds until the decision.",
+      ),
+    command: z
+      .string()
+      .describe("The exact command text (DLP-redacted here); network: the waiting command."),
+    rule: z.string().describe("The rule agentsh blocked (command) or holds (network) it on."),
+    target: z
+      .string()
+      .nullable()
+      .describe("Network: the destination (host:port) the command waits to reach."),
     requester: z.strictObject({
       key: z.string().describe("The agent's API key fingerprint (key-…)."),
       session: z.string().nullable().describe("The caller's session (s-…), if any."),
@@ -51,14 +62,26 @@ export function createApprovalRoutes(options: {
   approvals: ApprovalStore;
   guard: MiddlewareHandler<AppEnv>;
   redact: Redactor;
+  /** Network approvals: agentsh's held requests, read before listing, told of decisions. */
+  network?: Pick<NetworkApprovals, "refresh" | "decide">;
   now?: () => number;
 }) {
   const now = options.now ?? Date.now;
+  const decideOne = (
+    id: string,
+    decision: "approve" | "deny",
+    approver: string,
+    reason: string | null,
+  ): Promise<Approval | undefined> | Approval | undefined =>
+    options.network
+      ? options.network.decide(id, decision, approver, reason)
+      : options.approvals.resolve(id, decision, approver, reason);
   const view = (a: Approval) => ({
     id: a.id,
     kind: a.kind,
     command: options.redact(a.command).text,
     rule: a.rule,
+    target: a.target,
     requester: {
       key: a.requester.owner,
       session: a.requester.session,
@@ -76,7 +99,7 @@ export function createApprovalRoutes(options: {
     path: "/",
     operationId: "listApprovals",
     tags: ["approvals"],
-    summary: "commands waiting for a person's approval (approver key)",
+    summary: "commands and connections waiting for a person's approval (approver key)",
     security: CONFIGURED_API_KEY_SECURITY,
     middleware: [options.guard],
     responses: {
@@ -105,13 +128,16 @@ export function createApprovalRoutes(options: {
     },
   });
   return new OpenAPIHono<AppEnv>()
-    .openapi(list, (c) => c.json({ approvals: options.approvals.pending().map(view) }, 200))
+    .openapi(list, async (c) => {
+      await options.network?.refresh();
+      return c.json({ approvals: options.approvals.pending().map(view) }, 200);
+    })
     .openapi(
       decide,
-      (c) => {
+      async (c) => {
         const { id } = c.req.valid("param");
         const { decision, reason } = c.req.valid("json");
-        const decided = options.approvals.resolve(id, decision, c.get("owner"), reason ?? null);
+        const decided = await decideOne(id, decision, c.get("owner"), reason ?? null);
         if (!decided) {
           throw new ApiError({
             code: "approval_not_found",

@@ -19,7 +19,7 @@ import {
   JSON_BODY_ERRORS,
   RATE_LIMIT_ERRORS,
 } from "../openapi/route-docs.js";
-import type { ExecuteCommand } from "../sessions/contract.js";
+import type { Caller, ExecuteCommand } from "../sessions/contract.js";
 import { SESSION_ID_PATTERN } from "../sessions/session-registry.js";
 
 export const MAX_COMMAND_LENGTH = 1024;
@@ -95,7 +95,7 @@ const STREAM_EVENTS = {
     streamEventSchemas.heartbeat,
   ],
   approval_required: [
-    "Before `result` when agentsh blocked the command on an approval-class rule: once a person approves, resubmit the same command with `approvalId`.",
+    "kind command: before `result` when agentsh blocked the command on an approval-class rule; once a person approves, resubmit the same command with `approvalId`. kind network (NETWORK_APPROVALS): while the command runs, agentsh's proxy holds one of its connections until a person decides; the command goes on by itself.",
     "StreamApprovalRequired",
     streamEventSchemas.approvalRequired,
   ],
@@ -188,7 +188,7 @@ export function createExecuteRoutes(options: {
     async (c) => {
       const input = c.req.valid("json");
       const tenant = c.get("tenant");
-      const caller = {
+      const caller: Caller = {
         owner: c.get("owner"),
         ...(tenant ? { tenant } : {}),
         requestId: c.get("requestId"),
@@ -210,6 +210,7 @@ export function createExecuteRoutes(options: {
             );
           };
           const heartbeat = setInterval(() => send("heartbeat", {}), HEARTBEAT_MS);
+          caller.onApproval = (note) => send("approval_required", note);
           send("started", {
             requestId: caller.requestId,
             command: input.command,

@@ -47,6 +47,11 @@ export interface Caller {
   noteAgentshIds?: (ids: { sessionId: string | null; commandId: string | null }) => void;
   /** Told how long each phase of the command took (the answer's Server-Timing header). */
   onPhase?: (phase: Phase, ms: number) => void;
+  /**
+   * Told while the command runs that agentsh's proxy holds one of its connections for a person's
+   * decision (NETWORK_APPROVALS): the stream's `approval_required` event.
+   */
+  onApproval?: (note: ApprovalNote) => void;
 }
 
 export interface ExecuteInput {
@@ -57,11 +62,18 @@ export interface ExecuteInput {
   approvalId?: string | undefined;
 }
 
-/** A command blocked on an approval-class rule: a person may approve it (POST /approvals/:id). */
+/**
+ * An approval a person may now decide (POST /approvals/:id). `command`: agentsh blocked the
+ * command on an approval-class rule; once approved, resubmit it with `approvalId`. `network`:
+ * agentsh's proxy holds a connection of the running command to `target` until the decision.
+ */
 export interface ApprovalNote {
   id: string;
+  kind: "command" | "network";
   status: "pending";
   rule: string;
+  /** Network: the destination (host:port) held. */
+  target?: string;
   expiresAt: string;
 }
 

@@ -5,6 +5,9 @@ import {
   approvalRuleNames,
   approvedPolicyName,
   approvedPolicyText,
+  NETWORK_APPROVAL_RULE,
+  NETWORK_APPROVALS_POLICY,
+  networkApprovalPolicyText,
 } from "../../src/approvals/policy-variants.js";
 import { policySchema } from "../../src/bundle/policy-schema.js";
 
@@ -68,5 +71,40 @@ describe("approval-class rules and their approved-<rule> policies", () => {
     for (const argv of ["git status", "git commit -m push", "git log --grep push", "git pushy"]) {
       expect(hits(argv), argv).toBe(false);
     }
+  });
+});
+
+describe("the network-approvals policy (agentsh's default when NETWORK_APPROVALS=true)", () => {
+  it("is generated from default.yaml (run tools/approval-policies.ts)", () => {
+    const file = readFileSync(new URL(`${NETWORK_APPROVALS_POLICY}.yaml`, dir), "utf8");
+    expect(file).toBe(networkApprovalPolicyText(defaultText));
+  });
+
+  it("differs from the default in one network rule only: allow-https becomes an approve rule", () => {
+    const base = policySchema.parse(parseYaml(defaultText));
+    const variant = policySchema.parse(parseYaml(networkApprovalPolicyText(defaultText)));
+    const before = base.network_rules ?? [];
+    const after = variant.network_rules ?? [];
+    expect(after).toHaveLength(before.length);
+    const changed = after.flatMap((rule, i) =>
+      JSON.stringify(rule) === JSON.stringify(before[i]) ? [] : [i],
+    );
+    expect(changed).toHaveLength(1);
+    const at = changed[0] ?? -1;
+    expect(before[at]).toMatchObject({ name: "allow-https", ports: [443], decision: "allow" });
+    expect(after[at]).toMatchObject({
+      name: NETWORK_APPROVAL_RULE,
+      ports: [443],
+      decision: "approve",
+    });
+    // The last network rule: every allow-list and deny rule above it still decides first.
+    expect(at).toBe(before.length - 1);
+    expect({ ...variant, network_rules: [] }).toEqual({ ...base, network_rules: [] });
+  });
+
+  it("refuses a default policy whose allow-https is not what it expects", () => {
+    expect(() =>
+      networkApprovalPolicyText(defaultText.replace("- name: allow-https", "- name: x")),
+    ).toThrow(/no network rule named allow-https/);
   });
 });
