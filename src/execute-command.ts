@@ -89,29 +89,25 @@ export function createExecuteCommand(options: {
       : null;
     // While it runs in agentsh, a connection agentsh's proxy holds for a person is this
     // command's: the approval names its requester, and a streaming caller is told.
-    let endWatch = () => {};
     const watchNetwork = options.networkApprovals
-      ? (agentshSession: string) => {
-          endWatch();
-          endWatch =
-            options.networkApprovals?.watch(agentshSession, {
-              command: input.command,
-              requester: {
-                owner: caller.owner,
-                session: input.sessionId ?? null,
-                requestId: caller.requestId,
-              },
-              onRequested: (approval) =>
-                caller.onApproval?.({
-                  id: approval.id,
-                  kind: "network",
-                  status: "pending",
-                  rule: approval.rule,
-                  ...(approval.target ? { target: approval.target } : {}),
-                  expiresAt: approval.expiresAt.toISOString(),
-                }),
-            }) ?? (() => {});
-        }
+      ? (agentshSession: string) =>
+          options.networkApprovals?.watch(agentshSession, {
+            command: input.command,
+            requester: {
+              owner: caller.owner,
+              session: input.sessionId ?? null,
+              requestId: caller.requestId,
+            },
+            onRequested: (approval) =>
+              caller.onApproval?.({
+                id: approval.id,
+                kind: "network",
+                status: "pending",
+                rule: approval.rule,
+                ...(approval.target ? { target: approval.target } : {}),
+                expiresAt: approval.expiresAt.toISOString(),
+              }),
+          })
       : undefined;
     let run: Awaited<ReturnType<RunCommand>>;
     try {
@@ -138,8 +134,6 @@ export function createExecuteCommand(options: {
       lease?.finish({ ran: false });
       if (approvedPolicy && input.approvalId) options.approvals?.giveBack(input.approvalId);
       throw error;
-    } finally {
-      endWatch();
     }
     live?.stdout.end();
     live?.stderr.end();

@@ -145,9 +145,10 @@ export interface GovernedCommand {
   onPhase?: (phase: Phase, ms: number) => void;
   /**
    * Called with the agentsh session the command is about to run in (network approvals: what
-   * agentsh's proxy holds for that session is this command's).
+   * agentsh's proxy holds for that session is this command's). What it returns is awaited once
+   * the command has ended, before the session serves another command.
    */
-  onAgentshSession?: (sessionId: string) => void;
+  onAgentshSession?: (sessionId: string) => (() => Promise<void>) | undefined;
   /**
    * An approved command: run it in a fresh agentsh session created with this policy (one that
    * allows the approved rule and nothing more), ended afterwards.

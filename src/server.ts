@@ -170,6 +170,7 @@ async function main(): Promise<void> {
     workspace: config.agentsh.workspace,
     outputLimitBytes: config.limits.outputLimitBytes,
     sessionPrefix: config.agentsh.sessionPrefix,
+    networkApprovals: config.networkApprovals,
     slots: config.limits.maxConcurrent,
     maxQueued: config.limits.maxQueued,
     queueWaitMs: config.limits.queueWaitMs,

@@ -110,6 +110,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
       const approvedSession = request.agentshPolicy
         ? `${lease.sessionId}-approved-${randomUUID().slice(0, 8)}`
         : null;
+      let commandEnded: (() => Promise<void>) | undefined;
       try {
         // A caller's session has an agentsh session of its own (one command at a time: the
         // session registry refuses a second); other commands use the slot's session. Either way
@@ -168,7 +169,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
             ? launcherArgv(options.launcher, identity, tag, place, limits?.launcherArgs)
             : [];
         const stateFile = request.session ? sessionStateFile(place) : undefined;
-        request.onAgentshSession?.(sessionId);
+        commandEnded = request.onAgentshSession?.(sessionId);
         const run = () =>
           runCli(options, sessionId, request, prefix, stateFile, (end) => {
             endCommand = end;
@@ -244,6 +245,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           },
         };
       } finally {
+        await commandEnded?.().catch(() => {});
         if (approvedSession) await options.destroySession?.(approvedSession).catch(() => {});
         lease.release();
       }

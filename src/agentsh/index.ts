@@ -56,6 +56,8 @@ export interface AgentshOptions {
   oneKeyAtATime?: boolean;
   /** The canary commands that prove enforcement (agentsh's layers and the launcher's). */
   canaries: readonly Canary[];
+  /** NETWORK_APPROVALS: held connections that were refused count as denials. */
+  networkApprovals?: boolean;
 }
 
 export function createAgentsh(options: AgentshOptions): Agentsh {
@@ -70,6 +72,7 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     serverUrl: options.serverUrl,
     apiKey: options.apiKey,
     workspace: options.workspace,
+    heldDecisions: options.networkApprovals === true,
   });
   const executor = createAgentshExecutor({
     bin: options.bin,

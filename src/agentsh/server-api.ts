@@ -32,6 +32,11 @@ export interface AgentshServerOptions {
   workspace: string;
   probeTimeoutMs?: number;
   fetch?: typeof fetch;
+  /**
+   * NETWORK_APPROVALS: a connection agentsh held for a person and then refused is recorded with
+   * policy decision `approve` (effective `deny`); the denial lookup reads those too.
+   */
+  heldDecisions?: boolean;
 }
 
 export function createAgentshServerApi(options: AgentshServerOptions): AgentshServerApi {
@@ -98,29 +103,41 @@ export function createAgentshServerApi(options: AgentshServerOptions): AgentshSe
     },
 
     async recordedDenials(sessionId, since, until) {
-      const query = new URLSearchParams({
-        session_id: sessionId,
-        decision: "deny",
-        since: since.toISOString(),
-        until: until.toISOString(),
-        order: "asc",
-        limit: "50",
-      });
-      const response = await doFetch(`${options.serverUrl}/api/v1/events/search?${query}`, {
-        headers,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      if (!response.ok) {
-        throw new Error(`agentsh event search failed: HTTP ${response.status}`);
-      }
-      return parseEventSearch(await response.json());
+      const search = async (decision: string) => {
+        const query = new URLSearchParams({
+          session_id: sessionId,
+          decision,
+          since: since.toISOString(),
+          until: until.toISOString(),
+          order: "asc",
+          limit: "50",
+        });
+        const response = await doFetch(`${options.serverUrl}/api/v1/events/search?${query}`, {
+          headers,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!response.ok) {
+          throw new Error(`agentsh event search failed: HTTP ${response.status}`);
+        }
+        return response.json();
+      };
+      if (!options.heldDecisions) return parseEventSearch(await search("deny"));
+      const [denied, held] = await Promise.all([search("deny"), search("approve")]);
+      return [...parseEventSearch(denied), ...parseEventSearch(held, { refusedOnly: true })];
     },
   };
 }
 
-/** The decisions in an answer of agentsh's `GET /api/v1/events/search` (`null`: none matched). */
-export function parseEventSearch(json: unknown): Decision[] {
-  return (z.array(eventSchema).nullable().parse(json) ?? []).map(decisionFromEvent);
+/**
+ * The decisions in an answer of agentsh's `GET /api/v1/events/search` (`null`: none matched).
+ * `refusedOnly`: only events whose effective decision refused (a held connection denied or
+ * timed out, not one a person let through).
+ */
+export function parseEventSearch(json: unknown, how: { refusedOnly?: boolean } = {}): Decision[] {
+  const events = z.array(eventSchema).nullable().parse(json) ?? [];
+  return events
+    .filter((event) => !how.refusedOnly || event.policy?.effective_decision === "deny")
+    .map(decisionFromEvent);
 }
 
 function describe(error: unknown): string {

@@ -110,20 +110,22 @@ export class NetworkApprovals {
   ) {}
 
   /**
-   * A command runs in agentsh session `sessionId` until the returned function is called: the
-   * connections agentsh holds for that session are its, and agentsh is asked meanwhile.
+   * A command runs in agentsh session `sessionId` until the returned function is called (and
+   * awaited, before the session serves another command): the connections agentsh holds for that
+   * session are its, and agentsh is asked meanwhile. When it has ended, whatever agentsh still
+   * holds for the session is refused there and expired here: nothing waits for a decision any
+   * more (agentsh itself would hold it until its timeout, a killed client notwithstanding).
    */
-  watch(sessionId: string, waiting: WaitingCommand): () => void {
+  watch(sessionId: string, waiting: WaitingCommand): () => Promise<void> {
     this.running.set(sessionId, waiting);
     this.timer ??= setInterval(() => void this.refresh(), this.options.pollMs ?? 500).unref();
-    return () => {
+    return async () => {
       if (this.running.get(sessionId) === waiting) this.running.delete(sessionId);
       if (this.running.size === 0 && this.timer) {
         clearInterval(this.timer);
         this.timer = null;
       }
-      // Whatever agentsh still held for it went with the command: settle it now.
-      if (this.options.store.pending().some((a) => a.kind === "network")) void this.refresh();
+      await this.release(sessionId);
     };
   }
 
@@ -165,6 +167,22 @@ export class NetworkApprovals {
       }
     }
     return store.resolve(id, decision, approver, reason);
+  }
+
+  /** Refuses at agentsh what it still holds for `sessionId` (its command ended) and expires it. */
+  private async release(sessionId: string): Promise<void> {
+    const { store, api } = this.options;
+    let held: HeldRequest[];
+    try {
+      held = await api.pending();
+    } catch {
+      return;
+    }
+    for (const request of held) {
+      if (request.session_id !== sessionId || !NETWORK_KINDS.has(request.kind)) continue;
+      await api.answer(request.id, false, "the command ended before a decision").catch(() => false);
+      store.lapse(request.id);
+    }
   }
 
   stop(): void {

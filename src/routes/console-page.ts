@@ -59,7 +59,7 @@ export function consolePage(nonce: string) {
   <div id="run-output" aria-live="polite"></div>
 </section>
 <section class="card" id="approvals">
-  <h2>Approvals <span class="muted small">commands held for a person's decision (GET /approvals; needs an approver key)</span></h2>
+  <h2>Approvals <span class="muted small">commands and connections held for a person's decision (GET /approvals; needs an approver key)</span></h2>
   <form id="approvals-form" class="row small">
     <label>reason <input id="approval-reason" class="filter" autocomplete="off" spellcheck="false" placeholder="why (kept in the trail)"></label>
     <button type="submit" id="approvals-refresh">Refresh</button>
@@ -601,7 +601,8 @@ const SCRIPT = String.raw`
       return button;
     };
     return el("tr", { "data-approval-id": approval.id },
-      el("td", {}, el("code", { class: "command", text: approval.command })),
+      el("td", {}, el("code", { class: "command", text: approval.command }),
+        approval.kind === "network" ? el("div", { class: "muted small", text: "connection held: " + approval.target }) : null),
       el("td", {}, el("code", { class: "rule", text: approval.rule })),
       el("td", { class: "small" }, el("code", { text: approval.requester.key }), approval.requester.session ? el("div", { class: "muted", text: approval.requester.session }) : null),
       el("td", { class: "muted small", text: Math.round(approval.ageMs / 1000) + " s" }),

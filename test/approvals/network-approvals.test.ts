@@ -135,10 +135,27 @@ describe("network approvals: agentsh's held connections as the service's approva
     agentsh.hold("approval-1", "slot-1");
     await bridge.refresh();
     agentsh.held = [];
-    end();
+    await end();
     await bridge.refresh();
     expect(store.get("approval-1")?.status).toBe("expired");
     expect(changes).toEqual(["approval-1:requested", "approval-1:expired"]);
+  });
+
+  it("its command ended while held: refused at agentsh (which would hold it for minutes) and expired", async () => {
+    const { agentsh, store, bridge, requester } = setup();
+    const end = bridge.watch("slot-1", { command: "curl https://example.com/", requester });
+    agentsh.hold("approval-1", "slot-1");
+    await bridge.refresh();
+    // Held before any read saw it (a command shorter than the poll), and another session's.
+    agentsh.hold("approval-2", "slot-1");
+    agentsh.hold("approval-3", "slot-2");
+    await end();
+    expect(agentsh.answers).toEqual([
+      { id: "approval-1", approve: false, reason: "the command ended before a decision" },
+      { id: "approval-2", approve: false, reason: "the command ended before a decision" },
+    ]);
+    expect(store.get("approval-1")?.status).toBe("expired");
+    expect(agentsh.held.map((h) => h.id)).toEqual(["approval-3"]);
   });
 
   it("a read while a decision is on its way to agentsh does not expire it", async () => {

@@ -100,9 +100,12 @@ describe("load", () => {
       }
       expect(health.status).toBe(200);
       expect(healthMs).toBeLessThan(2_000);
-      // The whole life of the app so far (VmHWM: 100 parallel requests, then this flood) stayed
-      // under 150 MiB (scripts/boot caps V8's heap; measured peaks 128–145 MiB).
-      expect(after.peakMiB).toBeLessThan(150);
+      // Bounded: buffered whole, the floods would take over 1,000 MiB. The flood itself raises
+      // the app's peak (VmHWM) by little over what earlier tests already reached, and the whole
+      // life of the app so far stays under 160 MiB (scripts/boot caps V8's heap; measured
+      // whole-life peaks 128–151 MiB, depending on what the suite ran before: docs/performance.md).
+      expect(after.peakMiB - before.peakMiB).toBeLessThan(32);
+      expect(after.peakMiB).toBeLessThan(160);
       console.log(
         `[measured] 4 × (200 MB stdout + 50 MB stderr): app peak RSS ${before.peakMiB} → ${after.peakMiB} MiB, /health during flood ${healthMs} ms`,
       );

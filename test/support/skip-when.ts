@@ -32,6 +32,10 @@ export const SKIP_CONDITIONS = {
     why: "the tenants e2e tests need a stack booted with TENANTS_FILE (scripts/test's e2e-tenants stage); the main e2e stage boots without one",
     holds: () => !process.env.TENANTS_FILE,
   },
+  "no-network-approvals": {
+    why: "the network-approvals e2e tests need a stack booted with NETWORK_APPROVALS=true (scripts/test's e2e-network-approvals stage); elsewhere HTTPS to an unlisted destination is allowed without asking",
+    holds: () => !["true", "1", "yes"].includes(process.env.NETWORK_APPROVALS ?? ""),
+  },
   "container-stack": {
     why: "the e2e suite runs against the image (tools/container/test-image): the stack's files are not the host's",
     holds: () => process.env.E2E_STACK === "container",
