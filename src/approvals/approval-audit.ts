@@ -5,7 +5,8 @@ import type { Approval, ApprovalStatus } from "./approvals.js";
 /**
  * An approval's change as an audit entry (outcome `approval_<change>`): who asked (requested,
  * used: the agent's key, its session and request) or who decided (approved, denied: the
- * approver's key), the command and rule, and in `target` the approval id with the reason given.
+ * approver's key), the command and rule, and in `target` the approval id, the destination of a
+ * network approval, and the reason given.
  */
 export function approvalAuditEntry(
   approval: Approval,
@@ -26,7 +27,11 @@ export function approvalAuditEntry(
     kind: approval.kind,
     operation: "approval",
     target: redact(
-      decided && approval.reason ? `${approval.id} reason: ${approval.reason}` : approval.id,
+      [
+        approval.id,
+        ...(approval.target ? [`to: ${approval.target}`] : []),
+        ...(decided && approval.reason ? [`reason: ${approval.reason}`] : []),
+      ].join(" "),
     ).text,
     exitCode: null,
     durationMs: null,

@@ -208,3 +208,55 @@ describe("an approval outlives a refusal that ran nothing", () => {
     expect((await execute({ command: PUSH, approvalId: id })).status).toBe(403);
   });
 });
+
+describe("network approvals (agentsh's held connections, its API faked)", () => {
+  it("are listed with kind network and target, and a decision is passed on to agentsh", async () => {
+    const now = Date.now();
+    const held = [
+      {
+        id: "approval-1",
+        session_id: "gexec-1",
+        kind: "network",
+        target: "example.com:443",
+        rule: "network-approval-unlisted",
+        created_at: new Date(now),
+        expires_at: new Date(now + 300_000),
+      },
+    ];
+    const answers: Array<[string, boolean]> = [];
+    const { app } = buildTestApp({
+      env: { API_KEYS: AGENT, APPROVER_KEYS: APPROVER },
+      agentshApprovals: {
+        pending: async () => held,
+        answer: async (id, approve) => {
+          answers.push([id, approve]);
+          return true;
+        },
+      },
+    });
+    const list = await app.request("/approvals", { headers: { "X-API-Key": APPROVER } });
+    expect(list.status).toBe(200);
+    expect((await readJson(list)).approvals).toMatchObject([
+      {
+        id: "approval-1",
+        kind: "network",
+        target: "example.com:443",
+        rule: "network-approval-unlisted",
+        status: "pending",
+      },
+    ]);
+    const byAgent = await app.request(
+      "/approvals/approval-1",
+      postJson({ decision: "approve" }, { "X-API-Key": AGENT }),
+    );
+    expect(byAgent.status).toBe(403);
+    expect(answers).toEqual([]);
+    const decided = await app.request(
+      "/approvals/approval-1",
+      postJson({ decision: "deny", reason: "not needed" }, { "X-API-Key": APPROVER }),
+    );
+    expect(decided.status).toBe(200);
+    expect(await readJson(decided)).toMatchObject({ status: "denied", reason: "not needed" });
+    expect(answers).toEqual([["approval-1", false]]);
+  });
+});

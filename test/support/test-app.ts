@@ -37,6 +37,8 @@ export interface TestAppOptions {
   /** A tenants file's directory (src/tenants/). */
   tenants?: AppDeps["tenants"];
   explainFor?: AppDeps["explainFor"];
+  /** NETWORK_APPROVALS: agentsh's approvals API (faked). */
+  agentshApprovals?: AppDeps["agentshApprovals"];
 }
 
 /** The bundle's real policy (agentsh/policies/default.yaml), for explain. */
@@ -159,6 +161,7 @@ export function buildTestApp(options: TestAppOptions = {}) {
     ...(options.audit ? { audit: options.audit } : {}),
     ...(options.tenants ? { tenants: options.tenants } : {}),
     ...(options.explainFor ? { explainFor: options.explainFor } : {}),
+    ...(options.agentshApprovals ? { agentshApprovals: options.agentshApprovals } : {}),
     protections: createProtectionReport({
       canaries: CANARIES,
       staticChecks: { "seccomp helper enabled in bundle": true },
