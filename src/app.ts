@@ -232,6 +232,7 @@ export function createApp(deps: AppDeps) {
         toolCallLimit: executeLimit,
         maxTimeoutMs: config.limits.maxTimeoutMs,
         logger,
+        networkApprovals: networkApprovals !== undefined,
       }),
     )
     .route(

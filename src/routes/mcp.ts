@@ -44,6 +44,8 @@ export interface McpRoutesOptions {
   toolCallLimit?: MiddlewareHandler<AppEnv>;
   maxTimeoutMs: number;
   logger: Logger;
+  /** NETWORK_APPROVALS: run_command says that a connection may wait for a person. */
+  networkApprovals?: boolean;
 }
 
 const SERVER_INFO = { name: "governed-executor", version: "0.1.0" };
@@ -108,7 +110,11 @@ export function createMcpRoutes(options: McpRoutesOptions) {
           "{rule, kind, operation, target, message} | null, durationMs, ...}, requestId, session?}. " +
           "A blocked command is not an error: result.blocked is true and decision.rule names " +
           "the policy rule. When approval {id} is present a person may approve it: then call " +
-          "again with the same command and approvalId. Refusals (busy, unknown session, degraded enforcement) are errors " +
+          "again with the same command and approvalId. " +
+          (options.networkApprovals
+            ? "HTTPS to a destination outside the allow-list waits until a person approves or denies it: give such a command a timeoutMs long enough for a person (up to 300000). "
+            : "") +
+          "Refusals (busy, unknown session, degraded enforcement) are errors " +
           'carrying {"error": {code, message, hint}}.',
         inputSchema: runInput,
         annotations: { destructiveHint: true, openWorldHint: false },
