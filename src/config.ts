@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { type PolicyServers, parsePolicyServers } from "./tenants/policy-servers.js";
 
 /**
  * Service configuration, parsed once from the environment by the Node entry.
@@ -51,6 +52,21 @@ const envObject = z.object({
   APPROVAL_TTL_MS: intFromEnv(15 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),
   AGENTSH_BIN: z.string().min(1).default("agentsh"),
   AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
+  /**
+   * The agentsh servers of tenants' policies (scripts/boot): `policy=host:port`, comma-separated;
+   * the default policy's is AGENTSH_SERVER_URL.
+   */
+  AGENTSH_POLICY_SERVERS: z
+    .string()
+    .default("")
+    .transform((value, ctx) => {
+      try {
+        return parsePolicyServers(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** Credential the service uses towards the agentsh server (auth.type api_key). */
   AGENTSH_API_KEY: optionalSecret(16),
   AGENTSH_BUNDLE_DIR: z.string().min(1).default("agentsh"),
@@ -183,6 +199,8 @@ export interface Config {
   agentsh: {
     bin: string;
     serverUrl: string;
+    /** Tenants' policies with an agentsh server of their own (policy → base URL). */
+    policyServers: PolicyServers;
     apiKey: string | undefined;
     bundleDir: string;
     /** TENANTS_FILE; undefined: <bundleDir>/tenants.yaml if present. */
@@ -249,6 +267,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     agentsh: {
       bin: e.AGENTSH_BIN,
       serverUrl: e.AGENTSH_SERVER_URL.replace(/\/+$/, ""),
+      policyServers: e.AGENTSH_POLICY_SERVERS,
       apiKey: e.AGENTSH_API_KEY,
       bundleDir: e.AGENTSH_BUNDLE_DIR,
       tenantsFile: e.TENANTS_FILE,

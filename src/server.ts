@@ -40,6 +40,7 @@ import { createServiceMetrics } from "./metrics/service-metrics.js";
 import { createSessionRegistry, envPolicyDenies } from "./sessions/session-registry.js";
 import { logStartup } from "./startup-log.js";
 import { effectiveTenantPolicy } from "./tenants/explain.js";
+import { policyServerProblem } from "./tenants/policy-servers.js";
 import {
   loadTenantDirectory,
   readTenantPolicy,
@@ -77,6 +78,8 @@ async function main(): Promise<void> {
     AGENTSH_BUNDLE_DIR: path.resolve(config.agentsh.bundleDir),
     AGENTSH_STATE_DIR: "/var/lib/governed-executor",
     AGENTSH_BIN_DIR: path.dirname(agentshBin ?? "/usr/local/bin/agentsh"),
+    // Set only for a tenant policy's own server (scripts/boot): the default server's is empty.
+    AGENTSH_POLICY_NAME: "",
     ...stringEnv(process.env),
   };
   const bundle = await loadPolicyBundle(config.agentsh.bundleDir, policyVars);
@@ -84,7 +87,13 @@ async function main(): Promise<void> {
 
   const { isolation } = bundle;
   const stateDir = process.env.AGENTSH_STATE_DIR ?? "/var/lib/governed-executor";
-  const tenants = await loadTenants(config, bundle, stateDir);
+  // The policy the default agentsh server runs (config.yaml policies.default); tenants on
+  // another one need its own server (scripts/boot starts them: AGENTSH_POLICY_SERVERS).
+  const defaultPolicy = path.basename(bundle.policyFile).replace(/\.ya?ml$/, "");
+  const { policyServers } = config.agentsh;
+  const tenants = await loadTenants(config, bundle, stateDir, (policy) =>
+    policyServerProblem(policy, defaultPolicy, policyServers),
+  );
   if (tenants) {
     const gid = process.getuid?.() === 0 ? isolation.identities.gid : undefined;
     await prepareTenantWorkspaces(tenants.list(), gid);
@@ -92,9 +101,11 @@ async function main(): Promise<void> {
       tenants: tenants
         .list()
         .map((t) => ({ name: t.name, policy: t.policy, operator: t.operator })),
+      policyServers,
     });
     // Key rotation: edit the file (or the key variables of a restarted process) and send
-    // SIGHUP. A broken file keeps the tenants in force and says why.
+    // SIGHUP. A broken file keeps the tenants in force and says why; so does a policy without
+    // an agentsh server of its own (those start at boot only).
     process.on("SIGHUP", () => {
       void tenants.reload().then(async (result) => {
         if (!result.ok) {
@@ -108,8 +119,10 @@ async function main(): Promise<void> {
   }
   // The app, agentsh's HTTP API, agentsh's gRPC, pprof and Redis defaults (as in the policy's
   // deny-agentsh-api and deny-service-ports): never a command's to listen on.
-  const agentshPort = Number(new URL(config.agentsh.serverUrl).port || 80);
-  const servicePorts = [config.port, agentshPort, 9090, 6060, 6379];
+  const agentshPorts = [config.agentsh.serverUrl, ...Object.values(policyServers)].map((url) =>
+    Number(new URL(url).port || 80),
+  );
+  const servicePorts = [config.port, ...agentshPorts, 9090, 6060, 6379];
   const {
     launcher,
     probe,
@@ -164,6 +177,8 @@ async function main(): Promise<void> {
   const agentsh = createAgentsh({
     bin: agentshBin ?? config.agentsh.bin,
     serverUrl: config.agentsh.serverUrl,
+    policyServers,
+    defaultPolicy,
     apiKey: config.agentsh.apiKey,
     workspace: config.agentsh.workspace,
     outputLimitBytes: config.limits.outputLimitBytes,
@@ -199,8 +214,9 @@ async function main(): Promise<void> {
   const stopWatching = await monitor.start();
   const health = createHealthCheck({
     monitor,
-    probe: agentsh.probe,
+    probe: agentsh.probeDefault,
     agentshUrl: config.agentsh.serverUrl,
+    policyServers: agentsh.policyServers,
     allowDegraded: config.allowDegraded,
     bundle: { digest: bundle.digest, policy: bundle.policy.name },
     isolation: {
@@ -291,24 +307,26 @@ async function main(): Promise<void> {
     }),
     ...(tenants
       ? {
-          // A tenant's policy as agentsh applies it; agentsh's policy-test API only knows the
-          // server default, so there is no cross-check here.
+          // A tenant's policy as agentsh applies it: whole on its policy's own server (whose
+          // policy-test API cross-checks it), else merged with the server default's
+          // (effectiveTenantPolicy).
           explainFor: cachedBy(
             (tenant: Tenant) => `${tenant.policy}\0${tenant.workspaceRoot}`,
-            async (tenant: Tenant) =>
-              createExplainer({
+            async (tenant: Tenant) => {
+              const own = await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy);
+              const policyTest = agentsh.policyTestFor(tenant.policy);
+              return createExplainer({
                 matcher: createPolicyMatcher(
-                  effectiveTenantPolicy(
-                    await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy),
-                    bundle.policy,
-                  ),
+                  policyTest ? own : effectiveTenantPolicy(own, bundle.policy),
                   policyVars,
                 ),
                 workspace: tenant.workspaceRoot,
                 wrapper: launcher ? "agentsh-launch" : "/bin/bash",
                 resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
                 resolveHost: hostResolver(),
-              }),
+                ...(policyTest ? { policyTest } : {}),
+              });
+            },
           ),
         }
       : {}),
@@ -340,6 +358,7 @@ async function loadTenants(
   config: ReturnType<typeof parseConfig>,
   bundle: Awaited<ReturnType<typeof loadPolicyBundle>>,
   stateDir: string,
+  policyProblem: (policy: string) => string | null,
 ): Promise<TenantDirectory | undefined> {
   const inBundle = path.join(bundle.dir, "tenants.yaml");
   const file = config.agentsh.tenantsFile ?? (existsSync(inBundle) ? inBundle : undefined);
@@ -349,6 +368,7 @@ async function loadTenants(
     sessionsRoot: bundle.isolation.filesystem.sessions_root,
     reservedPaths: [config.agentsh.workspace, bundle.isolation.identities.scratch_root, stateDir],
     env: process.env,
+    policyProblem,
   });
 }
 
