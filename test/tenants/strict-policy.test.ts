@@ -12,7 +12,7 @@ const load = (name: string) =>
   );
 
 describe("the strict tenant policy", () => {
-  it("is default.yaml with strict-* rules and two env names in front", () => {
+  it("is default.yaml with strict-* rules and three env names in front", () => {
     const strict = load("strict");
     const base = load("default");
     const lists = ["command_rules", "file_rules", "network_rules", "unix_socket_rules"] as const;
@@ -27,10 +27,10 @@ describe("the strict tenant policy", () => {
       "strict-deny-licence-texts",
       "strict-deny-example-com",
     ]);
-    // env_policy: two names in front of default.yaml's deny list, nothing else differs.
+    // env_policy: three names in front of default.yaml's deny list, nothing else differs.
     expect(strict.env_policy).toEqual({
       ...base.env_policy,
-      deny: ["NODE_OPTIONS", "PYTHON*", ...(base.env_policy?.deny ?? [])],
+      deny: ["PIP_*", "NPM_CONFIG_*", "npm_config_*", ...(base.env_policy?.deny ?? [])],
     });
     const lists_ = [...lists, "env_policy"] as const;
     const rest = (policy: typeof strict) =>
