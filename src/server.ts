@@ -236,6 +236,10 @@ async function main(): Promise<void> {
     logger,
     stateDir,
     idle: () => agentsh.stats().inFlight === 0,
+    // scripts/boot: AGENTSH_DATA_DIR of each tenant policy's server.
+    moreEventsDbs: Object.keys(policyServers).map((policy) =>
+      path.join(stateDir, `policy-${policy}`, "events.db"),
+    ),
   });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   // Run once by the service itself (never by a governed command), served by /demo/status.
