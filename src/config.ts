@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { type PolicyServers, parsePolicyServers } from "./tenants/policy-servers.js";
 
 /**
  * Service configuration, parsed once from the environment by the Node entry.
@@ -57,6 +58,21 @@ const envObject = z.object({
   NETWORK_APPROVALS: booleanFromEnv(false),
   AGENTSH_BIN: z.string().min(1).default("agentsh"),
   AGENTSH_SERVER_URL: z.url({ protocol: /^https?$/ }).default("http://127.0.0.1:18080"),
+  /**
+   * The agentsh servers of tenants' policies (scripts/boot): `policy=host:port`, comma-separated;
+   * the default policy's is AGENTSH_SERVER_URL.
+   */
+  AGENTSH_POLICY_SERVERS: z
+    .string()
+    .default("")
+    .transform((value, ctx) => {
+      try {
+        return parsePolicyServers(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** Credential the service uses towards the agentsh server (auth.type api_key). */
   AGENTSH_API_KEY: optionalSecret(16),
   /** The service's approver credential towards agentsh (role approver; set by scripts/boot). */
@@ -198,6 +214,8 @@ export interface Config {
   agentsh: {
     bin: string;
     serverUrl: string;
+    /** Tenants' policies with an agentsh server of their own (policy → base URL). */
+    policyServers: PolicyServers;
     apiKey: string | undefined;
     /** Answers agentsh's network approvals (GET/POST /api/v1/approvals). */
     approverKey: string | undefined;
@@ -267,6 +285,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     agentsh: {
       bin: e.AGENTSH_BIN,
       serverUrl: e.AGENTSH_SERVER_URL.replace(/\/+$/, ""),
+      policyServers: e.AGENTSH_POLICY_SERVERS,
       apiKey: e.AGENTSH_API_KEY,
       approverKey: e.AGENTSH_APPROVER_KEY,
       bundleDir: e.AGENTSH_BUNDLE_DIR,

@@ -18,7 +18,10 @@ import { killProcessesOfUid } from "./agentsh/process-reaper.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
 import { relayAgentshLog } from "./agentsh/server-log.js";
 import { createApp } from "./app.js";
-import { createAgentshApprovalsApi } from "./approvals/network-approvals.js";
+import {
+  createAgentshApprovalsApi,
+  networkApprovalsProblem,
+} from "./approvals/network-approvals.js";
 import { NETWORK_APPROVALS_POLICY } from "./approvals/policy-variants.js";
 import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
@@ -42,6 +45,7 @@ import { createServiceMetrics } from "./metrics/service-metrics.js";
 import { createSessionRegistry, envPolicyDenies } from "./sessions/session-registry.js";
 import { logStartup } from "./startup-log.js";
 import { effectiveTenantPolicy } from "./tenants/explain.js";
+import { policyServerProblem } from "./tenants/policy-servers.js";
 import {
   loadTenantDirectory,
   readTenantPolicy,
@@ -79,6 +83,8 @@ async function main(): Promise<void> {
     AGENTSH_BUNDLE_DIR: path.resolve(config.agentsh.bundleDir),
     AGENTSH_STATE_DIR: "/var/lib/governed-executor",
     AGENTSH_BIN_DIR: path.dirname(agentshBin ?? "/usr/local/bin/agentsh"),
+    // Set only for a tenant policy's own server (scripts/boot): the default server's is empty.
+    AGENTSH_POLICY_NAME: "",
     ...stringEnv(process.env),
   };
   const bundle = await loadPolicyBundle(config.agentsh.bundleDir, policyVars);
@@ -86,7 +92,15 @@ async function main(): Promise<void> {
 
   const { isolation } = bundle;
   const stateDir = process.env.AGENTSH_STATE_DIR ?? "/var/lib/governed-executor";
-  const tenants = await loadTenants(config, bundle, stateDir);
+  // The policy the default agentsh server runs (config.yaml policies.default); tenants on
+  // another one need its own server (scripts/boot starts them: AGENTSH_POLICY_SERVERS).
+  const defaultPolicy = path.basename(bundle.policyFile).replace(/\.ya?ml$/, "");
+  const { policyServers } = config.agentsh;
+  const networkProblem = networkApprovalsProblem(config.networkApprovals, policyServers);
+  if (networkProblem) throw new Error(networkProblem);
+  const tenants = await loadTenants(config, bundle, stateDir, (policy) =>
+    policyServerProblem(policy, defaultPolicy, policyServers),
+  );
   if (tenants) {
     const gid = process.getuid?.() === 0 ? isolation.identities.gid : undefined;
     await prepareTenantWorkspaces(tenants.list(), gid);
@@ -94,9 +108,11 @@ async function main(): Promise<void> {
       tenants: tenants
         .list()
         .map((t) => ({ name: t.name, policy: t.policy, operator: t.operator })),
+      policyServers,
     });
     // Key rotation: edit the file (or the key variables of a restarted process) and send
-    // SIGHUP. A broken file keeps the tenants in force and says why.
+    // SIGHUP. A broken file keeps the tenants in force and says why; so does a policy without
+    // an agentsh server of its own (those start at boot only).
     process.on("SIGHUP", () => {
       void tenants.reload().then(async (result) => {
         if (!result.ok) {
@@ -110,8 +126,10 @@ async function main(): Promise<void> {
   }
   // The app, agentsh's HTTP API, agentsh's gRPC, pprof and Redis defaults (as in the policy's
   // deny-agentsh-api and deny-service-ports): never a command's to listen on.
-  const agentshPort = Number(new URL(config.agentsh.serverUrl).port || 80);
-  const servicePorts = [config.port, agentshPort, 9090, 6060, 6379];
+  const agentshPorts = [config.agentsh.serverUrl, ...Object.values(policyServers)].map((url) =>
+    Number(new URL(url).port || 80),
+  );
+  const servicePorts = [config.port, ...agentshPorts, 9090, 6060, 6379];
   const {
     launcher,
     probe,
@@ -166,6 +184,8 @@ async function main(): Promise<void> {
   const agentsh = createAgentsh({
     bin: agentshBin ?? config.agentsh.bin,
     serverUrl: config.agentsh.serverUrl,
+    policyServers,
+    defaultPolicy,
     apiKey: config.agentsh.apiKey,
     workspace: config.agentsh.workspace,
     outputLimitBytes: config.limits.outputLimitBytes,
@@ -202,8 +222,9 @@ async function main(): Promise<void> {
   const stopWatching = await monitor.start();
   const health = createHealthCheck({
     monitor,
-    probe: agentsh.probe,
+    probe: agentsh.probeDefault,
     agentshUrl: config.agentsh.serverUrl,
+    policyServers: agentsh.policyServers,
     allowDegraded: config.allowDegraded,
     bundle: { digest: bundle.digest, policy: bundle.policy.name },
     isolation: {
@@ -223,6 +244,10 @@ async function main(): Promise<void> {
     logger,
     stateDir,
     idle: () => agentsh.stats().inFlight === 0,
+    // scripts/boot: AGENTSH_DATA_DIR of each tenant policy's server.
+    moreEventsDbs: Object.keys(policyServers).map((policy) =>
+      path.join(stateDir, `policy-${policy}`, "events.db"),
+    ),
   });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   // Run once by the service itself (never by a governed command), served by /demo/status.
@@ -312,24 +337,26 @@ async function main(): Promise<void> {
     }),
     ...(tenants
       ? {
-          // A tenant's policy as agentsh applies it; agentsh's policy-test API only knows the
-          // server default, so there is no cross-check here.
+          // A tenant's policy as agentsh applies it: whole on its policy's own server (whose
+          // policy-test API cross-checks it), else merged with the server default's
+          // (effectiveTenantPolicy).
           explainFor: cachedBy(
             (tenant: Tenant) => `${tenant.policy}\0${tenant.workspaceRoot}`,
-            async (tenant: Tenant) =>
-              createExplainer({
+            async (tenant: Tenant) => {
+              const own = await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy);
+              const policyTest = agentsh.policyTestFor(tenant.policy);
+              return createExplainer({
                 matcher: createPolicyMatcher(
-                  effectiveTenantPolicy(
-                    await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy),
-                    serverPolicy,
-                  ),
+                  policyTest ? own : effectiveTenantPolicy(own, serverPolicy),
                   policyVars,
                 ),
                 workspace: tenant.workspaceRoot,
                 wrapper: launcher ? "agentsh-launch" : "/bin/bash",
                 resolveProgram: programResolver(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
                 resolveHost: hostResolver(),
-              }),
+                ...(policyTest ? { policyTest } : {}),
+              });
+            },
           ),
         }
       : {}),
@@ -361,6 +388,7 @@ async function loadTenants(
   config: ReturnType<typeof parseConfig>,
   bundle: Awaited<ReturnType<typeof loadPolicyBundle>>,
   stateDir: string,
+  policyProblem: (policy: string) => string | null,
 ): Promise<TenantDirectory | undefined> {
   const inBundle = path.join(bundle.dir, "tenants.yaml");
   const file = config.agentsh.tenantsFile ?? (existsSync(inBundle) ? inBundle : undefined);
@@ -370,6 +398,7 @@ async function loadTenants(
     sessionsRoot: bundle.isolation.filesystem.sessions_root,
     reservedPaths: [config.agentsh.workspace, bundle.isolation.identities.scratch_root, stateDir],
     env: process.env,
+    policyProblem,
   });
 }
 

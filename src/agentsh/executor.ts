@@ -32,8 +32,16 @@ import { killMarkedProcesses, markPids, RUN_MARKER } from "./process-reaper.js";
 import { PoolSaturatedError, type SessionLease, type SessionPool } from "./session-pool.js";
 import { readSessionState } from "./session-state.js";
 
-/** Looks up denials agentsh recorded in its event store (nested execve, file, unix socket). */
-export type DenialLookup = (sessionId: string, since: Date, until: Date) => Promise<Decision[]>;
+/**
+ * Looks up denials agentsh recorded in its event store (nested execve, file, unix socket): the
+ * store of the server of `policy` (the session's; undefined: the default server's).
+ */
+export type DenialLookup = (
+  sessionId: string,
+  since: Date,
+  until: Date,
+  policy?: string,
+) => Promise<Decision[]>;
 
 /**
  * The one module that runs the agentsh CLI (and the only importer of execa). Every command goes
@@ -45,14 +53,19 @@ export interface AgentshCliOptions {
   /** Absolute path of the `agentsh` binary. */
   bin: string;
   serverUrl: string;
+  /**
+   * The agentsh server of a session's policy (a tenant policy's own server, src/tenants/
+   * policy-servers.ts); default: `serverUrl` for every policy.
+   */
+  serverUrlFor?: (policy: string | undefined) => string;
   /** Sent to the agentsh server as X-API-Key (via the CLI's environment, never argv). */
   apiKey: string | undefined;
   outputLimitBytes: number;
   sessions: SessionPool;
   /** Called when agentsh says the session does not exist (expired, server restarted). */
   recreateSession: (sessionId: string, workspace?: string, policy?: string) => Promise<void>;
-  /** Ends an agentsh session (a caller's session was deleted or expired). */
-  destroySession?: (sessionId: string) => Promise<void>;
+  /** Ends an agentsh session (a caller's session was deleted or expired); `policy` as above. */
+  destroySession?: (sessionId: string, policy?: string) => Promise<void>;
   /** Reads denials agentsh keeps only in its event store (nested commands, files, sockets). */
   recordedDenials: DenialLookup;
   /**
@@ -111,6 +124,9 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         ? `${lease.sessionId}-approved-${randomUUID().slice(0, 8)}`
         : null;
       let commandEnded: (() => Promise<void>) | undefined;
+      // The policy of the agentsh session this command runs in, which picks its server: agentsh
+      // applies network rules, env_policy and limits from its server's policy, not the session's.
+      const sessionPolicy = approvedSession ? request.agentshPolicy : request.tenant?.policy;
       try {
         // A caller's session has an agentsh session of its own (one command at a time: the
         // session registry refuses a second); other commands use the slot's session. Either way
@@ -170,8 +186,9 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
             : [];
         const stateFile = request.session ? sessionStateFile(place) : undefined;
         commandEnded = request.onAgentshSession?.(sessionId);
+        const serverUrl = options.serverUrlFor?.(sessionPolicy) ?? options.serverUrl;
         const run = () =>
-          runCli(options, sessionId, request, prefix, stateFile, (end) => {
+          runCli({ ...options, serverUrl }, sessionId, request, prefix, stateFile, (end) => {
             endCommand = end;
           });
         let cli: CliRun;
@@ -179,10 +196,11 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
           cli = await run();
           if (!cli.canceled && cli.exitCode !== 0 && SESSION_MISSING.test(cli.stderr)) {
             // Nothing ran: agentsh rejected the unknown session before starting the command.
+            // (A tenant's caller session too comes back with the tenant's policy.)
             await options.recreateSession(
               sessionId,
               request.session?.workspace ?? tenant?.workspaceRoot,
-              approvedSession ? request.agentshPolicy : tenant?.policy,
+              sessionPolicy,
             );
             cli = await run();
           }
@@ -226,6 +244,7 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         const recorded = await recordedDenials(
           options,
           sessionId,
+          sessionPolicy,
           since,
           mayHaveBeenRefused(result) && !hitLimit
             ? (options.evidenceWaitMs ?? EVIDENCE_WAIT_MS)
@@ -246,7 +265,9 @@ export function createAgentshExecutor(options: AgentshCliOptions): Executor {
         };
       } finally {
         await commandEnded?.().catch(() => {});
-        if (approvedSession) await options.destroySession?.(approvedSession).catch(() => {});
+        if (approvedSession) {
+          await options.destroySession?.(approvedSession, sessionPolicy).catch(() => {});
+        }
         lease.release();
       }
     },
@@ -278,12 +299,13 @@ function mayHaveBeenRefused(result: GovernedResult): boolean {
 async function recordedDenials(
   options: AgentshCliOptions,
   sessionId: string,
+  policy: string | undefined,
   since: Date,
   waitMs: number,
 ): Promise<Decision[]> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const recorded = await options.recordedDenials(sessionId, since, new Date());
+    const recorded = await options.recordedDenials(sessionId, since, new Date(), policy);
     if (recorded.length > 0 || Date.now() >= deadline) return recorded;
     await sleep(EVIDENCE_POLL_MS);
   }

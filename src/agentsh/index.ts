@@ -1,5 +1,6 @@
 import type { Executor } from "../executor.js";
 import type { Limits } from "../limits/limits.js";
+import type { PolicyServers } from "../tenants/policy-servers.js";
 import { createAgentshExecutor } from "./executor.js";
 import { collectInstallationReport, type InstallationReport } from "./installation-report.js";
 import type { LauncherSettings } from "./launcher.js";
@@ -16,8 +17,12 @@ import { SessionPool } from "./session-pool.js";
  */
 export interface Agentsh {
   executor: Executor;
-  /** null when the server answers, else what is wrong. */
+  /** null when every server (the default and each tenant policy's) answers, else what is wrong. */
   probe(): Promise<string | null>;
+  /** The default server's probe alone. */
+  probeDefault(): Promise<string | null>;
+  /** Each tenant policy's own server: its URL and whether it answers (for /health). */
+  policyServers(): Promise<Record<string, { server: "reachable" | "unreachable"; url: string }>>;
   /** Creates every slot's session (idempotent), e.g. after agentsh restarted. */
   ensureSessions(): Promise<void>;
   /** Sessions, then the canary commands that prove enforcement. */
@@ -27,12 +32,21 @@ export interface Agentsh {
   installationReport(): Promise<InstallationReport>;
   /** agentsh's own verdict on one operation (its policy-test API), for `/explain`'s cross-check. */
   policyTest: AgentshServerApi["policyTest"];
+  /**
+   * The same on the server of `policy`; undefined when no server runs with it (agentsh's
+   * policy test judges with its server's policy only).
+   */
+  policyTestFor(policy: string): AgentshServerApi["policyTest"] | undefined;
 }
 
 export interface AgentshOptions {
   /** Absolute path of the agentsh CLI. */
   bin: string;
   serverUrl: string;
+  /** Tenants' policies with an agentsh server of their own (src/tenants/policy-servers.ts). */
+  policyServers?: PolicyServers;
+  /** The policy the default server runs (config.yaml policies.default). */
+  defaultPolicy?: string;
   apiKey: string | undefined;
   workspace: string;
   outputLimitBytes: number;
@@ -68,21 +82,43 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     options.queueWaitMs,
     options.oneKeyAtATime === true,
   );
-  const api = createAgentshServerApi({
-    serverUrl: options.serverUrl,
-    apiKey: options.apiKey,
-    workspace: options.workspace,
-    heldDecisions: options.networkApprovals === true,
-  });
+  const serverApi = (serverUrl: string) =>
+    createAgentshServerApi({
+      serverUrl,
+      apiKey: options.apiKey,
+      workspace: options.workspace,
+      heldDecisions: options.networkApprovals === true,
+    });
+  const api = serverApi(options.serverUrl);
+  const policyApis = new Map(
+    Object.entries(options.policyServers ?? {}).map(([policy, url]) => [
+      policy,
+      { url, api: serverApi(url) },
+    ]),
+  );
+  /** The server of a session's policy: its own, else the default one. */
+  const serverOf = (policy: string | undefined) =>
+    (policy !== undefined ? policyApis.get(policy) : undefined) ?? { url: options.serverUrl, api };
+  // Caller sessions are ended by id alone: the policy each was created with picks the server.
+  const sessionPolicies = new Map<string, string | undefined>();
   const executor = createAgentshExecutor({
     bin: options.bin,
     serverUrl: options.serverUrl,
+    serverUrlFor: (policy) => serverOf(policy).url,
     apiKey: options.apiKey,
     outputLimitBytes: options.outputLimitBytes,
     sessions: pool,
-    recreateSession: (id, workspace, policy) => api.ensureSession(id, workspace, policy),
-    destroySession: (id) => api.destroySession(id),
-    recordedDenials: api.recordedDenials,
+    recreateSession: async (id, workspace, policy) => {
+      await serverOf(policy).api.ensureSession(id, workspace, policy);
+      if (policy !== undefined) sessionPolicies.set(id, policy);
+    },
+    destroySession: async (id, policy) => {
+      const known = sessionPolicies.has(id) ? sessionPolicies.get(id) : policy;
+      await serverOf(known).api.destroySession(id);
+      sessionPolicies.delete(id);
+    },
+    recordedDenials: (id, since, until, policy) =>
+      serverOf(policy).api.recordedDenials(id, since, until),
     workspace: options.workspace,
     ...(options.launcher ? { launcher: options.launcher } : {}),
     ...(options.cliUid !== undefined ? { cliUid: options.cliUid } : {}),
@@ -93,7 +129,22 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
   };
   return {
     executor,
-    probe: api.probe,
+    async probe() {
+      const problems = await Promise.all(
+        [api, ...[...policyApis.values()].map((s) => s.api)].map((a) => a.probe()),
+      );
+      return problems.find((problem) => problem !== null) ?? null;
+    },
+    probeDefault: api.probe,
+    async policyServers() {
+      const entries = await Promise.all(
+        [...policyApis].map(async ([policy, { url, api: server }]) => {
+          const problem = await server.probe();
+          return [policy, { server: problem ? "unreachable" : "reachable", url }] as const;
+        }),
+      );
+      return Object.fromEntries(entries);
+    },
     ensureSessions,
     async prove() {
       await ensureSessions();
@@ -102,5 +153,9 @@ export function createAgentsh(options: AgentshOptions): Agentsh {
     stats: () => pool.stats,
     installationReport: () => collectInstallationReport(options.bin),
     policyTest: api.policyTest,
+    policyTestFor: (policy) =>
+      policy === (options.defaultPolicy ?? "default")
+        ? api.policyTest
+        : policyApis.get(policy)?.api.policyTest,
   };
 }

@@ -240,3 +240,18 @@ export class NetworkApprovals {
     }
   }
 }
+
+/**
+ * Why NETWORK_APPROVALS cannot be on with these tenant policy servers (null: it can). agentsh's
+ * proxy asks a person only on the default server, whose policy is network-approvals.yaml; a
+ * tenant policy's own server judges with that policy as written, so its tenants' HTTPS to an
+ * unlisted destination would be allowed without asking. Refused rather than half-applied.
+ */
+export function networkApprovalsProblem(
+  networkApprovals: boolean,
+  policyServers: Readonly<Record<string, string>>,
+): string | null {
+  const own = Object.keys(policyServers);
+  if (!networkApprovals || own.length === 0) return null;
+  return `NETWORK_APPROVALS=true holds connections on the default agentsh server only, and the tenants file puts tenants on ${own.join(", ")}, which run on agentsh servers of their own whose network rules do not ask: put those tenants on the default policy, or turn NETWORK_APPROVALS off`;
+}

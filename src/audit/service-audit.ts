@@ -17,6 +17,8 @@ export async function startServiceAudit(options: {
   stateDir: string;
   /** Whether no command is in flight. */
   idle: () => boolean;
+  /** The event databases of tenant policies' own agentsh servers, pruned alike. */
+  moreEventsDbs?: readonly string[];
 }): Promise<{ store: AuditStore; stop: () => Promise<void> }> {
   const { config, logger } = options;
   // The PostgreSQL client is loaded only when it is used (about 1.5 MiB of heap, more RSS).
@@ -40,24 +42,30 @@ export async function startServiceAudit(options: {
     },
   };
   const retention = { maxAgeMs: config.maxAgeMs, maxEntries: config.maxEntries };
-  const dbPath = config.eventsDb ?? path.join(options.stateDir, "events.db");
-  const stopJob = startRetentionJob({
-    dbPath,
-    settings: { maxAgeMs: config.maxAgeMs, maxBytes: config.eventsMaxBytes },
-    intervalMs: config.retentionIntervalMs,
-    idle: options.idle,
-    pruneAuditLog: () => durable.prune(retention),
-    onReport: (report) => {
-      if (report.deletedEvents + report.deletedOutputs + report.auditDeleted > 0) {
-        logger.info("audit retention", { dbPath, ...report });
-      }
-    },
-    onError: (error) => logger.warn("audit retention failed", { dbPath, error: error.message }),
-  });
+  const dbPaths = [
+    config.eventsDb ?? path.join(options.stateDir, "events.db"),
+    ...(options.moreEventsDbs ?? []),
+  ];
+  const stopJobs = dbPaths.map((dbPath, i) =>
+    startRetentionJob({
+      dbPath,
+      settings: { maxAgeMs: config.maxAgeMs, maxBytes: config.eventsMaxBytes },
+      intervalMs: config.retentionIntervalMs,
+      idle: options.idle,
+      // The service's own trail once, with the default server's events.
+      pruneAuditLog: i === 0 ? () => durable.prune(retention) : async () => 0,
+      onReport: (report) => {
+        if (report.deletedEvents + report.deletedOutputs + report.auditDeleted > 0) {
+          logger.info("audit retention", { dbPath, ...report });
+        }
+      },
+      onError: (error) => logger.warn("audit retention failed", { dbPath, error: error.message }),
+    }),
+  );
   return {
     store,
     stop: async () => {
-      stopJob();
+      for (const stopJob of stopJobs) stopJob();
       await durable.close();
     },
   };

@@ -21,7 +21,12 @@ export interface IsolationReport {
 export interface HealthReport {
   status: "ok" | "unavailable";
   reason?: string;
-  agentsh: { server: "reachable" | "unreachable"; url: string };
+  agentsh: {
+    server: "reachable" | "unreachable";
+    url: string;
+    /** Each tenant policy's own agentsh server (docs/tenants.md); absent when there is none. */
+    policies?: Record<string, { server: "reachable" | "unreachable"; url: string }>;
+  };
   enforcement: EnforcementState & { allowDegraded: boolean };
   bundle: { digest: string; policy: string };
   isolation: IsolationReport;
@@ -33,9 +38,11 @@ export type HealthCheck = () => Promise<HealthReport>;
 
 export function createHealthCheck(options: {
   monitor: Pick<EnforcementMonitor, "state" | "gate">;
-  /** null when agentsh answers, else what is wrong. */
+  /** null when the default agentsh server answers, else what is wrong. */
   probe: () => Promise<string | null>;
   agentshUrl: string;
+  /** Each tenant policy's own server and whether it answers. */
+  policyServers?: () => Promise<NonNullable<HealthReport["agentsh"]["policies"]>>;
   allowDegraded: boolean;
   bundle: { digest: string; policy: string };
   isolation: IsolationReport;
@@ -45,12 +52,26 @@ export function createHealthCheck(options: {
   const now = options.now ?? Date.now;
   const started = now();
   return async () => {
-    const serverProblem = await options.probe();
-    const reason = serverProblem ?? options.monitor.gate();
+    const [serverProblem, policies] = await Promise.all([
+      options.probe(),
+      options.policyServers?.() ??
+        Promise.resolve({} as NonNullable<HealthReport["agentsh"]["policies"]>),
+    ]);
+    const policyDown = Object.entries(policies).find(([, p]) => p.server === "unreachable");
+    const reason =
+      serverProblem ??
+      (policyDown
+        ? `the agentsh server of policy ${policyDown[0]} at ${policyDown[1].url} is not reachable`
+        : null) ??
+      options.monitor.gate();
     return {
       status: reason ? "unavailable" : "ok",
       ...(reason ? { reason } : {}),
-      agentsh: { server: serverProblem ? "unreachable" : "reachable", url: options.agentshUrl },
+      agentsh: {
+        server: serverProblem ? "unreachable" : "reachable",
+        url: options.agentshUrl,
+        ...(Object.keys(policies).length > 0 ? { policies } : {}),
+      },
       enforcement: { ...options.monitor.state(), allowDegraded: options.allowDegraded },
       bundle: options.bundle,
       isolation: options.isolation,

@@ -211,7 +211,19 @@ export const healthReportSchema = z
   .strictObject({
     status: z.enum(["ok", "unavailable"]),
     reason: z.string().optional(),
-    agentsh: z.strictObject({ server: z.enum(["reachable", "unreachable"]), url: z.string() }),
+    agentsh: z.strictObject({
+      server: z.enum(["reachable", "unreachable"]),
+      url: z.string(),
+      policies: z
+        .record(
+          z.string(),
+          z.strictObject({ server: z.enum(["reachable", "unreachable"]), url: z.string() }),
+        )
+        .optional()
+        .describe(
+          "Each tenant policy's own agentsh server (agentsh applies network rules, env_policy and limits from its server's policy); absent without one.",
+        ),
+    }),
     enforcement: enforcementStateSchema.extend({ allowDegraded: z.boolean() }),
     bundle: z.strictObject({ digest: z.string(), policy: z.string() }),
     isolation: z.strictObject({

@@ -131,6 +131,11 @@ export interface TenantsContext {
   reservedPaths: readonly string[];
   /** The process environment, for `env:` keys. */
   env: Record<string, string | undefined>;
+  /**
+   * Why a tenant may not use this policy here (null: it may), e.g. no agentsh server runs with
+   * it (src/tenants/policy-servers.ts). Checked at boot and on every reload.
+   */
+  policyProblem?: (policy: string) => string | null;
 }
 
 interface Entry {
@@ -187,7 +192,8 @@ export async function parseTenants(
       }
     }
     workspaces.set(t.name, workspaceRoot);
-    const problem = await checkPolicy(context.policyDir, t.policy);
+    const problem =
+      (await checkPolicy(context.policyDir, t.policy)) ?? context.policyProblem?.(t.policy) ?? null;
     if (problem) problems.push(`${at}.policy: ${problem}`);
     const digests: Buffer[] = [];
     for (const [k, key] of t.keys.entries()) {

@@ -270,6 +270,39 @@ describe("agentsh executor (against a stand-in CLI)", () => {
     );
   });
 
+  it("sends a tenant's command, its denial lookup and a session's re-creation to the server of the tenant's policy", async () => {
+    const recorded: unknown[] = [];
+    const executor = createAgentshExecutor({
+      bin: FAKE_CLI,
+      serverUrl: "http://127.0.0.1:18080",
+      serverUrlFor: (policy) =>
+        policy === "strict" ? "http://127.0.0.1:18081" : "http://127.0.0.1:18080",
+      apiKey: undefined,
+      outputLimitBytes: 64 * 1024,
+      sessions: new SessionPool("unit", 2, 2),
+      recreateSession: async () => {},
+      recordedDenials: async (...args) => {
+        recorded.push(args.at(-1));
+        return [];
+      },
+    });
+    const tenant = (policy: string) => ({
+      name: policy === "strict" ? "ci" : "dev",
+      policy,
+      workspaceRoot: `/sessions/tenant-${policy}`,
+      slots: 1,
+    });
+    const serverOf = async (policy: string) => {
+      const result = await resultOf(
+        executor.run({ command: "true", timeoutMs: 5_000, tenant: tenant(policy) }),
+      );
+      return (JSON.parse(result.stdout.text) as { env: Record<string, string> }).env.AGENTSH_SERVER;
+    };
+    expect(await serverOf("strict")).toBe("http://127.0.0.1:18081");
+    expect(await serverOf("default")).toBe("http://127.0.0.1:18080");
+    expect(recorded).toEqual(["strict", "default"]);
+  });
+
   it("reports an unreachable server as 'nothing ran: unavailable' with the reason", async () => {
     const execution = await executorWith().run({ command: "unreachable", timeoutMs: 5_000 });
     expect(execution).toMatchObject({

@@ -5,6 +5,7 @@ import {
   createAgentshApprovalsApi,
   type HeldRequest,
   NetworkApprovals,
+  networkApprovalsProblem,
 } from "../../src/approvals/network-approvals.js";
 import type { Logger } from "../../src/logger.js";
 
@@ -246,5 +247,15 @@ describe("agentsh's approvals API client", () => {
     for (const call of calls) {
       expect(new Headers(call.init?.headers).get("X-API-Key")).toBe("approver-key-0123456789");
     }
+  });
+});
+
+describe("network approvals with tenants", () => {
+  it("are refused when a tenant policy runs on an agentsh server of its own (it would not ask)", () => {
+    expect(networkApprovalsProblem(true, {})).toBeNull();
+    expect(networkApprovalsProblem(false, { strict: "http://127.0.0.1:18081" })).toBeNull();
+    expect(networkApprovalsProblem(true, { strict: "http://127.0.0.1:18081" })).toMatch(
+      /tenants on strict, which run on agentsh servers of their own/,
+    );
   });
 });

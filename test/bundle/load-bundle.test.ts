@@ -9,6 +9,8 @@ const varsFor = (dir: string) => ({
   AGENTSH_BUNDLE_DIR: dir,
   AGENTSH_STATE_DIR: "/var/lib/governed-executor",
   AGENTSH_BIN_DIR: "/usr/local/bin",
+  // The default server's (scripts/boot sets it for a tenant policy's own server only).
+  AGENTSH_POLICY_NAME: "",
 });
 
 const copies: string[] = [];

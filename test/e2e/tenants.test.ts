@@ -19,6 +19,8 @@ import {
  * Two tenants side by side on the real stack (test/e2e/tenants.yaml, given to the stack as
  * TENANTS_FILE by scripts/test's e2e-tenants stage): alpha (policy default, operator) and beta
  * (policy strict, 96 MiB per command), each with 2 of the 4 command slots. Skipped (declared) in the other stages.
+ * beta's commands run on the agentsh server scripts/boot starts for strict (127.0.0.1:18081):
+ * agentsh applies network rules and env_policy from its server's policy, not the session's.
  */
 const ALPHA = process.env.E2E_API_KEY ?? "";
 const BETA = OTHER_API_KEY ?? "";
@@ -182,7 +184,7 @@ tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)",
     expect(beta.decision?.message).toContain("96 MiB");
   });
 
-  it("network rules: every tenant meets the server default's (agentsh's proxy reads it, not the session's), and /explain says so", async () => {
+  it("network rules of both policies: metadata is blocked for each tenant, and nothing reached it", async () => {
     const probe = "curl -s --max-time 3 http://169.254.169.254/latest/meta-data/";
     for (const key of [ALPHA, BETA]) {
       const since = Date.now() - 5;
@@ -192,13 +194,91 @@ tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)",
         await new Promise((resolve) => setTimeout(resolve, 100));
         expect(canaryConnections("169.254.169.254", since)).toEqual([]);
       }
+    }
+  });
+
+  it("network rule of beta's own policy (its agentsh server's proxy): beta may not reach example.com, which alpha reaches", async () => {
+    const probe = "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://example.com/";
+    const betaSince = Date.now() - 5;
+    expectBlocked(await run(probe, BETA), "strict-deny-example-com", "network");
+    if (!REMOTE) {
+      // The canary listens on example.com's stand-in address: nothing of beta's reached it.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(canaryConnections("203.0.113.10", betaSince)).toEqual([]);
+    }
+    // Positive control: the same request of alpha (default.yaml's allow-https) is answered.
+    const alphaSince = Date.now() - 5;
+    expectAllowed(await run(probe, ALPHA), "200");
+    if (!REMOTE) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(canaryConnections("203.0.113.10", alphaSince).length).toBeGreaterThan(0);
+    }
+    // /explain answers each with its policy, and agentsh's engine (beta's: its own server's)
+    // agrees.
+    const explain = async (key: string) => {
       const res = await http("/explain", {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-API-Key": key },
         body: JSON.stringify({ command: probe }),
       });
-      expect(await res.json()).toMatchObject({ verdict: "blocked", rule: "deny-cloud-metadata" });
+      return (await res.json()) as {
+        verdict: string;
+        rule: string | null;
+        agentsh: { checked: number; disagreements: string[] } | null;
+      };
+    };
+    const beta = await explain(BETA);
+    expect(beta).toMatchObject({ verdict: "blocked", rule: "strict-deny-example-com" });
+    expect(beta.agentsh?.checked, JSON.stringify(beta)).toBeGreaterThan(0);
+    expect(beta.agentsh?.disagreements).toEqual([]);
+    expect((await explain(ALPHA)).verdict).not.toBe("blocked");
+  });
+
+  it("env_policy of beta's own policy: a session of beta does not pass package-manager settings (PIP_*, npm_config_*) to its commands; alpha's does", async () => {
+    const shown = async (key: string) => {
+      const res = await http("/sessions", { method: "POST", headers: { "X-API-Key": key } });
+      const { session } = (await res.json()) as { session: SessionInfo };
+      expect(res.status).toBe(201);
+      sessions.push({ id: session.id, key });
+      // The service carries all three into the next command's request; agentsh's env_policy
+      // (its server's) decides which the command gets.
+      await run(
+        "export PIP_INDEX_URL=https://pypi.org/simple npm_config_ignore_scripts=true KEPT_BY_BOTH=1",
+        key,
+        session.id,
+      );
+      return (
+        await run(
+          "env | grep -E '^(PIP_INDEX_URL|npm_config_ignore_scripts|KEPT_BY_BOTH)=' | LC_ALL=C sort",
+          key,
+          session.id,
+        )
+      ).stdout;
+    };
+    expect(await shown(ALPHA)).toBe(
+      "KEPT_BY_BOTH=1\nPIP_INDEX_URL=https://pypi.org/simple\nnpm_config_ignore_scripts=true\n",
+    );
+    expect(await shown(BETA)).toBe("KEPT_BY_BOTH=1\n");
+  });
+
+  it("the agentsh servers of tenant policies are the agentsh API: their port is denied to every tenant (deny-agentsh-api)", async () => {
+    for (const key of [ALPHA, BETA]) {
+      expectBlocked(
+        await run("curl -s --max-time 3 http://127.0.0.1:18081/health", key),
+        "deny-agentsh-api",
+        "network",
+      );
     }
+  });
+
+  it("/health lists beta's policy server, reachable", async () => {
+    const res = await http("/health");
+    const health = (await res.json()) as {
+      agentsh: { policies?: Record<string, { server: string; url: string }> };
+    };
+    expect(health.agentsh.policies).toEqual({
+      strict: { server: "reachable", url: "http://127.0.0.1:18081" },
+    });
   });
 
   it("a tenant's session gets its policy too", async () => {
@@ -272,7 +352,7 @@ tenantsStage("tenants: fair share of the command slots", () => {
 
 tenantsStage("tenants: key rotation without a restart (SIGHUP)", () => {
   it(
-    "a tenant added to the file is served after SIGHUP, and gone after the next [local only]",
+    "a tenant added to the file is served after SIGHUP, and gone after the next; a policy without its own agentsh server is refused [local only]",
     skipWhen("remote", { timeout: 30_000 }),
     async () => {
       const file = process.env.TENANTS_FILE ?? "";
@@ -302,6 +382,18 @@ tenantsStage("tenants: key rotation without a restart (SIGHUP)", () => {
         process.kill(app, "SIGHUP");
         await new Promise((resolve) => setTimeout(resolve, 500));
         expect(await status()).toBe(200);
+        // So is a tenant on a policy without an agentsh server of its own (those start at
+        // boot): the whole file is refused, gamma stays and delta is not let in.
+        const deltaKey = randomBytes(24).toString("hex");
+        const deltaDigest = createHash("sha256").update(deltaKey).digest("hex");
+        writeFileSync(
+          file,
+          `${original}  - name: gamma\n    keys: [{ sha256: ${digest} }]\n  - name: delta\n    keys: [{ sha256: ${deltaDigest} }]\n    policy: approved-git-push\n`,
+        );
+        process.kill(app, "SIGHUP");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await status()).toBe(200);
+        expect((await http("/sessions", { headers: { "X-API-Key": deltaKey } })).status).toBe(401);
       } finally {
         writeFileSync(file, original);
         process.kill(app, "SIGHUP");

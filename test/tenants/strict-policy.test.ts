@@ -12,7 +12,7 @@ const load = (name: string) =>
   );
 
 describe("the strict tenant policy", () => {
-  it("is default.yaml with strict-* rules in front", () => {
+  it("is default.yaml with strict-* rules and three env names in front", () => {
     const strict = load("strict");
     const base = load("default");
     const lists = ["command_rules", "file_rules", "network_rules", "unix_socket_rules"] as const;
@@ -22,9 +22,21 @@ describe("the strict tenant policy", () => {
       added.push(...rules.filter((r) => r.name.startsWith("strict-")).map((r) => r.name));
       expect(rules.filter((r) => !r.name.startsWith("strict-"))).toEqual(base[list]);
     }
-    expect(added).toEqual(["strict-deny-git", "strict-deny-licence-texts"]);
-    const { name: _s, command_rules: _c, file_rules: _f, ...strictRest } = strict;
-    const { name: _d, command_rules: _dc, file_rules: _df, ...baseRest } = base;
-    expect(strictRest).toEqual(baseRest);
+    expect(added).toEqual([
+      "strict-deny-git",
+      "strict-deny-licence-texts",
+      "strict-deny-example-com",
+    ]);
+    // env_policy: three names in front of default.yaml's deny list, nothing else differs.
+    expect(strict.env_policy).toEqual({
+      ...base.env_policy,
+      deny: ["PIP_*", "NPM_CONFIG_*", "npm_config_*", ...(base.env_policy?.deny ?? [])],
+    });
+    const lists_ = [...lists, "env_policy"] as const;
+    const rest = (policy: typeof strict) =>
+      Object.fromEntries(
+        Object.entries(policy).filter(([key]) => key !== "name" && !lists_.includes(key as never)),
+      );
+    expect(rest(strict)).toEqual(rest(base));
   });
 });
