@@ -37,6 +37,8 @@ export function createExecuteCommand(options: {
 }): ExecuteCommand {
   return async (input: ExecuteInput, caller: Caller, onOutput?: (chunk: OutputChunk) => void) => {
     const startedAt = Date.now();
+    // A tenant with DLP patterns of its own: its redactor (its patterns, then the service's).
+    const redact = caller.tenant?.redact ?? options.redact;
     let lease: ReturnType<typeof options.sessions.lease> | null;
     try {
       lease = input.sessionId ? options.sessions.lease(caller.owner, input.sessionId) : null;
@@ -47,10 +49,7 @@ export function createExecuteCommand(options: {
         callerSession: input.sessionId,
       };
       const code = error instanceof ApiError ? error.body.code : "internal_error";
-      await options.trail?.record(
-        rejectedEntry(input.command, code, who, options.redact),
-        startedAt,
-      );
+      await options.trail?.record(rejectedEntry(input.command, code, who, redact), startedAt);
       throw error;
     }
     // An approval is checked (and used up) before anything runs: same key, session and text.
@@ -71,7 +70,7 @@ export function createExecuteCommand(options: {
           callerSession: input.sessionId,
         };
         await options.trail?.record(
-          rejectedEntry(input.command, "approval_refused", who, options.redact),
+          rejectedEntry(input.command, "approval_refused", who, redact),
           startedAt,
         );
         throw new ApiError({
@@ -83,7 +82,7 @@ export function createExecuteCommand(options: {
     }
     const signals = [caller.signal, lease?.signal].filter((s): s is AbortSignal => s !== undefined);
     const redactorFor = (stream: OutputChunk["stream"], emit: (chunk: OutputChunk) => void) =>
-      createStreamRedactor(options.redact, (text) => emit({ stream, text }), STREAM_LIMIT_BYTES);
+      createStreamRedactor(redact, (text) => emit({ stream, text }), STREAM_LIMIT_BYTES);
     const live = onOutput
       ? { stdout: redactorFor("stdout", onOutput), stderr: redactorFor("stderr", onOutput) }
       : null;

@@ -1,3 +1,4 @@
+import type { Redactor } from "./bundle/redactor.js";
 import type { TenantLimits } from "./limits/limits.js";
 
 /**
@@ -118,6 +119,8 @@ export interface CommandTenant {
   slots: number | undefined;
   /** Its own cgroup limits per command (lower than the bundle's). */
   limits?: TenantLimits | undefined;
+  /** Its own DLP (its patterns, then the service's); undefined: the service's. */
+  redact?: Redactor | undefined;
 }
 
 export interface GovernedCommand {

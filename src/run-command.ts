@@ -58,6 +58,8 @@ export function createRunCommand(
   enforcement: Pick<EnforcementMonitor, "gate" | "markLost">,
   trail?: CommandTrail,
 ): RunCommand {
+  // A tenant with DLP patterns of its own has its own redactor (its patterns, then these).
+  const redactFor = (request: GovernedCommand): Redactor => request.tenant?.redact ?? redact;
   const run = async (
     request: GovernedCommand,
   ): Promise<{ outcome: RunOutcome; result?: GovernedResult }> => {
@@ -80,7 +82,7 @@ export function createRunCommand(
     return {
       outcome: {
         outcome: "result",
-        result: toCommandResult(result, redact),
+        result: toCommandResult(result, redactFor(request)),
         agentsh: { sessionId: result.sessionId ?? null, commandId: result.commandId ?? null },
         ...(result.sessionState !== undefined ? { sessionState: result.sessionState } : {}),
       },
@@ -97,11 +99,14 @@ export function createRunCommand(
       ran = await run(request);
     } catch (error) {
       // A bug (the caller gets internal_error): recorded all the same.
-      await trail?.record(rejectedEntry(request.command, "internal_error", who, redact), startedAt);
+      await trail?.record(
+        rejectedEntry(request.command, "internal_error", who, redactFor(request)),
+        startedAt,
+      );
       throw error;
     }
     await trail?.record(
-      auditEntry(request.command, ran.outcome, ran.result, who, redact),
+      auditEntry(request.command, ran.outcome, ran.result, who, redactFor(request)),
       startedAt,
     );
     return ran.outcome;

@@ -399,6 +399,7 @@ async function loadTenants(
     reservedPaths: [config.agentsh.workspace, bundle.isolation.identities.scratch_root, stateDir],
     env: process.env,
     policyProblem,
+    redactionPatterns: bundle.redactionPatterns,
   });
 }
 

@@ -4,6 +4,12 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { type Policy, policySchema } from "../bundle/policy-schema.js";
+import {
+  compileRedactionPatterns,
+  createRedactor,
+  type RedactionPattern,
+  type Redactor,
+} from "../bundle/redactor.js";
 import type { TenantLimits } from "../limits/limits.js";
 
 /**
@@ -32,6 +38,11 @@ export interface Tenant {
   operator: boolean;
   /** Its own cgroup limits per command (never above the bundle's isolation.yaml limits). */
   limits: TenantLimits | undefined;
+  /**
+   * Its output's DLP: its own `dlp.custom_patterns` first, then the service's (config.yaml
+   * `dlp`); undefined: the service's alone. Applied to its answers, streams and audit entries.
+   */
+  redact?: Redactor | undefined;
 }
 
 /** What owns sessions, scratch dirs and audit entries of a tenant's commands. */
@@ -89,6 +100,20 @@ const tenantSchema = z.strictObject({
     })
     .optional(),
   operator: z.boolean().default(false),
+  /** More secrets to redact from its output, in config.yaml's `dlp.custom_patterns` form. */
+  dlp: z
+    .strictObject({
+      custom_patterns: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1),
+            display: z.string().optional(),
+            regex: z.string().min(1),
+          }),
+        )
+        .min(1),
+    })
+    .optional(),
 });
 
 export const tenantsFileSchema = z
@@ -136,6 +161,8 @@ export interface TenantsContext {
    * it (src/tenants/policy-servers.ts). Checked at boot and on every reload.
    */
   policyProblem?: (policy: string) => string | null;
+  /** The service's DLP patterns (config.yaml `dlp`): a tenant's own come first, then these. */
+  redactionPatterns?: readonly RedactionPattern[];
 }
 
 interface Entry {
@@ -219,6 +246,12 @@ export async function parseTenants(
       keyOwners.set(digest, t.name);
       digests.push(Buffer.from(digest, "hex"));
     }
+    let redact: Redactor | undefined;
+    if (t.dlp) {
+      const own = compileRedactionPatterns({ custom_patterns: t.dlp.custom_patterns });
+      for (const problem of own.problems) problems.push(`${at}.${problem}`);
+      redact = createRedactor([...own.patterns, ...(context.redactionPatterns ?? [])]);
+    }
     entries.push({
       tenant: {
         name: t.name,
@@ -237,6 +270,7 @@ export async function parseTenants(
               ...(t.limits.cpu_percent !== undefined ? { cpuPercent: t.limits.cpu_percent } : {}),
             }
           : undefined,
+        redact,
       },
       digests,
     });

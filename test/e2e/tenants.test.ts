@@ -13,6 +13,7 @@ import {
   http,
   OTHER_API_KEY,
   REMOTE,
+  streamExecute,
 } from "./harness.js";
 
 /**
@@ -287,6 +288,22 @@ tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)",
     expect(res.status).toBe(201);
     sessions.push({ id: session.id, key: BETA });
     expectBlocked(await run("git --version", BETA, session.id), "strict-deny-git", "command");
+  });
+
+  it("DLP of beta's own (a codename pattern): redacted in beta's answer, stream and audit entry; alpha's output keeps it", async () => {
+    const tag = `d${Date.now()}`;
+    const command = `echo PROJ-4711 ${tag}`;
+    expect((await run(command, ALPHA)).stdout).toBe(`PROJ-4711 ${tag}\n`);
+    expect((await run(command, BETA)).stdout).toBe(`[REDACTED:codename] ${tag}\n`);
+    const streamed = await streamExecute({ command }, { apiKey: BETA });
+    const text = JSON.stringify(streamed.events);
+    expect(text).toContain("[REDACTED:codename]");
+    expect(text).not.toContain("PROJ-4711");
+    const res = await http("/audit?limit=200", { headers: { "X-API-Key": ALPHA } });
+    const page = (await res.json()) as { entries: { command: string; caller: string }[] };
+    const commands = page.entries.filter((e) => e.command.includes(tag)).map((e) => e.command);
+    expect(commands).toContain(command);
+    expect(commands).toContain(`echo [REDACTED:codename] ${tag}`);
   });
 });
 

@@ -149,3 +149,36 @@ describe("tenant directory", () => {
     );
   });
 });
+
+describe("a tenant's own DLP patterns", () => {
+  const withDlp = (regex: string) => `version: 1
+tenants:
+  - name: team-a
+    keys: [{ env: TEAM_A_KEY }]
+    dlp:
+      custom_patterns:
+        - { name: codename, display: codename, regex: '${regex}' }
+  - name: ops
+    keys: [{ sha256: ${sha256Hex(KEY_B)} }]
+`;
+
+  it("redact that tenant's output with its patterns first, then the service's; others keep the service's", async () => {
+    const service = [{ name: "email", display: "email", regex: /\b[a-z]+@[a-z]+\.[a-z]+\b/g }];
+    const entries = await parseTenants("t.yaml", withDlp("\\bPROJ-[0-9]{4}\\b"), {
+      ...context,
+      redactionPatterns: service,
+    });
+    const [teamA, ops] = entries.map((e) => e.tenant);
+    expect(teamA?.redact?.("PROJ-1234 to a@b.io")).toEqual({
+      text: "[REDACTED:codename] to [REDACTED:email]",
+      counts: { codename: 1, email: 1 },
+    });
+    expect(ops?.redact).toBeUndefined();
+  });
+
+  it("refuse a pattern that could match across a line break (streams are redacted line by line)", async () => {
+    await expect(parseTenants("t.yaml", withDlp("PROJ\\s[0-9]+"), context)).rejects.toThrow(
+      /tenants\.0 \(team-a\)\.dlp\.custom_patterns\[0\] \(codename\): may match across a line break/,
+    );
+  });
+});
