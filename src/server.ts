@@ -251,6 +251,12 @@ async function main(): Promise<void> {
   });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   // Run once by the service itself (never by a governed command), served by /demo/status.
+  const defaultEnvDenied = envPolicyDenies(bundle.policy.env_policy?.deny ?? []);
+  const envDeniedBy = new Map<string, (name: string) => boolean>();
+  for (const policy of Object.keys(policyServers)) {
+    const own = await readTenantPolicy(path.dirname(bundle.policyFile), policy);
+    envDeniedBy.set(policy, envPolicyDenies(own.env_policy?.deny ?? []));
+  }
   const sessions = createSessionRegistry({
     executor: agentsh.executor,
     root: isolation.filesystem.sessions_root,
@@ -259,7 +265,11 @@ async function main(): Promise<void> {
     maxPerKey: config.sessions.maxPerKey,
     max: config.sessions.max,
     idleMs: config.sessions.idleMs,
-    envDenied: envPolicyDenies(bundle.policy.env_policy?.deny ?? []),
+    // What a session carries to its next command passes its own policy's env_policy (agentsh
+    // 0.16.9 applies none to streamed commands, so this filter is what holds there).
+    envDenied: (name, policy) =>
+      (policy !== undefined ? envDeniedBy.get(policy) : undefined)?.(name) ??
+      defaultEnvDenied(name),
     logger,
     // Where commands drop to per-slot uids, each session gets a uid of its own: the identities
     // after the command slots.

@@ -25,8 +25,11 @@ export interface SessionRegistryOptions {
   maxPerKey: number;
   max: number;
   idleMs: number;
-  /** Names the policy's env_policy refuses to pass into a command (not carried). */
-  envDenied: (name: string) => boolean;
+  /**
+   * Names the session's policy's env_policy refuses to pass into a command (not carried).
+   * `policy`: the session's (its tenant's), undefined for the default policy.
+   */
+  envDenied: (name: string, policy: string | undefined) => boolean;
   logger: Logger;
   now?: () => number;
   /** Creates and removes directories (default: on disk; request tests pass fakes). */
@@ -140,6 +143,8 @@ interface Session {
   running: AbortController | null;
   /** The identity reserved for it (see SessionIdentities), if any. */
   identity: number | undefined;
+  /** Its agentsh policy (its tenant's); undefined: the default. */
+  policy: string | undefined;
 }
 
 export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistryControl {
@@ -286,6 +291,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
         commands: 0,
         running: null,
         identity,
+        policy: tenant?.policy,
       };
       sessions.set(id, session);
       options.logger.info("session created", { session: id, owner });
@@ -332,7 +338,12 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
           const notCarried = new Set<string>();
           if (state) {
             session.cwd = state.cwd;
-            session.env = carriedEnv(session.env, state, options.envDenied, notCarried);
+            session.env = carriedEnv(
+              session.env,
+              state,
+              (name) => options.envDenied(name, session.policy),
+              notCarried,
+            );
           }
           return {
             cwd: session.cwd,

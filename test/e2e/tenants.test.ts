@@ -235,31 +235,48 @@ tenantsStage("tenants: each tenant's policy (agentsh sessions created with it)",
     expect((await explain(ALPHA)).verdict).not.toBe("blocked");
   });
 
-  it("env_policy of beta's own policy: a session of beta does not pass package-manager settings (PIP_*, npm_config_*) to its commands; alpha's does", async () => {
+  it("env_policy of beta's own policy: a session of beta does not pass package-manager settings (PIP_*, npm_config_*) to its commands, streamed ones included; alpha's does", async () => {
     const shown = async (key: string) => {
       const res = await http("/sessions", { method: "POST", headers: { "X-API-Key": key } });
       const { session } = (await res.json()) as { session: SessionInfo };
       expect(res.status).toBe(201);
       sessions.push({ id: session.id, key });
-      // The service carries all three into the next command's request; agentsh's env_policy
-      // (its server's) decides which the command gets.
-      await run(
-        "export PIP_INDEX_URL=https://pypi.org/simple npm_config_ignore_scripts=true KEPT_BY_BOTH=1",
-        key,
-        session.id,
+      const exported = await http("/execute", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-API-Key": key },
+        body: JSON.stringify({
+          command:
+            "export PIP_INDEX_URL=https://pypi.org/simple npm_config_ignore_scripts=true KEPT_BY_BOTH=1",
+          sessionId: session.id,
+        }),
+      });
+      const body = (await exported.json()) as { session: { envNotCarried?: string[] } };
+      const listing =
+        "env | grep -E '^(PIP_INDEX_URL|npm_config_ignore_scripts|KEPT_BY_BOTH)=' | LC_ALL=C sort";
+      const buffered = (await run(listing, key, session.id)).stdout;
+      // agentsh 0.16.9 applies no env_policy to streamed commands: what the service carries is
+      // what they get, so the service carries only what the session's own policy passes.
+      const streamed = await streamExecute(
+        { command: listing, sessionId: session.id },
+        { apiKey: key },
       );
-      return (
-        await run(
-          "env | grep -E '^(PIP_INDEX_URL|npm_config_ignore_scripts|KEPT_BY_BOTH)=' | LC_ALL=C sort",
-          key,
-          session.id,
-        )
-      ).stdout;
+      const result = streamed.events.find((e) => e.event === "result")?.data as {
+        result: CommandResult;
+      };
+      return {
+        notCarried: body.session.envNotCarried ?? [],
+        buffered,
+        streamed: result.result.stdout,
+      };
     };
-    expect(await shown(ALPHA)).toBe(
-      "KEPT_BY_BOTH=1\nPIP_INDEX_URL=https://pypi.org/simple\nnpm_config_ignore_scripts=true\n",
-    );
-    expect(await shown(BETA)).toBe("KEPT_BY_BOTH=1\n");
+    const all =
+      "KEPT_BY_BOTH=1\nPIP_INDEX_URL=https://pypi.org/simple\nnpm_config_ignore_scripts=true\n";
+    expect(await shown(ALPHA)).toEqual({ notCarried: [], buffered: all, streamed: all });
+    expect(await shown(BETA)).toEqual({
+      notCarried: ["PIP_INDEX_URL", "npm_config_ignore_scripts"],
+      buffered: "KEPT_BY_BOTH=1\n",
+      streamed: "KEPT_BY_BOTH=1\n",
+    });
   });
 
   it("the agentsh servers of tenant policies are the agentsh API: their port is denied to every tenant (deny-agentsh-api)", async () => {

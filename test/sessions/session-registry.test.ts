@@ -287,6 +287,24 @@ describe("session registry", () => {
     expect(carried).toEqual({ cwd: "/w", env: ["OK"], envNotCarried: ["GITHUB_TOKEN"] });
   });
 
+  it("a tenant's session carries only what its own policy's env_policy passes", async () => {
+    const { registry } = registryWith({
+      envDenied: (name, policy) =>
+        policy === "strict" ? /^(PIP_|.*_TOKEN$)/.test(name) : name.endsWith("_TOKEN"),
+    });
+    const plain = await registry.create("key-a");
+    const strict = await registry.create("tenant-b", { policy: "strict", quota: undefined });
+    const left = state("/w", { PIP_INDEX_URL: "http://x", OK: "1" });
+    expect(registry.lease("key-a", plain.id).finish(ranWith(left))).toMatchObject({
+      env: ["OK", "PIP_INDEX_URL"],
+      envNotCarried: [],
+    });
+    expect(registry.lease("tenant-b", strict.id).finish(ranWith(left))).toMatchObject({
+      env: ["OK"],
+      envNotCarried: ["PIP_INDEX_URL"],
+    });
+  });
+
   it("delete aborts a running command's lease, ends the agentsh session and removes the workspace", async () => {
     const { registry, closed, removed } = registryWith();
     const info = await registry.create("key-a");
