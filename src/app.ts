@@ -44,7 +44,7 @@ import { createServiceIndexRoutes } from "./routes/service-index.js";
 import { createSessionRoutes } from "./routes/sessions.js";
 import { createRunCommand } from "./run-command.js";
 import type { SessionRegistryControl } from "./sessions/session-registry.js";
-import { requireOperator, requireTenant } from "./tenants/guard.js";
+import { requireOperator, requireTenant, requireTenantOrToken } from "./tenants/guard.js";
 import type { Tenant, TenantDirectory } from "./tenants/tenants.js";
 
 export interface AppDeps {
@@ -249,7 +249,12 @@ export function createApp(deps: AppDeps) {
         registry: metrics.registry,
         tokens: [...config.apiKeys, ...(config.metricsToken ? [config.metricsToken] : [])],
         ...(tenants
-          ? { guard: requireOperator(tenants, config.metricsToken ? [config.metricsToken] : []) }
+          ? {
+              guard: requireTenantOrToken(
+                tenants,
+                config.metricsToken ? [config.metricsToken] : [],
+              ),
+            }
           : {}),
       }),
     )

@@ -34,8 +34,8 @@ export function createServiceMetrics(sources: MetricSources): ServiceMetrics {
   const registry = new Registry();
   const commands = new Counter({
     name: `${PREFIX}commands_total`,
-    help: "Commands answered, by outcome, the rule that blocked them and the layer that decided ('' when none).",
-    labelNames: ["outcome", "rule", "layer"] as const,
+    help: "Commands answered, by outcome, the rule that blocked them, the layer that decided and the tenant that asked ('' when none).",
+    labelNames: ["outcome", "rule", "layer", "tenant"] as const,
     registers: [registry],
   });
   const duration = new Histogram({
@@ -129,10 +129,47 @@ export function createServiceMetrics(sources: MetricSources): ServiceMetrics {
   return {
     registry,
     commandAnswered(entry, seconds) {
-      commands.inc({ outcome: entry.outcome, rule: entry.rule ?? "", layer: entry.layer ?? "" });
+      commands.inc({
+        outcome: entry.outcome,
+        rule: entry.rule ?? "",
+        layer: entry.layer ?? "",
+        tenant: tenantOf(entry.caller),
+      });
       duration.observe(seconds);
     },
     auditWrite: (seconds) => auditWrite.observe(seconds),
     limitHit: (limit) => limitHits.inc({ limit }),
   };
+}
+
+/** The tenant of an audit entry's caller (`tenant-<name>`, src/tenants/tenants.ts), else "". */
+function tenantOf(caller: string | null): string {
+  return caller?.startsWith("tenant-") ? caller.slice("tenant-".length) : "";
+}
+
+/**
+ * The exposition `text` cut to one tenant's series: the samples labelled `tenant="<name>"`, with
+ * their families' HELP and TYPE lines. What a non-operator tenant sees on `GET /metrics`.
+ */
+export function onlyTenantSeries(text: string, tenant: string): string {
+  const label = new RegExp(`[{,]tenant="${tenant.replace(/[^a-z0-9-]/g, "")}"[,}]`);
+  const kept: string[] = [];
+  let header: string[] = [];
+  let family = "";
+  for (const line of text.split("\n")) {
+    const meta = /^# (HELP|TYPE) (\S+)/.exec(line);
+    if (meta) {
+      if (meta[2] !== family) {
+        family = meta[2] ?? "";
+        header = [];
+      }
+      header.push(line);
+      continue;
+    }
+    if (line !== "" && label.test(line)) {
+      kept.push(...header, line);
+      header = [];
+    }
+  }
+  return kept.length > 0 ? `${kept.join("\n")}\n` : "";
 }

@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import type { AppEnv } from "../app-env.js";
 import { requireConfiguredApiKey } from "../http/api-key.js";
+import { onlyTenantSeries } from "../metrics/service-metrics.js";
 import {
   CONFIGURED_API_KEY_ERRORS,
   CONFIGURED_API_KEY_SECURITY,
@@ -16,7 +17,7 @@ import {
 export function createMetricsRoutes(options: {
   registry: Registry;
   tokens: readonly string[];
-  /** Replaces the token check (a tenants file: operators and METRICS_TOKEN). */
+  /** Replaces the token check (a tenants file: tenants' keys and METRICS_TOKEN). */
   guard?: MiddlewareHandler<AppEnv>;
 }) {
   const route = createRoute({
@@ -50,7 +51,10 @@ export function createMetricsRoutes(options: {
   });
   return new OpenAPIHono<AppEnv>().openapi(route, async (c) => {
     c.header("Cache-Control", "no-store");
-    return c.text(await options.registry.metrics(), 200, {
+    const text = await options.registry.metrics();
+    // A tenant that is not an operator sees its own series only.
+    const tenant = c.get("tenant");
+    return c.text(tenant && !tenant.operator ? onlyTenantSeries(text, tenant.name) : text, 200, {
       "Content-Type": options.registry.contentType,
     });
   });

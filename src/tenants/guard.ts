@@ -71,7 +71,35 @@ export function sessionTenant(tenant: Tenant | undefined): SessionTenant | undef
 }
 
 /**
- * For routes about the whole service (`/metrics`, `/selftest`) with a tenants file: an
+ * `/metrics` with a tenants file: any tenant's key (the route then shows a non-operator only its
+ * own series), or one of `tokens` (METRICS_TOKEN: everything).
+ */
+export function requireTenantOrToken(
+  directory: TenantDirectory,
+  tokens: readonly string[] = [],
+): MiddlewareHandler<AppEnv> {
+  const tokenDigests = tokens.map((token) => digest(token));
+  return async (c, next) => {
+    const presented = presentedKey(c);
+    const presentedDigest = presented === undefined ? undefined : digest(presented);
+    let isToken = false;
+    for (const token of tokenDigests) {
+      if (presentedDigest && timingSafeEqual(presentedDigest, token)) isToken = true;
+    }
+    const tenant = presented === undefined ? undefined : directory.tenantOf(presented);
+    if (!isToken && !tenant) {
+      throw keyRefused(presented, {
+        hint: "Use a tenant's key (its own series) or METRICS_TOKEN (every series).",
+      });
+    }
+    c.set("owner", tenant ? tenantOwner(tenant) : "metrics-token");
+    if (tenant) c.set("tenant", tenant);
+    await next();
+  };
+}
+
+/**
+ * For routes about the whole service (`/selftest`) with a tenants file: an
  * operator tenant's key, or one of `tokens` (METRICS_TOKEN). Other tenants' keys are refused:
  * the service's totals are every tenant's activity.
  */

@@ -339,9 +339,22 @@ tenantsStage("tenants: scoped views", () => {
     expect((await seen(ALPHA)).sort()).toEqual([`echo ${tag}-a`, `echo ${tag}-b`]);
   });
 
-  it("/metrics answers the operator only", async () => {
-    expect((await http("/metrics", { headers: { "X-API-Key": BETA } })).status).toBe(401);
-    expect((await http("/metrics", { headers: { "X-API-Key": ALPHA } })).status).toBe(200);
+  it("beta's /metrics holds beta's series only; alpha (operator) sees every tenant's and the service's", async () => {
+    await run("echo metrics", ALPHA);
+    await run("echo metrics", BETA);
+    const scrape = async (key: string) => {
+      const res = await http("/metrics", { headers: { "X-API-Key": key } });
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const seenByBeta = await scrape(BETA);
+    expect(seenByBeta).toMatch(/gexec_commands_total\{[^}]*tenant="beta"/);
+    expect(seenByBeta).not.toMatch(/tenant="alpha"/);
+    expect(seenByBeta).not.toContain("gexec_command_slots");
+    const seenByAlpha = await scrape(ALPHA);
+    expect(seenByAlpha).toMatch(/tenant="alpha"/);
+    expect(seenByAlpha).toMatch(/tenant="beta"/);
+    expect(seenByAlpha).toContain("gexec_command_slots");
   });
 });
 

@@ -12,6 +12,7 @@ import {
   sha256Hex,
   type TenantDirectory,
 } from "../../src/tenants/tenants.js";
+import { metricValue, parseMetrics, sampleOf } from "../support/prometheus.js";
 import {
   buildTestApp,
   POLICY,
@@ -167,12 +168,24 @@ describe("tenants: scoped views", () => {
     expect(await commandsSeenBy(KEY_OPS, "?caller=tenant-team-a")).toEqual(["echo from-a"]);
   });
 
-  it("serves /metrics and /selftest to operators only", async () => {
+  it("shows a tenant only its own /metrics series; the operator all; /selftest to operators only", async () => {
     const { app } = build();
-    const metricsA = await app.request("/metrics", { headers: as(KEY_A) });
-    expect(metricsA.status).toBe(401);
-    expect((await readJson(metricsA)).error.message).toContain("not an operator");
-    expect((await app.request("/metrics", { headers: as(KEY_OPS) })).status).toBe(200);
+    await app.request("/execute", postJson({ command: "echo from-a" }, as(KEY_A)));
+    await app.request("/execute", postJson({ command: "echo from-b" }, as(KEY_B)));
+    const scrape = async (key: string) => {
+      const res = await app.request("/metrics", { headers: as(key) });
+      expect(res.status).toBe(200);
+      return parseMetrics(await res.text());
+    };
+    const seenByA = await scrape(KEY_A);
+    expect(metricValue(seenByA, "gexec_commands_total", { tenant: "team-a" })).toBe(1);
+    expect(sampleOf(seenByA, "gexec_commands_total", { tenant: "team-b" })).toBeUndefined();
+    // Nothing of the service's or another tenant's: only series labelled with its name.
+    expect([...seenByA.keys()]).toEqual(["gexec_commands_total"]);
+    const seenByOps = await scrape(KEY_OPS);
+    expect(metricValue(seenByOps, "gexec_commands_total", { tenant: "team-b" })).toBe(1);
+    expect(seenByOps.has("gexec_command_slots")).toBe(true);
+    expect((await app.request("/metrics", { headers: as("z".repeat(24)) })).status).toBe(401);
     expect((await app.request("/selftest", { method: "POST", headers: as(KEY_B) })).status).toBe(
       401,
     );
