@@ -143,7 +143,9 @@ export function createApp(deps: AppDeps) {
     trail,
   });
   const { tenants } = deps;
-  const guard = tenants ? requireTenant(tenants) : requireApiKey(config.apiKeys);
+  const guard = tenants
+    ? requireTenant(tenants, deps.rateLimitStore)
+    : requireApiKey(config.apiKeys);
   // One bucket for running commands, whether asked by /execute or by an MCP tool call.
   const executeLimit = limit("execute", config.rateLimits.execute);
 

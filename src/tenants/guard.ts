@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
+import { rateLimiter, type Store } from "hono-rate-limiter";
 import type { AppEnv } from "../app-env.js";
 import { digest, keyRefused, presentedKey } from "../http/api-key.js";
 import { errorResponse } from "../http/errors.js";
@@ -11,51 +12,50 @@ import { type Tenant, type TenantDirectory, tenantOwner } from "./tenants.js";
  * owns what the request creates (`owner` = `tenant-<name>`) and whose settings the routes read
  * (`tenant`). The key is read from the same places as without tenants (X-API-Key, Bearer,
  * `?api_key=`). A tenant's own request rate (rate_limits) is counted here, after the key is
- * known, in a fixed window per tenant and instance.
+ * known, by hono-rate-limiter keyed by the tenant: in the shared store (Redis) when the service
+ * has one, so every instance counts the same window.
  */
 export function requireTenant(
   directory: TenantDirectory,
-  now: () => number = Date.now,
+  store?: () => Store<AppEnv>,
 ): MiddlewareHandler<AppEnv> {
-  const windows = new Map<string, { start: number; count: number }>();
+  // One limiter per tenant and setting (a reload may change a tenant's window or count).
+  const limiters = new Map<string, MiddlewareHandler<AppEnv>>();
+  const limiterOf = (tenant: Tenant, limits: { windowMs: number; requests: number }) => {
+    const id = `${tenant.name}:${limits.windowMs}:${limits.requests}`;
+    let limiter = limiters.get(id);
+    if (!limiter) {
+      const seconds = Math.ceil(limits.windowMs / 1000);
+      limiter = rateLimiter<AppEnv>({
+        windowMs: limits.windowMs,
+        limit: limits.requests,
+        standardHeaders: "draft-6",
+        keyGenerator: () => `tenant:${id}`,
+        ...(store ? { store: store() } : {}),
+        handler: (c) =>
+          errorResponse(
+            c,
+            {
+              code: "rate_limited",
+              message: `Too many requests: tenant ${tenant.name} may send ${limits.requests} per ${seconds} s.`,
+              hint: "Wait for the window to reset (see the RateLimit-Reset header).",
+            },
+            { "Retry-After": c.res.headers.get("RateLimit-Reset") ?? String(seconds) },
+          ),
+      }) as MiddlewareHandler<AppEnv>;
+      limiters.set(id, limiter);
+    }
+    return limiter;
+  };
   return async (c, next) => {
     const presented = presentedKey(c);
     const tenant = presented === undefined ? undefined : directory.tenantOf(presented);
     if (tenant === undefined) throw keyRefused(presented);
-    const limited = tenant.rateLimits ? overRate(windows, tenant, now()) : null;
-    if (limited !== null) {
-      return errorResponse(
-        c,
-        {
-          code: "rate_limited",
-          message: `Too many requests: tenant ${tenant.name} may send ${tenant.rateLimits?.requests} per ${Math.ceil((tenant.rateLimits?.windowMs ?? 0) / 1000)} s.`,
-          hint: "Wait for the window to reset (see Retry-After).",
-        },
-        { "Retry-After": String(limited) },
-      );
-    }
     c.set("owner", tenantOwner(tenant));
     c.set("tenant", tenant);
+    if (tenant.rateLimits) return limiterOf(tenant, tenant.rateLimits)(c, next);
     await next();
   };
-}
-
-/** Seconds until the tenant's window resets when it is over its rate; null when within. */
-function overRate(
-  windows: Map<string, { start: number; count: number }>,
-  tenant: Tenant,
-  at: number,
-): number | null {
-  const limits = tenant.rateLimits;
-  if (!limits) return null;
-  let window = windows.get(tenant.name);
-  if (!window || at - window.start >= limits.windowMs) {
-    window = { start: at, count: 0 };
-    windows.set(tenant.name, window);
-  }
-  window.count += 1;
-  if (window.count <= limits.requests) return null;
-  return Math.max(1, Math.ceil((window.start + limits.windowMs - at) / 1000));
 }
 
 /** Operators see every tenant; others only their own (null: no filter). */

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redisRateLimitStore } from "../../src/http/redis-rate-limit-store.js";
+import type { Tenant, TenantDirectory } from "../../src/tenants/tenants.js";
 import { buildTestApp, postJson } from "../support/test-app.js";
 
 /**
@@ -105,5 +106,43 @@ describe("rate limits shared through Redis", () => {
     const res = await b.app.request("/execute", from("198.51.100.1"));
     expect(res.headers.get("ratelimit-limit")).toBe("2");
     expect(res.headers.get("ratelimit-remaining")).toBe("0");
+  });
+});
+
+describe("a tenant's own rate limit, shared through Redis", () => {
+  it("holds across two instances: the tenant's window counts requests to either", async () => {
+    const key = "t".repeat(24);
+    const tenant: Tenant = {
+      name: "team-a",
+      policy: "default",
+      workspaceRoot: "/sessions/tenant-team-a",
+      slots: undefined,
+      rateLimits: { windowMs: 60_000, requests: 2 },
+      sessionQuota: undefined,
+      operator: false,
+      limits: undefined,
+    };
+    const tenants: TenantDirectory = {
+      tenantOf: (presented) => (presented === key ? tenant : undefined),
+      list: () => [tenant],
+      reload: async () => ({ ok: true, tenants: 1, keys: 1 }),
+    };
+    const store = redisRateLimitStore(redis, `test-${randomUUID()}:`);
+    // The per-address limits stay out of the way; only the tenant's own counts here.
+    const env = { RATE_LIMIT_EXECUTE: "1000" };
+    const [a, b] = [
+      buildTestApp({ env, rateLimitStore: store, tenants }),
+      buildTestApp({ env, rateLimitStore: store, tenants }),
+    ];
+    const statuses = [];
+    for (const app of [a, b, a, b]) {
+      const res = await app.app.request(
+        "/execute",
+        postJson({ command: "id" }, { "X-API-Key": key }),
+      );
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    expect(a.executor.commands.length + b.executor.commands.length).toBe(2);
   });
 });
