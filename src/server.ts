@@ -18,11 +18,11 @@ import { killProcessesOfUid } from "./agentsh/process-reaper.js";
 import { CANARIES, launcherCanaries } from "./agentsh/self-test.js";
 import { relayAgentshLog } from "./agentsh/server-log.js";
 import { createApp } from "./app.js";
+import { combinedApprovalsApi, createAgentshApprovalsApi } from "./approvals/network-approvals.js";
 import {
-  createAgentshApprovalsApi,
-  networkApprovalsProblem,
-} from "./approvals/network-approvals.js";
-import { NETWORK_APPROVALS_POLICY } from "./approvals/policy-variants.js";
+  NETWORK_APPROVALS_POLICY,
+  networkApprovalsPolicyName,
+} from "./approvals/policy-variants.js";
 import { startServiceAudit } from "./audit/service-audit.js";
 import { staticEnforcementChecks } from "./bundle/checks.js";
 import type { BindPorts } from "./bundle/isolation-schema.js";
@@ -96,8 +96,6 @@ async function main(): Promise<void> {
   // another one need its own server (scripts/boot starts them: AGENTSH_POLICY_SERVERS).
   const defaultPolicy = path.basename(bundle.policyFile).replace(/\.ya?ml$/, "");
   const { policyServers } = config.agentsh;
-  const networkProblem = networkApprovalsProblem(config.networkApprovals, policyServers);
-  if (networkProblem) throw new Error(networkProblem);
   const tenants = await loadTenants(config, bundle, stateDir, (policy) =>
     policyServerProblem(policy, defaultPolicy, policyServers),
   );
@@ -329,10 +327,16 @@ async function main(): Promise<void> {
     protections,
     ...(config.networkApprovals && config.agentsh.approverKey
       ? {
-          agentshApprovals: createAgentshApprovalsApi({
-            serverUrl: config.agentsh.serverUrl,
-            approverKey: config.agentsh.approverKey,
-          }),
+          // Every agentsh server holds the connections of its own sessions: the default one and
+          // each tenant policy's (which runs that policy's network-approvals variant).
+          agentshApprovals: combinedApprovalsApi(
+            [config.agentsh.serverUrl, ...Object.values(policyServers)].map((serverUrl) =>
+              createAgentshApprovalsApi({
+                serverUrl,
+                approverKey: config.agentsh.approverKey ?? "",
+              }),
+            ),
+          ),
         }
       : {}),
     explain: createExplainer({
@@ -353,7 +357,11 @@ async function main(): Promise<void> {
           explainFor: cachedBy(
             (tenant: Tenant) => `${tenant.policy}\0${tenant.workspaceRoot}`,
             async (tenant: Tenant) => {
-              const own = await readTenantPolicy(path.dirname(bundle.policyFile), tenant.policy);
+              // With network approvals its server runs the policy's network-approvals variant.
+              const own = await readTenantPolicy(
+                path.dirname(bundle.policyFile),
+                config.networkApprovals ? networkApprovalsPolicyName(tenant.policy) : tenant.policy,
+              );
               const policyTest = agentsh.policyTestFor(tenant.policy);
               return createExplainer({
                 matcher: createPolicyMatcher(

@@ -242,16 +242,29 @@ export class NetworkApprovals {
 }
 
 /**
- * Why NETWORK_APPROVALS cannot be on with these tenant policy servers (null: it can). agentsh's
- * proxy asks a person only on the default server, whose policy is network-approvals.yaml; a
- * tenant policy's own server judges with that policy as written, so its tenants' HTTPS to an
- * unlisted destination would be allowed without asking. Refused rather than half-applied.
+ * Several agentsh servers (the default one and each tenant policy's) as one approvals API: the
+ * held requests of all of them; an answer goes to the server that listed the request (all are
+ * asked when none has yet). A server that does not answer fails the read, so nothing of any
+ * server is taken for gone meanwhile.
  */
-export function networkApprovalsProblem(
-  networkApprovals: boolean,
-  policyServers: Readonly<Record<string, string>>,
-): string | null {
-  const own = Object.keys(policyServers);
-  if (!networkApprovals || own.length === 0) return null;
-  return `NETWORK_APPROVALS=true holds connections on the default agentsh server only, and the tenants file puts tenants on ${own.join(", ")}, which run on agentsh servers of their own whose network rules do not ask: put those tenants on the default policy, or turn NETWORK_APPROVALS off`;
+export function combinedApprovalsApi(apis: readonly AgentshApprovalsApi[]): AgentshApprovalsApi {
+  if (apis.length === 1 && apis[0]) return apis[0];
+  const holder = new Map<string, AgentshApprovalsApi>();
+  return {
+    async pending() {
+      const lists = await Promise.all(
+        apis.map(async (api) => ({ api, held: await api.pending() })),
+      );
+      holder.clear();
+      for (const { api, held } of lists) for (const request of held) holder.set(request.id, api);
+      return lists.flatMap(({ held }) => held);
+    },
+    async answer(id, approve, reason) {
+      const known = holder.get(id);
+      for (const api of known ? [known] : apis) {
+        if (await api.answer(id, approve, reason)) return true;
+      }
+      return false;
+    },
+  };
 }

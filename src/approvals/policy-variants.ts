@@ -65,11 +65,26 @@ export function approvedPolicyText(policyText: string, rule: string): string {
  * networks, known-bad domains, loopback ports) still deny without asking anyone.
  */
 export const NETWORK_APPROVALS_POLICY = "network-approvals";
+
+/**
+ * The network-approvals variant of a policy: `network-approvals` for the default one, and
+ * `<policy>-network-approvals` for a tenant policy (its own agentsh server starts with it).
+ */
+export function networkApprovalsPolicyName(policy: string, defaultPolicy = "default"): string {
+  return policy === defaultPolicy
+    ? NETWORK_APPROVALS_POLICY
+    : `${policy}-${NETWORK_APPROVALS_POLICY}`;
+}
+
+/** Policy files written by hand (not generated variants): each gets a network-approvals one. */
+export function isHandWrittenPolicy(name: string): boolean {
+  return !name.startsWith("approved-") && !name.endsWith(NETWORK_APPROVALS_POLICY);
+}
 export const NETWORK_APPROVAL_RULE = "network-approval-unlisted";
 const UNLISTED_HTTPS_RULE = "allow-https";
 
 /** The network-approvals variant of `policyText`; throws unless it has `allow-https` as expected. */
-export function networkApprovalPolicyText(policyText: string): string {
+export function networkApprovalPolicyText(policyText: string, from = "default.yaml"): string {
   const lines = policyText.split("\n");
   const start = lines.findIndex((line) => line.trimEnd() === `  - name: ${UNLISTED_HTTPS_RULE}`);
   if (start === -1) throw new Error(`no network rule named ${UNLISTED_HTTPS_RULE}`);
@@ -92,9 +107,9 @@ export function networkApprovalPolicyText(policyText: string): string {
     "    message: The destination is not on the allow-list; a person has been asked to approve it.",
   );
   const header = [
-    "# GENERATED from default.yaml by tools/approval-policies.ts: do not edit.",
-    `# agentsh's default policy when NETWORK_APPROVALS=true: ${UNLISTED_HTTPS_RULE} becomes`,
-    `# ${NETWORK_APPROVAL_RULE} (decision approve); every other rule is the default policy's.`,
+    `# GENERATED from ${from} by tools/approval-policies.ts: do not edit.`,
+    `# Its agentsh server's policy when NETWORK_APPROVALS=true: ${UNLISTED_HTTPS_RULE} becomes`,
+    `# ${NETWORK_APPROVAL_RULE} (decision approve); every other rule is ${from}'s.`,
   ];
   return [...header, ...lines].join("\n");
 }

@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import { type Approval, ApprovalStore } from "../../src/approvals/approvals.js";
 import {
   type AgentshApprovalsApi,
+  combinedApprovalsApi,
   createAgentshApprovalsApi,
   type HeldRequest,
   NetworkApprovals,
-  networkApprovalsProblem,
 } from "../../src/approvals/network-approvals.js";
 import type { Logger } from "../../src/logger.js";
 
@@ -250,12 +250,24 @@ describe("agentsh's approvals API client", () => {
   });
 });
 
-describe("network approvals with tenants", () => {
-  it("are refused when a tenant policy runs on an agentsh server of its own (it would not ask)", () => {
-    expect(networkApprovalsProblem(true, {})).toBeNull();
-    expect(networkApprovalsProblem(false, { strict: "http://127.0.0.1:18081" })).toBeNull();
-    expect(networkApprovalsProblem(true, { strict: "http://127.0.0.1:18081" })).toMatch(
-      /tenants on strict, which run on agentsh servers of their own/,
-    );
+describe("network approvals on several agentsh servers (a tenant policy's own)", () => {
+  it("lists what every server holds and answers the one that holds it", async () => {
+    const main = new FakeAgentsh();
+    const strict = new FakeAgentsh();
+    main.hold("approval-1", "gexec-1");
+    strict.hold("approval-2", "gexec-2-beta");
+    const api = combinedApprovalsApi([main, strict]);
+    expect((await api.pending()).map((h) => h.id)).toEqual(["approval-1", "approval-2"]);
+    expect(await api.answer("approval-2", true, "ok")).toBe(true);
+    expect(strict.answers).toEqual([{ id: "approval-2", approve: true, reason: "ok" }]);
+    expect(main.answers).toEqual([]);
+    expect(await api.answer("approval-9", false, "gone")).toBe(false);
+  });
+
+  it("a server that does not answer fails the read (nothing is taken for gone meanwhile)", async () => {
+    const main = new FakeAgentsh();
+    const strict = new FakeAgentsh();
+    strict.failing = true;
+    await expect(combinedApprovalsApi([main, strict]).pending()).rejects.toThrow();
   });
 });

@@ -5,9 +5,11 @@ import {
   approvalRuleNames,
   approvedPolicyName,
   approvedPolicyText,
+  isHandWrittenPolicy,
   NETWORK_APPROVAL_RULE,
   NETWORK_APPROVALS_POLICY,
   networkApprovalPolicyText,
+  networkApprovalsPolicyName,
 } from "../../src/approvals/policy-variants.js";
 import { policySchema } from "../../src/bundle/policy-schema.js";
 
@@ -100,6 +102,26 @@ describe("the network-approvals policy (agentsh's default when NETWORK_APPROVALS
     // The last network rule: every allow-list and deny rule above it still decides first.
     expect(at).toBe(before.length - 1);
     expect({ ...variant, network_rules: [] }).toEqual({ ...base, network_rules: [] });
+  });
+
+  it("every hand-written policy has its generated variant (a tenant policy's own server runs it)", () => {
+    const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
+    const handWritten = files
+      .map((f) => f.replace(/\.yaml$/, ""))
+      .filter((name) => isHandWrittenPolicy(name));
+    expect(handWritten.sort()).toEqual(["default", "strict"]);
+    for (const name of handWritten) {
+      const variant = `${networkApprovalsPolicyName(name)}.yaml`;
+      expect(files).toContain(variant);
+      expect(readFileSync(new URL(variant, dir), "utf8")).toBe(
+        networkApprovalPolicyText(
+          readFileSync(new URL(`${name}.yaml`, dir), "utf8"),
+          `${name}.yaml`,
+        ),
+      );
+    }
+    expect(networkApprovalsPolicyName("default")).toBe("network-approvals");
+    expect(networkApprovalsPolicyName("strict")).toBe("strict-network-approvals");
   });
 
   it("refuses a default policy whose allow-https is not what it expects", () => {

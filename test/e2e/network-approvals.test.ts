@@ -26,6 +26,9 @@ const AGENT_KEY = process.env.E2E_API_KEY ?? "";
 const STAND_IN = "203.0.113.10";
 const RULE = "network-approval-unlisted";
 const only = skipWhen("no-network-approvals", { timeout: 90_000 });
+/** Stages that also have the suite's tenants file: beta (API_KEYS) is a tenant on strict. */
+const withTenants = skipWhen(["no-network-approvals", "no-tenants-file"], { timeout: 90_000 });
+const BETA_KEY = process.env.E2E_API_KEY_2 ?? "";
 
 interface Note {
   id: string;
@@ -68,7 +71,7 @@ async function decide(id: string, decision: "approve" | "deny", key = APPROVER_K
  * Starts a streamed command and resolves once agentsh holds its connection: the stream's
  * `approval_required` event (kind network), and the stream's other events as they come.
  */
-async function startHeld(command: string, timeoutMs = 120_000) {
+async function startHeld(command: string, timeoutMs = 120_000, apiKey?: string) {
   const since = Date.now();
   let noted: (note: Note) => void = () => {};
   const held = new Promise<Note>((resolve) => {
@@ -79,6 +82,7 @@ async function startHeld(command: string, timeoutMs = 120_000) {
   const stream = streamExecute(
     { command, timeoutMs },
     {
+      ...(apiKey ? { apiKey } : {}),
       deadlineMs: timeoutMs + 30_000,
       onEvent: (event: StreamedEvent) => {
         if (event.event === "started") requestId = (event.data as { requestId: string }).requestId;
@@ -224,6 +228,42 @@ describe("network approvals: HTTPS to an unlisted destination waits for a person
         ["203.0.113.66"],
       );
       expect(await pendingApprovals()).toEqual([]);
+    },
+  );
+
+  it(
+    "a tenant on its own policy's agentsh server (beta, strict): its server holds unlisted HTTPS too, and strict's own rule still denies without asking",
+    withTenants,
+    async () => {
+      expect(BETA_KEY, "E2E_API_KEY_2 must be set (scripts/test sets it)").not.toBe("");
+      const command = `curl -sk -o /dev/null -w '%{http_code}' --max-time 150 'https://unlisted.example/beta'`;
+      const held = await startHeld(command, 120_000, BETA_KEY);
+      expect(held.note).toMatchObject({
+        kind: "network",
+        rule: RULE,
+        target: "unlisted.example:443",
+      });
+      const listed = (await pendingApprovals()).find((a) => a.id === held.note.id);
+      expect(listed?.requester.key).toBe("tenant-beta");
+      await sleep(1_000);
+      expect(held.isDone()).toBe(false);
+      expect(canaryConnections(STAND_IN, held.since)).toHaveLength(0);
+      expect((await decide(held.note.id, "approve")).status).toBe(200);
+      expectAllowed(await held.finished, "200");
+      expect(canaryConnections(STAND_IN, held.since).length).toBeGreaterThan(0);
+
+      // What strict names is decided by its rule, with no one asked.
+      const since = Date.now();
+      const denied = await streamExecute(
+        { command: "curl -sk -o /dev/null --max-time 10 https://example.com/" },
+        { apiKey: BETA_KEY },
+      );
+      expect(denied.events.some((e) => e.event === "approval_required")).toBe(false);
+      const last = denied.events.at(-1);
+      expect(last?.event).toBe("result");
+      const { result } = (last?.data ?? {}) as { result: CommandResult };
+      expectBlocked(result, "strict-deny-example-com", "network");
+      expect(canaryConnections(STAND_IN, since)).toHaveLength(0);
     },
   );
 });
