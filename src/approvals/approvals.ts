@@ -75,23 +75,16 @@ export class ApprovalStore {
   request(command: string, rule: string, requester: Requester): Approval {
     this.sweep();
     const created = this.now();
-    const approval: Approval = {
+    return this.add({
       id: `apr-${randomBytes(12).toString("hex")}`,
       kind: "command",
       command,
       rule,
       target: null,
       requester,
-      status: "pending",
       createdAt: new Date(created),
       expiresAt: new Date(created + this.options.ttlMs),
-      decidedBy: null,
-      decidedAt: null,
-      reason: null,
-    };
-    this.approvals.set(approval.id, approval);
-    this.options.onChange?.(approval, "requested");
-    return approval;
+    });
   }
 
   /**
@@ -103,18 +96,16 @@ export class ApprovalStore {
     command: string,
     requester: Requester,
   ): Approval {
-    const known = this.approvals.get(held.id);
-    if (known) return known;
+    return (
+      this.approvals.get(held.id) ?? this.add({ ...held, kind: "network", command, requester })
+    );
+  }
+
+  /** Records a new pending approval and tells `onChange`. */
+  private add(asked: Omit<Approval, "status" | "decidedBy" | "decidedAt" | "reason">): Approval {
     const approval: Approval = {
-      id: held.id,
-      kind: "network",
-      command,
-      rule: held.rule,
-      target: held.target,
-      requester,
+      ...asked,
       status: "pending",
-      createdAt: held.createdAt,
-      expiresAt: held.expiresAt,
       decidedBy: null,
       decidedAt: null,
       reason: null,

@@ -88,8 +88,8 @@ export interface WaitingCommand {
   onRequested?: (approval: Approval) => void;
 }
 
-/** agentsh's approval kinds that hold a connection (its proxy: CONNECT and plain HTTP). */
-const NETWORK_KINDS = new Set(["network"]);
+/** agentsh's approval kind of a connection its proxy holds (CONNECT and plain HTTP). */
+const NETWORK_KIND = "network";
 
 export class NetworkApprovals {
   private readonly running = new Map<string, WaitingCommand>();
@@ -179,7 +179,7 @@ export class NetworkApprovals {
       return;
     }
     for (const request of held) {
-      if (request.session_id !== sessionId || !NETWORK_KINDS.has(request.kind)) continue;
+      if (request.session_id !== sessionId || request.kind !== NETWORK_KIND) continue;
       await api.answer(request.id, false, "the command ended before a decision").catch(() => false);
       store.lapse(request.id);
     }
@@ -208,7 +208,7 @@ export class NetworkApprovals {
     }
     const holding = new Set<string>();
     for (const request of held) {
-      if (!NETWORK_KINDS.has(request.kind)) continue;
+      if (request.kind !== NETWORK_KIND) continue;
       holding.add(request.id);
       if (store.get(request.id)) continue;
       const waiting = this.running.get(request.session_id);

@@ -8,6 +8,13 @@ import { z } from "zod";
 
 const enabledFlag = z.object({ enabled: z.boolean().optional() });
 
+/** One `dlp.custom_patterns` entry (also a tenant's own, src/tenants/tenants.ts). */
+export const customPatternShape = {
+  name: z.string().min(1),
+  display: z.string().optional(),
+  regex: z.string().min(1),
+};
+
 export const agentshConfigSchema = z.object({
   server: z
     .object({
@@ -88,15 +95,7 @@ export const agentshConfigSchema = z.object({
           api_keys: z.boolean().optional(),
         })
         .optional(),
-      custom_patterns: z
-        .array(
-          z.object({
-            name: z.string().min(1),
-            display: z.string().optional(),
-            regex: z.string().min(1),
-          }),
-        )
-        .optional(),
+      custom_patterns: z.array(z.object(customPatternShape)).optional(),
     })
     .optional(),
 });

@@ -78,24 +78,9 @@ export function requireTenantOrToken(
   directory: TenantDirectory,
   tokens: readonly string[] = [],
 ): MiddlewareHandler<AppEnv> {
-  const tokenDigests = tokens.map((token) => digest(token));
-  return async (c, next) => {
-    const presented = presentedKey(c);
-    const presentedDigest = presented === undefined ? undefined : digest(presented);
-    let isToken = false;
-    for (const token of tokenDigests) {
-      if (presentedDigest && timingSafeEqual(presentedDigest, token)) isToken = true;
-    }
-    const tenant = presented === undefined ? undefined : directory.tenantOf(presented);
-    if (!isToken && !tenant) {
-      throw keyRefused(presented, {
-        hint: "Use a tenant's key (its own series) or METRICS_TOKEN (every series).",
-      });
-    }
-    c.set("owner", tenant ? tenantOwner(tenant) : "metrics-token");
-    if (tenant) c.set("tenant", tenant);
-    await next();
-  };
+  return tenantOrToken(directory, tokens, () => null, {
+    hint: "Use a tenant's key (its own series) or METRICS_TOKEN (every series).",
+  });
 }
 
 /**
@@ -107,6 +92,27 @@ export function requireOperator(
   directory: TenantDirectory,
   tokens: readonly string[] = [],
 ): MiddlewareHandler<AppEnv> {
+  return tenantOrToken(
+    directory,
+    tokens,
+    (tenant) =>
+      tenant.operator
+        ? null
+        : `Tenant ${tenant.name} is not an operator; this endpoint covers every tenant.`,
+    { hint: "Use an operator tenant's key (operator: true in the tenants file)." },
+  );
+}
+
+/**
+ * A tenant's key that `refusal` does not refuse (null: admitted; else why not), or one of
+ * `tokens`, compared in constant time. Sets `owner` and `tenant` like requireTenant.
+ */
+function tenantOrToken(
+  directory: TenantDirectory,
+  tokens: readonly string[],
+  refusal: (tenant: Tenant) => string | null,
+  help: { hint: string },
+): MiddlewareHandler<AppEnv> {
   const tokenDigests = tokens.map((token) => digest(token));
   return async (c, next) => {
     const presented = presentedKey(c);
@@ -116,15 +122,9 @@ export function requireOperator(
       if (presentedDigest && timingSafeEqual(presentedDigest, token)) isToken = true;
     }
     const tenant = presented === undefined ? undefined : directory.tenantOf(presented);
-    if (!isToken && !tenant?.operator) {
-      throw keyRefused(presented, {
-        ...(tenant !== undefined
-          ? {
-              message: `Tenant ${tenant.name} is not an operator; this endpoint covers every tenant.`,
-            }
-          : {}),
-        hint: "Use an operator tenant's key (operator: true in the tenants file).",
-      });
+    const refused = tenant === undefined ? "" : refusal(tenant);
+    if (!isToken && refused !== null) {
+      throw keyRefused(presented, { ...(refused ? { message: refused } : {}), ...help });
     }
     c.set("owner", tenant ? tenantOwner(tenant) : "metrics-token");
     if (tenant) c.set("tenant", tenant);

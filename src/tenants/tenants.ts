@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { customPatternShape } from "../bundle/config-schema.js";
 import { type Policy, policySchema } from "../bundle/policy-schema.js";
 import {
   compileRedactionPatterns,
@@ -103,15 +104,7 @@ const tenantSchema = z.strictObject({
   /** More secrets to redact from its output, in config.yaml's `dlp.custom_patterns` form. */
   dlp: z
     .strictObject({
-      custom_patterns: z
-        .array(
-          z.strictObject({
-            name: z.string().min(1),
-            display: z.string().optional(),
-            regex: z.string().min(1),
-          }),
-        )
-        .min(1),
+      custom_patterns: z.array(z.strictObject(customPatternShape)).min(1),
     })
     .optional(),
 });

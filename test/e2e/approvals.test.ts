@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
-import { expectAllowed, expectBlocked, http } from "./harness.js";
+import { APPROVER_KEY, decideApproval, expectAllowed, expectBlocked, http } from "./harness.js";
 
 /**
  * Approvals against the real agentsh: `git push` is an approval-class rule (an enforced deny in
@@ -8,7 +8,6 @@ import { expectAllowed, expectBlocked, http } from "./harness.js";
  * the same command with the approval id and it runs once, in an agentsh session whose policy
  * allows that rule only. The stack runs with APPROVER_KEYS=$E2E_APPROVER_KEY, APPROVAL_TTL_MS=20000.
  */
-const APPROVER_KEY = process.env.E2E_APPROVER_KEY ?? "";
 const AGENT_KEY_2 = process.env.E2E_API_KEY_2 ?? "";
 const TTL_MS = 20_000;
 const RULE = "approval-git-push";
@@ -37,18 +36,6 @@ async function run(
     body: JSON.stringify({ command, ...extra }),
   });
   return { status: res.status, body: (await res.json()) as Answer["body"] };
-}
-
-async function decide(id: string, decision: "approve" | "deny", key = APPROVER_KEY) {
-  const res = await http(`/approvals/${id}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-API-Key": key },
-    body: JSON.stringify({ decision, reason: `e2e ${decision}` }),
-  });
-  return {
-    status: res.status,
-    body: (await res.json()) as { status?: string; error?: { code: string } },
-  };
 }
 
 /** The commits in the bare repository's main branch (0 when it has none). */
@@ -89,7 +76,7 @@ describe("approvals (git push to a local bare repository)", () => {
     // Not yet approved: the resubmission is refused and nothing runs.
     expect((await run(push, { approvalId: id })).body.error?.code).toBe("approval_refused");
 
-    expect((await decide(id, "approve")).status).toBe(200);
+    expect((await decideApproval(id, "approve")).status).toBe(200);
     // The approval is for this exact text: another command is refused (and does not use it up).
     const other = await run(`${push} --force`, { approvalId: id });
     expect(other.status).toBe(403);
@@ -134,10 +121,10 @@ describe("approvals (git push to a local bare repository)", () => {
       `cd ${dir}/w && git -c user.email=a@b.c -c user.name=a commit -q --allow-empty -m two`,
     );
     const id = await blockedPending(push);
-    const byAgent = await decide(id, "approve", process.env.E2E_API_KEY ?? "");
+    const byAgent = await decideApproval(id, "approve", process.env.E2E_API_KEY ?? "");
     expect(byAgent.status).toBe(403);
     expect(byAgent.body.error?.code).toBe("not_an_approver");
-    expect((await decide(id, "deny")).status).toBe(200);
+    expect((await decideApproval(id, "deny")).status).toBe(200);
     const after = await run(push, { approvalId: id });
     expect(after.body.error?.code).toBe("approval_refused");
     expect(await pushedCommits()).toBe(1);
@@ -149,7 +136,7 @@ describe("approvals (git push to a local bare repository)", () => {
     );
     const both = `cd ${dir}/w && git push -q origin HEAD:main && echo pushed; sudo id`;
     const id = await blockedPending(both);
-    expect((await decide(id, "approve")).status).toBe(200);
+    expect((await decideApproval(id, "approve")).status).toBe(200);
     const ran = await run(both, { approvalId: id });
     expect(ran.status).toBe(200);
     // The push went through; sudo in the same approved command is still agentsh's deny.
@@ -162,7 +149,7 @@ describe("approvals (git push to a local bare repository)", () => {
   it("a third expires undecided", { timeout: TTL_MS + 30_000 }, async () => {
     const id = await blockedPending(push);
     await new Promise((resolve) => setTimeout(resolve, TTL_MS + 1_000));
-    expect((await decide(id, "approve")).body.error?.code).toBe("approval_not_found");
+    expect((await decideApproval(id, "approve")).body.error?.code).toBe("approval_not_found");
     expect((await run(push, { approvalId: id })).body.error?.code).toBe("approval_refused");
     expect(await pushedCommits()).toBe(3);
   });

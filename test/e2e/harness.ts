@@ -298,3 +298,26 @@ export function pidsWithMarker(marker: string): number[] {
   }
   return pids;
 }
+
+/** The approvers' key the suite's stacks run with (APPROVER_KEYS; scripts/test sets it). */
+export const APPROVER_KEY = process.env.E2E_APPROVER_KEY ?? "";
+
+interface ApprovalAnswer {
+  status?: string;
+  decidedBy?: string;
+  error?: { code: string };
+}
+
+/** `POST /approvals/:id` with a reason, as an approver (or as `key`, to be refused). */
+export async function decideApproval(
+  id: string,
+  decision: "approve" | "deny",
+  key = APPROVER_KEY,
+): Promise<{ status: number; body: ApprovalAnswer }> {
+  const res = await http(`/approvals/${id}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-API-Key": key },
+    body: JSON.stringify({ decision, reason: `e2e ${decision}` }),
+  });
+  return { status: res.status, body: (await res.json()) as ApprovalAnswer };
+}

@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import type { CommandResult } from "../../src/command-result.js";
 import { skipWhen } from "../support/skip-when.js";
 import {
+  APPROVER_KEY,
   canaryConnections,
+  decideApproval,
   executeWatching,
   expectAllowed,
   expectBlocked,
@@ -21,7 +23,6 @@ import {
  * (test/net/names.tsv: 203.0.113.10 inside the test network namespace, where a canary logs every
  * connection): "held" means no connection reached it until the approval, "denied" none at all.
  */
-const APPROVER_KEY = process.env.E2E_APPROVER_KEY ?? "";
 const AGENT_KEY = process.env.E2E_API_KEY ?? "";
 const STAND_IN = "203.0.113.10";
 const RULE = "network-approval-unlisted";
@@ -53,18 +54,6 @@ async function pendingApprovals(key = APPROVER_KEY): Promise<Listed[]> {
   const res = await http("/approvals", { headers: { "X-API-Key": key } });
   expect(res.status).toBe(200);
   return ((await res.json()) as { approvals: Listed[] }).approvals;
-}
-
-async function decide(id: string, decision: "approve" | "deny", key = APPROVER_KEY) {
-  const res = await http(`/approvals/${id}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-API-Key": key },
-    body: JSON.stringify({ decision, reason: `e2e ${decision}` }),
-  });
-  return {
-    status: res.status,
-    body: (await res.json()) as { status?: string; decidedBy?: string; error?: { code: string } },
-  };
 }
 
 /**
@@ -149,12 +138,12 @@ describe("network approvals: HTTPS to an unlisted destination waits for a person
       expect(canaryConnections(STAND_IN, held.since)).toHaveLength(0);
 
       // An agent's key cannot decide it.
-      const byAgent = await decide(held.note.id, "approve", AGENT_KEY);
+      const byAgent = await decideApproval(held.note.id, "approve", AGENT_KEY);
       expect(byAgent.status).toBe(403);
       expect(byAgent.body.error?.code).toBe("not_an_approver");
 
       const decidedAt = Date.now();
-      const approved = await decide(held.note.id, "approve");
+      const approved = await decideApproval(held.note.id, "approve");
       expect(approved.status, JSON.stringify(approved.body)).toBe(200);
       expect(approved.body.status).toBe("approved");
       const result = await held.finished;
@@ -164,7 +153,7 @@ describe("network approvals: HTTPS to an unlisted destination waits for a person
       );
       expect(canaryConnections(STAND_IN, held.since).length).toBeGreaterThan(0);
       // Decided once: a second decision finds nothing pending.
-      expect((await decide(held.note.id, "deny")).status).toBe(404);
+      expect((await decideApproval(held.note.id, "deny")).status).toBe(404);
     },
   );
 
@@ -173,7 +162,7 @@ describe("network approvals: HTTPS to an unlisted destination waits for a person
     only,
     async () => {
       const held = await startHeld(fetchStandIn("deny"));
-      const denied = await decide(held.note.id, "deny");
+      const denied = await decideApproval(held.note.id, "deny");
       expect(denied.status).toBe(200);
       expect(denied.body.status).toBe("denied");
       const result = await held.finished;
@@ -191,7 +180,7 @@ describe("network approvals: HTTPS to an unlisted destination waits for a person
       await sleep(35_000);
       expect(held.isDone()).toBe(false);
       expect(canaryConnections(STAND_IN, held.since)).toHaveLength(0);
-      expect((await decide(held.note.id, "approve")).status).toBe(200);
+      expect((await decideApproval(held.note.id, "approve")).status).toBe(200);
       expectAllowed(await held.finished, "200");
     },
   );
@@ -207,7 +196,7 @@ describe("network approvals: HTTPS to an unlisted destination waits for a person
       await waitFor("the held approval to go", 10_000, async () =>
         (await pendingApprovals()).every((a) => a.id !== held.note.id),
       );
-      const late = await decide(held.note.id, "approve");
+      const late = await decideApproval(held.note.id, "approve");
       expect(late.status).toBe(404);
       expect(late.body.error?.code).toBe("approval_not_found");
     },
@@ -248,7 +237,7 @@ describe("network approvals: HTTPS to an unlisted destination waits for a person
       await sleep(1_000);
       expect(held.isDone()).toBe(false);
       expect(canaryConnections(STAND_IN, held.since)).toHaveLength(0);
-      expect((await decide(held.note.id, "approve")).status).toBe(200);
+      expect((await decideApproval(held.note.id, "approve")).status).toBe(200);
       expectAllowed(await held.finished, "200");
       expect(canaryConnections(STAND_IN, held.since).length).toBeGreaterThan(0);
 
